@@ -1,0 +1,8 @@
+//! shsd — an SHS 1.2 message broker.
+//!
+//! # Layout
+//! - [`protocol`]: the SHS wire formats (label, MIME, management documents, message lists,
+//!   addresses) without any I/O, so that they can be tested, fuzzed and benchmarked alone.
+#![forbid(unsafe_code)]
+
+pub mod protocol;

@@ -1,0 +1,21 @@
+//! The SHS 1.2 wire formats, sans-IO: everything here works on bytes and values and never
+//! touches a socket, a file or an async runtime.
+//!
+//! - [`urn`]: organisation numbers, addresses and product ids (`urn:X-shs:…`).
+//! - [`label`]: the `shs.label` XML document that heads every message.
+//! - [`mime`]: the streaming multipart reader and writer for whole messages.
+//! - [`management`]: `shs.management` confirm/error documents and reply labels.
+//! - [`message_list`]: the `shs.message-list` document answered by list requests.
+//! - [`validate`]: the intake rules a label must pass before anything is stored.
+//! - [`error`]: the SHS error codes and the protocol error type that carries them.
+
+pub mod error;
+pub mod label;
+pub mod management;
+pub mod message_list;
+pub mod mime;
+pub mod urn;
+pub mod validate;
+mod xml;
+
+pub use error::{ErrorCode, ProtocolError};

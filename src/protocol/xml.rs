@@ -1,0 +1,1 @@
+//! Shared XML helpers: encoding from the XML declaration, entity refusal, escaping.
