@@ -1,0 +1,162 @@
+//! The TOML file as written by the operator: plain serde structs with defaults, unknown
+//! keys rejected. Turned into typed values by [`super::Config::from_file`].
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigFile {
+    pub node: NodeSection,
+    pub listen: ListenSection,
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub organisations: Vec<OrganisationSection>,
+    #[serde(default)]
+    pub clients: Vec<ClientSection>,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub shutdown: ShutdownSection,
+    #[serde(default)]
+    pub log: LogSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NodeSection {
+    pub node_id: String,
+    #[serde(default)]
+    pub path_prefix: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListenSection {
+    pub address: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TlsSection {
+    pub certificate: String,
+    pub private_key: String,
+    pub client_cas: Vec<String>,
+    #[serde(default)]
+    pub crls: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OrganisationSection {
+    pub number: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub sub_addresses: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClientSection {
+    pub fingerprint: Option<String>,
+    pub organisation: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    pub acts_for: Option<String>,
+    #[serde(default)]
+    pub sub_addresses: Vec<String>,
+    #[serde(default)]
+    pub products: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StoreSection {
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    #[serde(default = "default_store_path")]
+    pub path: String,
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            engine: default_engine(),
+            path: default_store_path(),
+            cache_mib: default_cache_mib(),
+        }
+    }
+}
+
+fn default_engine() -> String {
+    "sled".to_owned()
+}
+fn default_store_path() -> String {
+    "data".to_owned()
+}
+fn default_cache_mib() -> u64 {
+    64
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct LimitsSection {
+    pub max_message_bytes: u64,
+    pub max_label_bytes: u64,
+    pub max_data_parts: u64,
+    pub header_timeout_secs: u64,
+    pub body_idle_timeout_secs: u64,
+    pub max_connections: u64,
+    pub max_requests_per_identity: u64,
+    pub list_max_hits: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_message_bytes: 1 << 30,
+            max_label_bytes: 1 << 20,
+            max_data_parts: 1000,
+            header_timeout_secs: 30,
+            body_idle_timeout_secs: 60,
+            max_connections: 1024,
+            max_requests_per_identity: 64,
+            list_max_hits: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ShutdownSection {
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for ShutdownSection {
+    fn default() -> Self {
+        ShutdownSection {
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct LogSection {
+    pub format: String,
+    pub filter: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "human".to_owned(),
+            filter: "info".to_owned(),
+        }
+    }
+}
