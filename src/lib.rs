@@ -3,6 +3,10 @@
 //! # Layout
 //! - [`protocol`]: the SHS wire formats (label, MIME, management documents, message lists,
 //!   addresses) without any I/O, so that they can be tested, fuzzed and benchmarked alone.
+//! - [`tls`]: mutual TLS configs (rustls) and the caller's `PeerIdentity`, once per connection.
+//! - [`pki`]: the example PKI (CA, CRL, server and client certs) for `shsd certs` and tests.
 #![forbid(unsafe_code)]
 
+pub mod pki;
 pub mod protocol;
+pub mod tls;
