@@ -26,9 +26,11 @@ fn run(size: u64) -> (u64, f64) {
     let writer = MessageWriter::new(b"=_memory_bench".to_vec());
     let label_headers = PartHeaders::from_fields(&[("Content-Type", "text/xml")]);
     let part_headers = PartHeaders::from_fields(&[("Content-Type", "application/octet-stream")]);
-    let mut reader =
-        MessageReader::new(Some("multipart/mixed; boundary=\"=_memory_bench\""), Limits::default())
-            .unwrap();
+    let mut reader = MessageReader::new(
+        Some("multipart/mixed; boundary=\"=_memory_bench\""),
+        Limits::default(),
+    )
+    .unwrap();
 
     let mut head = writer.label_part(&label_headers, LABEL);
     head.extend(writer.part_head(&part_headers));
@@ -76,6 +78,9 @@ fn main() {
     println!("idle peak RSS: {} KiB", peak_rss_kib());
     for &size in sizes {
         let (peak, mbps) = run(size);
-        println!("{:>5} MiB message: peak RSS {peak} KiB, {mbps:.0} MB/s", size >> 20);
+        println!(
+            "{:>5} MiB message: peak RSS {peak} KiB, {mbps:.0} MB/s",
+            size >> 20
+        );
     }
 }

@@ -31,7 +31,8 @@ const LABEL: &[u8] = br#"<?xml version="1.0" encoding="ISO-8859-1"?>
 fn message(size: usize) -> (Vec<u8>, String) {
     let boundary = b"----=_shsd_bench_boundary".to_vec();
     let writer = MessageWriter::new(boundary.clone());
-    let label_headers = PartHeaders::from_fields(&[("Content-Type", "text/xml; charset=ISO-8859-1")]);
+    let label_headers =
+        PartHeaders::from_fields(&[("Content-Type", "text/xml; charset=ISO-8859-1")]);
     let part_headers = PartHeaders::from_fields(&[
         ("Content-Type", "application/octet-stream"),
         ("Content-Transfer-Encoding", "binary"),

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::protocol::urn::{Address, OrgNumber, ProductId};
+use crate::tls::Fingerprint;
 
 use file::ConfigFile;
 
@@ -74,7 +75,7 @@ pub struct LocalOrganisation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientMatch {
     /// Exactly one certificate, by the SHA-256 fingerprint of its DER encoding.
-    Fingerprint([u8; 32]),
+    Fingerprint(Fingerprint),
     /// Every certificate whose subject names this organisation.
     Organisation(OrgNumber),
 }
@@ -166,7 +167,12 @@ pub struct ConfigErrors {
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}: {} problem(s):", self.source.display(), self.problems.len())?;
+        writeln!(
+            f,
+            "{}: {} problem(s):",
+            self.source.display(),
+            self.problems.len()
+        )?;
         for problem in &self.problems {
             writeln!(f, "  - {problem}")?;
         }
@@ -223,10 +229,11 @@ impl Config {
     /// True when `address` names a mailbox on this node: a local organisation, or one of its
     /// configured sub-addresses (exact match, never a substring test).
     pub fn is_local_mailbox(&self, address: &Address) -> bool {
-        self.organisation(address.org()).is_some_and(|local| match address.sub_address() {
-            None => true,
-            Some(sub) => local.sub_addresses.iter().any(|known| known == sub),
-        })
+        self.organisation(address.org())
+            .is_some_and(|local| match address.sub_address() {
+                None => true,
+                Some(sub) => local.sub_addresses.iter().any(|known| known == sub),
+            })
     }
 }
 
@@ -239,14 +246,20 @@ struct Checker {
 impl Checker {
     fn build(&mut self, file: ConfigFile, source: &Path) -> Config {
         let node_id = file.node.node_id.trim().to_owned();
-        if node_id.is_empty() || node_id.chars().any(|c| !(c.is_alphanumeric() || "._-".contains(c))) {
+        if node_id.is_empty()
+            || node_id
+                .chars()
+                .any(|c| !(c.is_alphanumeric() || "._-".contains(c)))
+        {
             self.problem(format!(
                 "node.node_id {node_id:?} must be a non-empty NMTOKEN (letters, digits, . _ -)"
             ));
         }
         let path_prefix = file.node.path_prefix.trim_end_matches('/').to_owned();
         if !path_prefix.is_empty() && !path_prefix.starts_with('/') {
-            self.problem(format!("node.path_prefix {path_prefix:?} must start with '/'"));
+            self.problem(format!(
+                "node.path_prefix {path_prefix:?} must start with '/'"
+            ));
         }
         let listen = file.listen.address.parse().unwrap_or_else(|err| {
             self.problem(format!("listen.address {:?}: {err}", file.listen.address));
@@ -287,7 +300,9 @@ impl Checker {
                 "human" => LogFormat::Human,
                 "json" => LogFormat::Json,
                 other => {
-                    self.problem(format!("log.format {other:?} must be \"human\" or \"json\""));
+                    self.problem(format!(
+                        "log.format {other:?} must be \"human\" or \"json\""
+                    ));
                     LogFormat::Human
                 }
             },
@@ -367,18 +382,20 @@ impl Checker {
     fn client(&mut self, index: usize, section: &file::ClientSection) -> Option<ClientRule> {
         let key = format!("clients[{index}]");
         let matches = match (&section.fingerprint, &section.organisation) {
-            (Some(fingerprint), None) => match parse_fingerprint(fingerprint) {
-                Some(bytes) => ClientMatch::Fingerprint(bytes),
-                None => {
-                    self.problem(format!(
-                        "{key}.fingerprint {fingerprint:?} is not a SHA-256 fingerprint (64 hex digits, colons allowed)"
-                    ));
+            (Some(fingerprint), None) => match fingerprint.parse::<Fingerprint>() {
+                Ok(parsed) => ClientMatch::Fingerprint(parsed),
+                Err(err) => {
+                    self.problem(format!("{key}.fingerprint: {err}"));
                     return None;
                 }
             },
-            (None, Some(org)) => ClientMatch::Organisation(self.org(&format!("{key}.organisation"), org)?),
+            (None, Some(org)) => {
+                ClientMatch::Organisation(self.org(&format!("{key}.organisation"), org)?)
+            }
             _ => {
-                self.problem(format!("{key} needs exactly one of fingerprint or organisation"));
+                self.problem(format!(
+                    "{key} needs exactly one of fingerprint or organisation"
+                ));
                 return None;
             }
         };
@@ -386,7 +403,9 @@ impl Checker {
             None | Some("client") => Role::Client,
             Some("peer-node") => Role::PeerNode,
             Some(other) => {
-                self.problem(format!("{key}.role {other:?} must be \"client\" or \"peer-node\""));
+                self.problem(format!(
+                    "{key}.role {other:?} must be \"client\" or \"peer-node\""
+                ));
                 Role::Client
             }
         };
@@ -417,7 +436,10 @@ impl Checker {
 
     fn store(&mut self, section: &file::StoreSection) -> StoreConfig {
         if section.engine != "sled" {
-            self.problem(format!("store.engine {:?}: only \"sled\" is built", section.engine));
+            self.problem(format!(
+                "store.engine {:?}: only \"sled\" is built",
+                section.engine
+            ));
         }
         if section.cache_mib == 0 {
             self.problem("store.cache_mib must be at least 1".to_owned());
@@ -440,7 +462,10 @@ impl Checker {
             max_message_bytes: positive("max_message_bytes", section.max_message_bytes),
             max_label_bytes: to_usize(positive("max_label_bytes", section.max_label_bytes)),
             max_data_parts: to_usize(positive("max_data_parts", section.max_data_parts)),
-            header_timeout: Duration::from_secs(positive("header_timeout_secs", section.header_timeout_secs)),
+            header_timeout: Duration::from_secs(positive(
+                "header_timeout_secs",
+                section.header_timeout_secs,
+            )),
             body_idle_timeout: Duration::from_secs(positive(
                 "body_idle_timeout_secs",
                 section.body_idle_timeout_secs,
@@ -455,16 +480,5 @@ impl Checker {
     }
 }
 
-/// Parses a SHA-256 fingerprint written as 64 hex digits, with or without colons, any case.
-fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let hex: Vec<u8> = text.bytes().filter(|&b| b != b':').collect();
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let text = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(text, 16).ok()?;
-    }
-    Some(out)
-}
+#[cfg(test)]
+mod tests;

@@ -49,7 +49,11 @@ pub enum RouteError {
 /// Routes a request. `prefix` is the configured path prefix (`""` or e.g. `/axel`).
 pub fn route(method: &str, path: &str, prefix: &str) -> Result<Endpoint, RouteError> {
     let rest = path.strip_prefix(prefix).ok_or(RouteError::NotFound)?;
-    let segments: Vec<&str> = rest.strip_prefix('/').ok_or(RouteError::NotFound)?.split('/').collect();
+    let segments: Vec<&str> = rest
+        .strip_prefix('/')
+        .ok_or(RouteError::NotFound)?
+        .split('/')
+        .collect();
     match segments.as_slice() {
         ["shs", "rs"] => match method {
             "POST" => Ok(Endpoint::Send),
@@ -58,7 +62,10 @@ pub fn route(method: &str, path: &str, prefix: &str) -> Result<Endpoint, RouteEr
         ["shs", "ds", address] if !address.is_empty() => {
             let mailbox = mailbox(address)?;
             match method {
-                "GET" => Ok(Endpoint::List { mailbox, product: None }),
+                "GET" => Ok(Endpoint::List {
+                    mailbox,
+                    product: None,
+                }),
                 _ => Err(RouteError::MethodNotAllowed { allow: "GET" }),
             }
         }
@@ -70,8 +77,14 @@ pub fn route(method: &str, path: &str, prefix: &str) -> Result<Endpoint, RouteEr
                     mailbox,
                     product: Some(product),
                 }),
-                ("GET", None) => Ok(Endpoint::Fetch { mailbox, tx_id: item }),
-                ("POST", None) => Ok(Endpoint::Ack { mailbox, tx_id: item }),
+                ("GET", None) => Ok(Endpoint::Fetch {
+                    mailbox,
+                    tx_id: item,
+                }),
+                ("POST", None) => Ok(Endpoint::Ack {
+                    mailbox,
+                    tx_id: item,
+                }),
                 ("POST", Some(_)) => Err(RouteError::MethodNotAllowed { allow: "GET" }),
                 _ => Err(RouteError::MethodNotAllowed { allow: "GET, POST" }),
             }
@@ -138,7 +151,11 @@ mod tests {
 
     #[test]
     fn list_with_and_without_prefix_in_the_address() {
-        for path in ["/shs/ds/2120000142", "/shs/ds/urn:X-shs:2120000142", "/shs/ds/urn%3AX-shs%3A2120000142"] {
+        for path in [
+            "/shs/ds/2120000142",
+            "/shs/ds/urn:X-shs:2120000142",
+            "/shs/ds/urn%3AX-shs%3A2120000142",
+        ] {
             assert_eq!(
                 route("GET", path, ""),
                 Ok(Endpoint::List {
@@ -166,7 +183,10 @@ mod tests {
         let prefixed = format!("/shs/ds/2120000142/urn:X-shs:{TX}");
         assert!(matches!(
             route("GET", &prefixed, ""),
-            Ok(Endpoint::List { product: Some(ProductId::Uuid(_)), .. })
+            Ok(Endpoint::List {
+                product: Some(ProductId::Uuid(_)),
+                ..
+            })
         ));
     }
 
@@ -192,7 +212,10 @@ mod tests {
             Err(RouteError::MethodNotAllowed { allow: "GET, POST" })
         );
         // A non-UUID tx.id is still a tx.id.
-        assert!(matches!(route("GET", "/shs/ds/2120000142/tx-42", ""), Ok(Endpoint::Fetch { .. })));
+        assert!(matches!(
+            route("GET", "/shs/ds/2120000142/tx-42", ""),
+            Ok(Endpoint::Fetch { .. })
+        ));
     }
 
     #[test]
@@ -203,11 +226,28 @@ mod tests {
 
     #[test]
     fn unknown_paths_and_bad_addresses() {
-        for path in ["/", "/shs", "/shs/ds", "/shs/ds/", "/shs/rs/x", "/shs/ds/2120000142/a/b", "shs/rs"] {
+        for path in [
+            "/",
+            "/shs",
+            "/shs/ds",
+            "/shs/ds/",
+            "/shs/rs/x",
+            "/shs/ds/2120000142/a/b",
+            "shs/rs",
+        ] {
             assert_eq!(route("GET", path, ""), Err(RouteError::NotFound), "{path}");
         }
-        assert!(matches!(route("GET", "/shs/ds/kalle", ""), Err(RouteError::BadAddress(_))));
-        assert!(matches!(route("GET", "/shs/ds/%zz", ""), Err(RouteError::BadAddress(_))));
-        assert_eq!(route("GET", "/shs/ds/2120000142/%e4%zz", ""), Err(RouteError::NotFound));
+        assert!(matches!(
+            route("GET", "/shs/ds/kalle", ""),
+            Err(RouteError::BadAddress(_))
+        ));
+        assert!(matches!(
+            route("GET", "/shs/ds/%zz", ""),
+            Err(RouteError::BadAddress(_))
+        ));
+        assert_eq!(
+            route("GET", "/shs/ds/2120000142/%e4%zz", ""),
+            Err(RouteError::NotFound)
+        );
     }
 }

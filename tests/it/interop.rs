@@ -11,9 +11,7 @@ use shsd::protocol::ErrorCode;
 use shsd::protocol::label::{Label, SequenceType};
 use shsd::protocol::management::{ManagementBody, ManagementDocument};
 use shsd::protocol::message_list::MessageList;
-use shsd::protocol::mime::{
-    Limits, MessageWriter, SplitMessage, TransferDecoder, split_message,
-};
+use shsd::protocol::mime::{Limits, MessageWriter, SplitMessage, TransferDecoder, split_message};
 
 fn reference_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/axel/messages");
@@ -25,7 +23,10 @@ fn reference_dir() -> Option<PathBuf> {
     }
 }
 
-const BROKEN: [&str; 2] = ["shsTextMessageBroken.mime", "shsTextMessageTotallyBroken.mime"];
+const BROKEN: [&str; 2] = [
+    "shsTextMessageBroken.mime",
+    "shsTextMessageTotallyBroken.mime",
+];
 
 fn reference_messages() -> Vec<(String, Vec<u8>)> {
     let Some(dir) = reference_dir() else {
@@ -41,7 +42,11 @@ fn reference_messages() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     messages.sort();
-    assert!(messages.len() >= 8, "expected the reference messages, found {}", messages.len());
+    assert!(
+        messages.len() >= 8,
+        "expected the reference messages, found {}",
+        messages.len()
+    );
     messages
 }
 
@@ -67,9 +72,16 @@ fn rewrite(split: &SplitMessage, label_xml: &[u8]) -> Vec<u8> {
 }
 
 fn split_boundary(split: &SplitMessage) -> Vec<u8> {
-    let headers = split.message_headers.as_ref().expect("reference messages carry a header block");
+    let headers = split
+        .message_headers
+        .as_ref()
+        .expect("reference messages carry a header block");
     let content_type = headers.content_type().expect("a Content-Type");
-    content_type.param("boundary").expect("a boundary").as_bytes().to_vec()
+    content_type
+        .param("boundary")
+        .expect("a boundary")
+        .as_bytes()
+        .to_vec()
 }
 
 fn decode(headers: &shsd::protocol::mime::PartHeaders, raw: &[u8]) -> Vec<u8> {
@@ -88,11 +100,18 @@ fn good_reference_messages_round_trip_with_identical_data_parts() {
         }
         let (split, label) = parse(&bytes).unwrap_or_else(|code| panic!("{name}: {code}"));
         assert!(!split.parts.is_empty(), "{name}: no data parts");
-        assert!(split.parts.len() >= label.data().len(), "{name}: fewer parts than data");
+        assert!(
+            split.parts.len() >= label.data().len(),
+            "{name}: fewer parts than data"
+        );
 
         // The label written by shsd parses back to the same value.
         let written = label.to_xml();
-        assert_eq!(Label::parse(&written).unwrap(), label, "{name}: label write/parse");
+        assert_eq!(
+            Label::parse(&written).unwrap(),
+            label,
+            "{name}: label write/parse"
+        );
 
         // The whole message re-emitted with the original label is read back identically.
         let again = rewrite(&split, &split.label);
@@ -109,7 +128,10 @@ fn good_reference_messages_round_trip_with_identical_data_parts() {
 #[test]
 fn broken_reference_messages_fail_with_illegal_message_structure() {
     let messages = reference_messages();
-    for (name, bytes) in messages.iter().filter(|(name, _)| BROKEN.contains(&name.as_str())) {
+    for (name, bytes) in messages
+        .iter()
+        .filter(|(name, _)| BROKEN.contains(&name.as_str()))
+    {
         assert_eq!(
             parse(bytes).err(),
             Some(ErrorCode::IllegalMessageStructure),
@@ -127,11 +149,20 @@ fn swedish_file_name_survives_in_label_and_part_headers() {
         return;
     };
     let (split, label) = parse(&bytes).unwrap();
-    assert_eq!(label.data()[0].filename.as_deref(), Some("filnamn-med-åäö.xml"));
-    assert_eq!(split.parts[0].0.filename().as_deref(), Some("filnamn-med-åäö.xml"));
+    assert_eq!(
+        label.data()[0].filename.as_deref(),
+        Some("filnamn-med-åäö.xml")
+    );
+    assert_eq!(
+        split.parts[0].0.filename().as_deref(),
+        Some("filnamn-med-åäö.xml")
+    );
     // ISO-8859-1 in, UTF-8 out, and back again through shsd's own writer.
     let reparsed = Label::parse(&label.to_xml()).unwrap();
-    assert_eq!(reparsed.data()[0].filename.as_deref(), Some("filnamn-med-åäö.xml"));
+    assert_eq!(
+        reparsed.data()[0].filename.as_deref(),
+        Some("filnamn-med-åäö.xml")
+    );
 }
 
 #[test]
@@ -145,8 +176,16 @@ fn base64_parts_decode_to_the_original_text() {
     let (split, _) = parse(&bytes).unwrap();
     let (headers, raw) = &split.parts[0];
     let text = decode(headers, raw);
-    assert!(text.starts_with(b"#####"), "decoded: {:?}", String::from_utf8_lossy(&text[..40]));
-    assert!(String::from_utf8(text).unwrap().contains("Apache Software Foundation"));
+    assert!(
+        text.starts_with(b"#####"),
+        "decoded: {:?}",
+        String::from_utf8_lossy(&text[..40])
+    );
+    assert!(
+        String::from_utf8(text)
+            .unwrap()
+            .contains("Apache Software Foundation")
+    );
 }
 
 #[test]
@@ -161,7 +200,9 @@ fn error_message_carries_a_management_document() {
     assert_eq!(label.sequence_type, SequenceType::Adm);
     let document = ManagementDocument::parse(&split.parts[0].1).unwrap();
     match document.body {
-        ManagementBody::Error { .. } => assert_eq!(document.code(), Some(ErrorCode::MissingAgreement)),
+        ManagementBody::Error { .. } => {
+            assert_eq!(document.code(), Some(ErrorCode::MissingAgreement))
+        }
         other => panic!("expected an error document, got {other:?}"),
     }
 }
@@ -174,7 +215,10 @@ fn axel_message_list_is_read() {
     let bytes = fs::read(dir.join("listMessagesResponse.xml")).unwrap();
     let list = MessageList::parse(&bytes).unwrap();
     assert_eq!(list.messages.len(), 3);
-    assert_eq!(list.messages[2].tx_id, "9212a1dd-77bc-4727-ace0-76f13ae5c4bf");
+    assert_eq!(
+        list.messages[2].tx_id,
+        "9212a1dd-77bc-4727-ace0-76f13ae5c4bf"
+    );
     let again = MessageList::parse(&list.to_xml()).unwrap();
     assert_eq!(again, list);
 }

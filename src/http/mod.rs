@@ -1,0 +1,4 @@
+//! The SHS endpoints (spec §3) over hyper: routing, one handler per endpoint, and the one
+//! place where errors become HTTP responses.
+
+pub mod endpoint;
