@@ -8,6 +8,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+mod history;
+mod read;
+mod write;
+
+pub use history::append_history;
+pub(crate) use read::{data_from, enum_attr, meta_from};
+pub(crate) use write::{write_data, write_meta};
+
 /// A parsed `shs.label`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Label {
@@ -283,3 +291,6 @@ impl Label {
             .or(self.originator.as_ref().map(|o| o.value.as_str()))
     }
 }
+
+#[cfg(test)]
+mod tests;
