@@ -294,3 +294,5 @@ impl Label {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_write;
