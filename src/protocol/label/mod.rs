@@ -295,4 +295,6 @@ impl Label {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_errors;
+#[cfg(test)]
 mod tests_write;
