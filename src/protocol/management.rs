@@ -76,9 +76,13 @@ impl WireErrorCode {
         &self.0
     }
 
-    /// The SHS code, [`ErrorCode::OtherError`] for a code SHS 1.2 does not define.
+    /// The SHS code (surrounding white space ignored, as for any NMTOKEN), or
+    /// [`ErrorCode::OtherError`] for a code SHS 1.2 does not define.
     pub fn code(&self) -> ErrorCode {
-        self.0.parse().unwrap_or(ErrorCode::OtherError)
+        self.0
+            .trim_matches(xml::is_xml_space)
+            .parse()
+            .unwrap_or(ErrorCode::OtherError)
     }
 }
 

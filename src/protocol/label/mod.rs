@@ -4,6 +4,12 @@
 //! the sender wrote it (decoded to UTF-8): addresses are not normalised here, so that writing
 //! a label never rewrites what the sender wrote. Typed views (`Address`, `ProductId`) are
 //! parsed on demand by [`crate::protocol::validate`] and by the broker.
+//!
+//! - [`Label::parse`] reads a label from its bytes (encoding from the XML declaration,
+//!   DTD order and required parts checked, entities refused; see `read.rs`).
+//! - [`Label::to_xml`] writes a label the broker builds itself (confirm, error, fan-out).
+//! - [`append_history`] adds history entries to a received label without rewriting a
+//!   byte of it, and [`History::received`] builds the entry of spec §4.3.
 
 use std::fmt;
 use std::str::FromStr;

@@ -194,6 +194,9 @@ fn unknown_codes_stay_readable() {
         ErrorCode::Timeout
     );
     assert_eq!(WireErrorCode::new(" "), None);
+    let padded = WireErrorCode::new(" IllegalSender\n").unwrap();
+    assert_eq!(padded.code(), ErrorCode::IllegalSender);
+    assert_eq!(padded.as_str(), " IllegalSender\n");
 }
 
 #[test]
