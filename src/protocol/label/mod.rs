@@ -4,9 +4,23 @@
 //! the sender wrote it (decoded to UTF-8): addresses are not normalised here, so that writing
 //! a label never rewrites what the sender wrote. Typed views (`Address`, `ProductId`) are
 //! parsed on demand by [`crate::protocol::validate`] and by the broker.
+//!
+//! - [`Label::parse`] reads a label from its bytes (encoding from the XML declaration,
+//!   DTD order and required parts checked, entities refused; see `read.rs`).
+//! - [`Label::to_xml`] writes a label the broker builds itself (confirm, error, fan-out).
+//! - [`append_history`] adds history entries to a received label without rewriting a
+//!   byte of it, and [`History::received`] builds the entry of spec §4.3.
 
 use std::fmt;
 use std::str::FromStr;
+
+mod history;
+mod read;
+mod write;
+
+pub use history::append_history;
+pub(crate) use read::{data_from, enum_attr, meta_from};
+pub(crate) use write::{write_data, write_meta};
 
 /// A parsed `shs.label`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,3 +297,10 @@ impl Label {
             .or(self.originator.as_ref().map(|o| o.value.as_str()))
     }
 }
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_errors;
+#[cfg(test)]
+mod tests_write;
