@@ -290,7 +290,7 @@ fn appinfo_from(el: &Element) -> Result<AppInfo, ProtocolError> {
 /// The label of a confirm or error message answering `original` (spec §4.4): a new tx.id,
 /// asynch, sequence-type `adm`, product `confirm`/`error`, one data part described as
 /// `confirm`/`confirm.xml` or `error`/`error.xml`; the same corr.id, content.id and status;
-/// `from` = original `to`, `to` = original `from`, `originator` = original end-recipient,
+/// `from` = original `to`, `to` = original `from` (or `originator` without `from`), `originator` = original end-recipient,
 /// `end-recipient` = original originator, each missing one staying missing.
 pub fn reply_label(
     original: &Label,
@@ -318,10 +318,20 @@ pub fn reply_label(
             common_name: to.common_name.clone(),
             ..From::default()
         }),
-        to: original.from.as_ref().map(|from| To {
-            value: from.value.clone(),
-            common_name: from.common_name.clone(),
-        }),
+        // Without `from`, the originator is the sender (spec §2), so the answer goes there.
+        to: original
+            .from
+            .as_ref()
+            .map(|from| To {
+                value: from.value.clone(),
+                common_name: from.common_name.clone(),
+            })
+            .or_else(|| {
+                original.originator.as_ref().map(|o| To {
+                    value: o.value.clone(),
+                    common_name: None,
+                })
+            }),
         end_recipient: original.originator.as_ref().map(|o| EndRecipient {
             value: o.value.clone(),
             name: o.name.clone(),

@@ -106,6 +106,15 @@ fn reply_label_keeps_missing_parties_missing() {
 }
 
 #[test]
+fn reply_goes_to_the_originator_when_there_is_no_from() {
+    let mut original = original();
+    original.from = None;
+    let originator = original.originator.clone().unwrap();
+    let reply = reply_label(&original, ManagementKind::Confirm, "t".into(), "d".into());
+    assert_eq!(reply.to.unwrap().value, originator.value);
+}
+
+#[test]
 fn reply_builds_label_and_document_together() {
     let original = original();
     let body = ManagementBody::Error {
