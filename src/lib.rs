@@ -9,6 +9,7 @@
 //! - [`pki`]: the example PKI (CA, CRL, server and client certs) for `shsd certs` and tests.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod pki;

@@ -201,7 +201,7 @@ fn error_message_carries_a_management_document() {
     let document = ManagementDocument::parse(&split.parts[0].1).unwrap();
     match document.body {
         ManagementBody::Error { .. } => {
-            assert_eq!(document.code(), Some(ErrorCode::MissingAgreement))
+            assert_eq!(document.error_code(), Some(ErrorCode::MissingAgreement))
         }
         other => panic!("expected an error document, got {other:?}"),
     }

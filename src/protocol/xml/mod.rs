@@ -252,4 +252,3 @@ pub(crate) fn is_xml_space(ch: char) -> bool {
 pub(crate) fn is_blank(text: &str) -> bool {
     text.chars().all(is_xml_space)
 }
-

@@ -307,4 +307,3 @@ fn element(document: &'static str, tag: &BytesStart<'_>) -> Result<Element, Prot
         text: String::new(),
     })
 }
-
