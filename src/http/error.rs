@@ -7,86 +7,58 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use crate::protocol::management::{ManagementBody, ManagementDocument};
+use crate::broker::BrokerError;
 use crate::protocol::{ErrorCode, ProtocolError};
 
 use super::body::{ResponseBody, full};
 
-/// Why a request failed, grouped by whose fault it is; each maps to one status.
+/// Why a request failed: a broker refusal, or a request that matches no endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
-    /// The message or request is malformed (400; 413 for size limits).
+    /// The broker refused or failed.
     #[error(transparent)]
-    Message(#[from] ProtocolError),
-    /// A query parameter is invalid (400, `OtherError`).
-    #[error("{0}")]
-    BadRequest(String),
-    /// The caller may not do this (403).
-    #[error("{reason}")]
-    Forbidden {
-        /// `IllegalSender`, `IllegalReceiver` or `OtherError` (spec §3.2).
-        code: ErrorCode,
-        /// One line for the caller.
-        reason: String,
-    },
-    /// No such message in that mailbox, or no such path (404).
-    #[error("{0}")]
-    NotFound(String),
+    Broker(#[from] BrokerError),
+    /// No such path (404).
+    #[error("no such path")]
+    NoSuchPath,
     /// Wrong method for the path (405 with `Allow`).
     #[error("method not allowed; allowed: {allow}")]
     MethodNotAllowed {
         /// The `Allow` header value.
         allow: &'static str,
     },
-    /// The tx.id is already used by another sender (409).
-    #[error("{0}")]
-    Conflict(String),
-    /// Not built yet (501).
-    #[error("{0}")]
-    NotImplemented(String),
-    /// The store is unavailable or full, or the node is shutting down (503); the text is
-    /// logged, not sent.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// A bug or corrupt data (500); the text is logged, not sent.
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 impl ApiError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Message(ProtocolError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Message(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Broker(err) => err.status(),
+            ApiError::NoSuchPath => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The SHS error code sent in `X-shs-errorcode`.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Message(err) => err.code(),
-            ApiError::Forbidden { code, .. } => *code,
+            ApiError::Broker(err) => err.code(),
             _ => ErrorCode::OtherError,
         }
     }
 
-    /// The one-line `errorinfo` shown to the caller: the reason for 4xx, a generic line for
-    /// 5xx (whose causes are only logged).
+    /// The one-line `errorinfo` shown to the caller.
     pub fn public_info(&self) -> String {
         match self {
-            ApiError::Unavailable(_) => {
-                "the node cannot take this request now; try again later".to_owned()
-            }
-            ApiError::Internal(_) => "internal error; the node's log has the details".to_owned(),
-            other => one_line(&other.to_string()),
+            ApiError::Broker(err) => err.public_info(),
+            other => other.to_string(),
         }
+    }
+}
+
+impl From<ProtocolError> for ApiError {
+    fn from(err: ProtocolError) -> Self {
+        ApiError::Broker(BrokerError::Message(err))
     }
 }
 
@@ -140,10 +112,6 @@ pub fn error_response(error: &ApiError, context: &ErrorContext) -> Response<Resp
     response
 }
 
-fn one_line(text: &str) -> String {
-    text.split(['\r', '\n']).collect::<Vec<_>>().join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,41 +133,41 @@ mod tests {
     async fn every_error_has_its_status_and_a_non_empty_code() {
         let cases = [
             (
-                ApiError::Message(ProtocolError::mime("x")),
+                ApiError::from(ProtocolError::mime("x")),
                 400,
                 "IllegalMessageStructure",
             ),
             (
-                ApiError::Message(ProtocolError::TooLarge {
+                ApiError::from(ProtocolError::TooLarge {
                     what: "label",
                     limit: 1,
                 }),
                 413,
                 "IllegalMessageStructure",
             ),
-            (ApiError::BadRequest("maxhits".into()), 400, "OtherError"),
+            (ApiError::Broker(BrokerError::BadRequest("maxhits".into())), 400, "OtherError"),
             (
-                ApiError::Forbidden {
+                ApiError::Broker(BrokerError::Forbidden {
                     code: ErrorCode::IllegalSender,
                     reason: "not yours".into(),
-                },
+                }),
                 403,
                 "IllegalSender",
             ),
-            (ApiError::NotFound("no such".into()), 404, "OtherError"),
+            (ApiError::Broker(BrokerError::NotFound("no such".into())), 404, "OtherError"),
             (
                 ApiError::MethodNotAllowed { allow: "GET" },
                 405,
                 "OtherError",
             ),
-            (ApiError::Conflict("tx".into()), 409, "OtherError"),
-            (ApiError::NotImplemented("synch".into()), 501, "OtherError"),
+            (ApiError::Broker(BrokerError::Conflict("tx".into())), 409, "OtherError"),
+            (ApiError::Broker(BrokerError::NotImplemented("synch".into())), 501, "OtherError"),
             (
-                ApiError::Unavailable("disk full at /var/lib".into()),
+                ApiError::Broker(BrokerError::Unavailable("disk full at /var/lib".into())),
                 503,
                 "OtherError",
             ),
-            (ApiError::Internal("bug in x".into()), 500, "OtherError"),
+            (ApiError::Broker(BrokerError::Internal("bug in x".into())), 500, "OtherError"),
         ];
         for (error, status, code) in cases {
             let (got, headers, document) = render(error.clone()).await;
@@ -219,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn server_errors_do_not_leak_their_cause() {
-        let (_, _, document) = render(ApiError::Unavailable("disk full at /var/lib".into())).await;
+        let (_, _, document) = render(ApiError::Broker(BrokerError::Unavailable("disk full at /var/lib".into()))).await;
         let ManagementBody::Error { info, .. } = document.body else {
             panic!("an error document");
         };

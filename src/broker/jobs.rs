@@ -1,0 +1,137 @@
+//! Routing jobs (spec §5.1): each accepted message carries a durable job that routes it.
+//!
+//! Intake runs a new message's job at once, so a delivered message is listed as soon as the
+//! sender has its 202. Jobs that could not run then (a store error), and jobs left by a
+//! crash or restart, are run by the router task: at start, when nudged, and every
+//! [`SWEEP_INTERVAL`] as a safety net. Completing a job is idempotent in the store, so a
+//! job run twice has one visible effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::label::Label;
+use crate::protocol::urn::Address;
+use crate::store::{JobCompletion, JobOutcome, RoutingJob};
+
+use super::Broker;
+use super::error::BrokerError;
+use super::notice::{self, Notice};
+use super::router::{self, Decision};
+
+/// How often the router task looks for jobs nobody nudged it about.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How many jobs one sweep reads at a time.
+const PAGE: usize = 256;
+
+/// Wakes the router task when a job needs a retry.
+#[derive(Debug, Default)]
+pub struct JobQueue {
+    nudge: Notify,
+}
+
+impl Broker {
+    /// Routes one message and records the outcome. Safe to call for a job that another
+    /// task is running or has completed.
+    pub async fn run_job(&self, job: &RoutingJob) -> Result<(), BrokerError> {
+        let record = &job.message;
+        let to = record
+            .summary
+            .to
+            .as_deref()
+            .and_then(|text| text.parse::<Address>().ok());
+        let outcome = match router::decide(to.as_ref(), &self.config) {
+            Decision::Deliver(mailbox) => JobOutcome::Deliver { mailbox },
+            Decision::Quarantine { code, reason } => {
+                let label = Label::parse(&record.label).map_err(|err| {
+                    BrokerError::Internal(format!("stored label of {} does not parse: {err}", record.local_id))
+                })?;
+                let info = reason.clone();
+                let notify =
+                    notice::build(self.store.as_ref(), &self.config, &label, Notice::Error { code, info })
+                        .await?;
+                JobOutcome::Quarantine { code, reason, notify }
+            }
+        };
+        let generated = match &outcome {
+            JobOutcome::Quarantine { notify: Some(message), .. } => Some(message.payload.id),
+            _ => None,
+        };
+        match self.store.complete_job(job.id, outcome).await? {
+            JobCompletion::Applied { record, created } => {
+                tracing::info!(
+                    shs.txid = %record.tx_id,
+                    local_id = %record.local_id,
+                    state = ?record.state,
+                    generated = created.len(),
+                    "routed"
+                );
+                for (created, job) in created {
+                    if job.is_some() {
+                        tracing::debug!(shs.txid = %created.tx_id, "generated message waits for routing");
+                        self.jobs.nudge.notify_one();
+                    }
+                }
+            }
+            JobCompletion::AlreadyCompleted => {
+                // Another run got there first: drop what this run uploaded.
+                if let Some(payload) = generated {
+                    self.store.discard_payload(payload).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the router task to look for pending jobs now.
+    pub fn nudge_router(&self) {
+        self.jobs.nudge.notify_one();
+    }
+
+    /// Runs every pending job once; returns how many failed.
+    pub async fn sweep_jobs(&self) -> Result<usize, BrokerError> {
+        let mut after = None;
+        let mut failed = 0;
+        loop {
+            let jobs = self.store.pending_jobs(after, PAGE).await?;
+            let Some(last) = jobs.last() else {
+                return Ok(failed);
+            };
+            after = Some(last.id);
+            for job in &jobs {
+                if let Err(err) = self.run_job(job).await {
+                    failed += 1;
+                    tracing::warn!(shs.txid = %job.message.tx_id, error = %err, "routing job failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+/// The router task: sweeps at start (resuming jobs from before a restart), then whenever
+/// nudged or every [`SWEEP_INTERVAL`], until `shutdown` fires.
+pub async fn run_router(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match broker.sweep_jobs().await {
+            Ok(0) => delay = Duration::from_millis(100),
+            Ok(_) | Err(_) => {
+                // Back off while the store or routing keeps failing.
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                delay = (delay * 2).min(SWEEP_INTERVAL);
+                broker.jobs.nudge.notify_one();
+            }
+        }
+        tokio::select! {
+            _ = broker.jobs.nudge.notified() => {}
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}

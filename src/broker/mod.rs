@@ -1,0 +1,55 @@
+//! The broker: intake, routing, mailboxes — the SHS logic between the HTTP edge and the
+//! store. No hyper or sled type appears here.
+//!
+//! - [`intake`]: a message body in, a durable message and a receipt out (spec §3.1, §5.1).
+//! - [`router`]: where a message goes (pure); [`jobs`]: applying that, now and after restarts.
+//! - [`mailbox`]: list, fetch and acknowledge (spec §3.3–§3.5).
+//! - [`notice`]: the confirm and error messages the node generates (spec §4.4).
+//! - [`caller`]: who is calling and what they may do (spec §2).
+
+pub mod caller;
+pub mod error;
+pub mod intake;
+pub mod jobs;
+pub mod mailbox;
+pub mod notice;
+pub mod router;
+pub mod summary;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::store::Store;
+
+pub use caller::Caller;
+pub use error::BrokerError;
+pub use intake::{BodyError, BodySource, IntakeError, LabelIds, Receipt};
+
+/// The broker: one per process, shared behind `Arc` by every connection and task.
+pub struct Broker {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    jobs: jobs::JobQueue,
+}
+
+impl Broker {
+    /// A broker over `store`, configured by `config`. Call [`jobs::run_router`] to resume
+    /// routing jobs left from before a restart.
+    pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Arc<Broker> {
+        Arc::new(Broker {
+            store,
+            config,
+            jobs: jobs::JobQueue::default(),
+        })
+    }
+
+    /// The configuration the broker runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store, for the admin side and tests.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

@@ -1,0 +1,99 @@
+//! Where a new message goes (spec §5.1, §5.2) — pure: no store, no network.
+//!
+//! This node delivers direct-addressed messages to its local mailboxes. Forwarding to other
+//! nodes and product addressing need the directory and agreements, which are not built yet:
+//! such messages are quarantined with a clear code so that nothing is silently dropped.
+
+use crate::config::Config;
+use crate::protocol::ErrorCode;
+use crate::protocol::urn::Address;
+
+/// The routing decision for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Deliver to this local mailbox.
+    Deliver(Address),
+    /// No way to deliver: quarantine with this code and reason.
+    Quarantine {
+        /// The SHS error code reported to the sender.
+        code: ErrorCode,
+        /// One line.
+        reason: String,
+    },
+}
+
+/// Decides where a message with receiver `to` goes.
+pub fn decide(to: Option<&Address>, config: &Config) -> Decision {
+    match to {
+        Some(address) if config.is_local_mailbox(address) => Decision::Deliver(address.clone()),
+        Some(address) if config.organisation(address.org()).is_some() => Decision::Quarantine {
+            code: ErrorCode::MissingDeliveryAddress,
+            reason: format!(
+                "{address} is not a mailbox of this node: the organisation has no sub-address {:?}",
+                address.sub_address().unwrap_or_default()
+            ),
+        },
+        Some(address) => Decision::Quarantine {
+            code: ErrorCode::MissingDeliveryAddress,
+            reason: format!(
+                "{address} is not hosted by this node and forwarding to other nodes is not configured"
+            ),
+        },
+        None => Decision::Quarantine {
+            code: ErrorCode::UnresolvedReceiver,
+            reason: "the label has no to, and product addressing (agreements) is not configured on this node"
+                .to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config() -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["n.pem", "k.pem", "ca.pem"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let text = r#"
+[node]
+node_id = "n"
+[listen]
+address = "127.0.0.1:0"
+[tls]
+certificate = "n.pem"
+private_key = "k.pem"
+client_cas = ["ca.pem"]
+[[organisations]]
+number = "2120000142"
+sub_addresses = ["bygglov"]
+"#;
+        Config::from_toml(text, &dir.path().join(Path::new("c.toml"))).unwrap()
+    }
+
+    fn addr(text: &str) -> Address {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn local_mailboxes_are_delivered() {
+        let config = config();
+        for to in ["2120000142", "urn:X-shs:2120000142.bygglov"] {
+            assert_eq!(decide(Some(&addr(to)), &config), Decision::Deliver(addr(to)));
+        }
+    }
+
+    #[test]
+    fn everything_else_is_quarantined_with_its_code() {
+        let config = config();
+        let code = |to: Option<&Address>| match decide(to, &config) {
+            Decision::Quarantine { code, .. } => code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(Some(&addr("2120000142.okand"))), ErrorCode::MissingDeliveryAddress);
+        assert_eq!(code(Some(&addr("5590000001"))), ErrorCode::MissingDeliveryAddress);
+        assert_eq!(code(None), ErrorCode::UnresolvedReceiver);
+    }
+}
