@@ -151,6 +151,12 @@ impl MessageReader {
         self.message_headers.as_ref()
     }
 
+    /// Bytes held in the internal buffer, for the memory-bound tests.
+    #[cfg(test)]
+    pub(super) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     fn avail(&self) -> &[u8] {
         self.buf.get(self.pos..).unwrap_or_default()
     }
@@ -255,7 +261,9 @@ impl MessageReader {
         let hay = self.avail();
         let close = hay.starts_with(b"--");
         if close {
-            self.pos = self.buf.len(); // the epilogue is ignored
+            // The epilogue is ignored, and nothing borrows the buffer any more.
+            self.buf = Vec::new();
+            self.pos = 0;
         } else {
             let blanks = hay
                 .iter()
