@@ -17,6 +17,7 @@ mod decode;
 mod filename;
 mod headers;
 mod reader;
+mod scan;
 mod writer;
 
 #[cfg(test)]

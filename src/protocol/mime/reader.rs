@@ -7,17 +7,11 @@
 
 use std::ops::Range;
 
-use memchr::memmem::Finder;
-use memchr::{memchr_iter, memchr2};
-
 use super::Limits;
 use super::decode::TransferDecoder;
 use super::headers::{PartHeaders, TransferEncoding};
+use super::scan::{Blank, Class, Delimiter, Scan, classify, find_blank_line};
 use crate::protocol::ProtocolError;
-
-/// Longest boundary accepted. RFC 2046 allows 70 characters; some senders write more, but a
-/// huge one would only make every held-back tail larger.
-const MAX_BOUNDARY_LEN: usize = 256;
 
 /// Most blanks accepted between a boundary and its line break (RFC 2046 transport padding).
 const MAX_PADDING: usize = 1024;
@@ -492,112 +486,6 @@ impl MessageReader {
     }
 }
 
-/// The multipart delimiter of one message: `\n--boundary` and its searcher.
-#[derive(Debug)]
-struct Delimiter {
-    pattern: Vec<u8>,
-    finder: Finder<'static>,
-}
-
-impl Delimiter {
-    fn new(boundary: &[u8]) -> Result<Self, ProtocolError> {
-        if boundary.is_empty() || boundary.len() > MAX_BOUNDARY_LEN {
-            return Err(ProtocolError::mime(format!(
-                "boundary must be 1 to {MAX_BOUNDARY_LEN} characters"
-            )));
-        }
-        if !boundary.iter().all(|b| (0x20..0x7f).contains(b)) {
-            return Err(ProtocolError::mime("boundary has characters outside ASCII"));
-        }
-        let mut pattern = b"\n--".to_vec();
-        pattern.extend_from_slice(boundary);
-        let finder = Finder::new(&pattern).into_owned();
-        Ok(Delimiter { pattern, finder })
-    }
-
-    fn boundary(&self) -> &[u8] {
-        self.pattern.get(3..).unwrap_or_default()
-    }
-
-    /// Finds the first real delimiter in `hay`. The line break before a delimiter belongs
-    /// to it, so a CR before the LF is not content (unless it is before `skip`).
-    fn scan(&self, hay: &[u8], skip: usize) -> Scan {
-        let mut from = 0;
-        while let Some(found) = hay.get(from..).and_then(|h| self.finder.find(h)) {
-            let lf = from + found;
-            let after = lf + self.pattern.len();
-            match classify(hay.get(after..).unwrap_or_default()) {
-                Class::Delimiter => {
-                    let content_end = without_cr(hay, lf, skip);
-                    return Scan::Found { content_end, after };
-                }
-                Class::Undecided => {
-                    let hold = without_cr(hay, lf, skip);
-                    return Scan::NotFound { hold };
-                }
-                // `--boundaryX`: a longer line that only starts like a delimiter.
-                Class::NotDelimiter => from = lf + 1,
-            }
-        }
-        // A delimiter may begin in the last bytes: keep them from the first CR or LF there.
-        let tail = hay.len().saturating_sub(self.pattern.len()).max(from);
-        let hold = match memchr2(b'\r', b'\n', hay.get(tail..).unwrap_or_default()) {
-            Some(i) => tail + i,
-            None => hay.len(),
-        };
-        Scan::NotFound { hold }
-    }
-}
-
-/// `lf`, or the CR just before it if that CR is content (at or after `skip`).
-fn without_cr(hay: &[u8], lf: usize, skip: usize) -> usize {
-    match lf.checked_sub(1) {
-        Some(cr) if cr >= skip && hay.get(cr) == Some(&b'\r') => cr,
-        _ => lf,
-    }
-}
-
-/// What follows `--boundary` decides whether it is a delimiter: `--` (close), blanks (transport
-/// padding) or a line break; anything else means a longer line that merely starts the same.
-fn classify(rest: &[u8]) -> Class {
-    match rest {
-        [] | [b'-'] => Class::Undecided,
-        [b'-', b'-', ..] | [b' ' | b'\t' | b'\r' | b'\n', ..] => Class::Delimiter,
-        _ => Class::NotDelimiter,
-    }
-}
-
-/// Finds the blank line that ends a header block starting at the beginning of `hay`, looking
-/// at line breaks from `scanned` on (earlier ones were looked at before).
-fn find_blank_line(hay: &[u8], scanned: usize) -> Blank {
-    match hay {
-        [b'\n', ..] => return Blank::Found { end: 0, newline: 0 },
-        [b'\r', b'\n', ..] => return Blank::Found { end: 0, newline: 1 },
-        [] | [b'\r'] => return Blank::Missing { scanned: 0 },
-        _ => {}
-    }
-    let rest = hay.get(scanned..).unwrap_or_default();
-    for lf in memchr_iter(b'\n', rest).map(|i| scanned + i) {
-        match hay.get(lf + 1..).unwrap_or_default() {
-            [b'\n', ..] => {
-                return Blank::Found {
-                    end: lf + 1,
-                    newline: lf + 1,
-                };
-            }
-            [b'\r', b'\n', ..] => {
-                return Blank::Found {
-                    end: lf + 1,
-                    newline: lf + 2,
-                };
-            }
-            [] | [b'\r'] => return Blank::Missing { scanned: lf },
-            _ => {}
-        }
-    }
-    Blank::Missing { scanned: hay.len() }
-}
-
 fn decode_label(encoding: TransferEncoding, raw: Vec<u8>) -> Result<Vec<u8>, ProtocolError> {
     if encoding.is_identity() {
         return Ok(raw);
@@ -676,30 +564,6 @@ struct Body {
     content: Range<usize>,
     found: bool,
     skip: usize,
-}
-
-enum Scan {
-    /// A delimiter: content ends at `content_end`; `after` is just past `--boundary`.
-    Found { content_end: usize, after: usize },
-    /// No delimiter yet: bytes from `hold` on may start one.
-    NotFound { hold: usize },
-}
-
-enum Class {
-    Delimiter,
-    NotDelimiter,
-    Undecided,
-}
-
-enum Blank {
-    /// The block is `hay[..end]`; the blank line's LF is at `newline`.
-    Found {
-        end: usize,
-        newline: usize,
-    },
-    Missing {
-        scanned: usize,
-    },
 }
 
 enum HeaderBlock {
