@@ -10,7 +10,8 @@
 //!
 //! - `headers`: header blocks, `Content-Type` and its parameters, transfer encodings.
 //! - `filename`: RFC 2231 / RFC 2047 / raw 8-bit file names.
-//! - `reader`: the push parser. `decode`: streaming base64 and quoted-printable.
+//! - `reader`: the push parser; `scan`: its delimiter and blank-line searches.
+//! - `decode`: streaming base64 and quoted-printable.
 //! - `writer`: the framing of messages shsd sends.
 
 mod decode;

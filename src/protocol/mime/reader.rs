@@ -50,7 +50,6 @@ pub enum Event<'a> {
 /// each chunk it reads and then calls [`MessageReader::next_event`] until
 /// [`Event::NeedMore`]; after the last chunk it calls [`MessageReader::finish`], and a
 /// message that stops early becomes an error rather than a short read.
-#[derive(Debug)]
 pub struct MessageReader {
     limits: Limits,
     buf: Vec<u8>,
@@ -486,6 +485,19 @@ impl MessageReader {
     }
 }
 
+impl std::fmt::Debug for MessageReader {
+    /// A summary: the buffer may hold a whole chunk or label, which has no place in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageReader")
+            .field("state", &self.state.name())
+            .field("boundary", &self.boundary().map(String::from_utf8_lossy))
+            .field("buffered", &self.avail().len())
+            .field("data_parts", &self.data_parts)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 fn decode_label(encoding: TransferEncoding, raw: Vec<u8>) -> Result<Vec<u8>, ProtocolError> {
     if encoding.is_identity() {
         return Ok(raw);
@@ -497,7 +509,6 @@ fn decode_label(encoding: TransferEncoding, raw: Vec<u8>) -> Result<Vec<u8>, Pro
     Ok(xml)
 }
 
-#[derive(Debug)]
 enum State {
     /// Second body form: reading the body's own header block.
     MessageHeaders {
@@ -530,8 +541,23 @@ enum State {
     Failed(ProtocolError),
 }
 
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::MessageHeaders { .. } => "message headers",
+            State::Preamble { .. } => "preamble",
+            State::DelimiterLine { .. } => "boundary line",
+            State::LabelHeaders { .. } => "label headers",
+            State::Label { .. } => "label",
+            State::PartHeaders { .. } => "part headers",
+            State::Data { .. } => "part data",
+            State::Closed => "closed",
+            State::Failed(_) => "failed",
+        }
+    }
+}
+
 /// What a delimiter ends.
-#[derive(Debug)]
 enum Ended {
     Preamble,
     Label {
