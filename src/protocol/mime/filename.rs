@@ -14,6 +14,10 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
         .with_decode_allow_trailing_bits(true),
 );
 
+/// Longest RFC 2047 encoded word looked for: the RFC says 75 characters, some senders write
+/// longer ones.
+const MAX_WORD: usize = 512;
+
 /// Turns header bytes into text. A known charset decides; without one (raw header bytes),
 /// valid UTF-8 is UTF-8 and anything else is read as ISO-8859-1, which never fails.
 pub(super) fn decode_bytes(bytes: &[u8], charset: Option<&str>) -> String {
@@ -187,9 +191,12 @@ fn decode_encoded_words(value: &str) -> String {
     out
 }
 
-/// One `=?charset?B|Q?text?=` word at the start of `s`: its text and its length.
+/// One `=?charset?B|Q?text?=` word at the start of `s`: its text and its length. Words are
+/// looked for within [`MAX_WORD`] bytes, so that a value full of unterminated `=?` costs
+/// linear time.
 fn decode_word(s: &str) -> Option<(String, usize)> {
-    let inner = s.strip_prefix("=?")?;
+    let window = s.get(..s.floor_char_boundary(MAX_WORD)).unwrap_or_default();
+    let inner = window.strip_prefix("=?")?;
     let (charset, rest) = inner.split_once('?')?;
     let (encoding, rest) = rest.split_once('?')?;
     let end = rest.find("?=")?;
@@ -204,8 +211,8 @@ fn decode_word(s: &str) -> Option<(String, usize)> {
         "Q" | "q" => q_decode(text.as_bytes()),
         _ => return None,
     };
-    // `rest` is a suffix of `s`: the word ends two bytes after its text.
-    let used = s.len() - rest.len() + end + 2;
+    // `rest` is a suffix of `window`: the word ends two bytes after its text.
+    let used = window.len() - rest.len() + end + 2;
     Some((decode_bytes(&bytes, Some(charset)), used))
 }
 
@@ -307,6 +314,18 @@ mod tests {
         ] {
             assert_eq!(decode_encoded_words(literal), literal);
         }
+    }
+
+    #[test]
+    fn unterminated_words_cost_linear_time() {
+        for unit in ["=?x?Q?a ", "=?x?Q?å "] {
+            let hostile = unit.repeat(8000);
+            let start = std::time::Instant::now();
+            assert_eq!(decode_encoded_words(&hostile), hostile);
+            assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        }
+        let long = format!("=?utf-8?q?{}?=", "a".repeat(MAX_WORD));
+        assert_eq!(decode_encoded_words(&long), long);
     }
 
     #[test]
