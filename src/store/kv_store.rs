@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 use super::codec::{decode, encode};
 use super::group_commit::{GroupCommit, Ticket};
 use super::keys::{self, IndexEntry, JobEntry, TxEntry};
-use super::kv::{Batch, Direction, KvEngine};
+use super::kv::{Batch, KvEngine};
 use super::kv_payload::KvPayloadWriter;
-use super::query::{MailboxQuery, SortOrder};
+use super::query::MailboxQuery;
 use super::record::{
     JobId, LocalId, MessageRecord, PayloadId, State, StateChange, stored_precision,
 };
@@ -28,9 +28,6 @@ use super::{
     RoutingJob, Store, StoreError,
 };
 use crate::protocol::urn::Address;
-
-/// How many index entries a list or cleanup reads per engine call.
-const PAGE: usize = 256;
 
 /// The store over engine `E`. Cheap to clone; clones share the engine and the committer.
 pub struct KvStore<E: KvEngine> {
@@ -224,18 +221,18 @@ impl<E: KvEngine> Inner<E> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn value<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+    pub(super) fn value<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.engine.get(key)? {
             Some(bytes) => Ok(Some(decode(&bytes)?)),
             None => Ok(None),
         }
     }
 
-    fn record(&self, id: LocalId) -> Result<Option<MessageRecord>, StoreError> {
+    pub(super) fn record(&self, id: LocalId) -> Result<Option<MessageRecord>, StoreError> {
         self.value(&keys::message(id))
     }
 
-    fn existing(&self, id: LocalId) -> Result<MessageRecord, StoreError> {
+    pub(super) fn existing(&self, id: LocalId) -> Result<MessageRecord, StoreError> {
         self.record(id)?.ok_or(StoreError::MessageNotFound(id))
     }
 
@@ -335,31 +332,6 @@ impl<E: KvEngine> Inner<E> {
         Ok((outcome, Some(ticket)))
     }
 
-    fn pending_jobs(
-        &self,
-        after: Option<JobId>,
-        limit: usize,
-    ) -> Result<Vec<RoutingJob>, StoreError> {
-        let after = after.map(|id| keys::job(id.0));
-        let entries = self.engine.scan(
-            keys::JOB_PREFIX,
-            after.as_deref(),
-            Direction::Forward,
-            limit,
-        )?;
-        let mut jobs = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let id = keys::job_id_of(&key)
-                .ok_or_else(|| StoreError::Corrupt("malformed job key".into()))?;
-            let entry: JobEntry = decode(&value)?;
-            jobs.push(RoutingJob {
-                id: JobId(id),
-                message: self.existing(entry.local_id)?,
-            });
-        }
-        Ok(jobs)
-    }
-
     fn complete_job(&self, job: JobId, outcome: JobOutcome) -> Result<JobCompletion, StoreError> {
         let guard = self.lock_writes();
         let Some(entry) = self.value::<JobEntry>(&keys::job(job.0))? else {
@@ -424,60 +396,6 @@ impl<E: KvEngine> Inner<E> {
         self.engine.apply(batch)?;
         drop(guard);
         Ok(JobCompletion::Applied { record, created })
-    }
-
-    fn list(
-        &self,
-        mailbox: &Address,
-        query: &MailboxQuery,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut hits = Vec::new();
-        if query.max_hits == 0 {
-            return Ok(hits);
-        }
-        let prefix = keys::mailbox_prefix(mailbox);
-        // Without a sort attribute the index order is the answer order: scan in that
-        // direction and stop at max_hits. With one, every match must be seen; keep at most
-        // 2 × max_hits in memory, trimming as we go.
-        let arrival_only = query.sort.is_none();
-        let direction = match (arrival_only, query.arrival_order) {
-            (true, SortOrder::Descending) => Direction::Reverse,
-            _ => Direction::Forward,
-        };
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = self
-                .engine
-                .scan(&prefix, after.as_deref(), direction, PAGE)?;
-            let full = page.len() == PAGE;
-            after = page.last().map(|(key, _)| key.clone());
-            for (_, value) in page {
-                let entry: IndexEntry = decode(&value)?;
-                if entry.fetched && !query.include_fetched {
-                    continue;
-                }
-                let Some(record) = self.record(entry.local_id)? else {
-                    continue;
-                };
-                if !query.matches(&record) {
-                    continue;
-                }
-                hits.push(record);
-                if arrival_only && hits.len() >= query.max_hits {
-                    return Ok(hits);
-                }
-                if !arrival_only && hits.len() >= 2 * query.max_hits {
-                    hits.sort_by(|a, b| query.compare(a, b));
-                    hits.truncate(query.max_hits);
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        hits.sort_by(|a, b| query.compare(a, b));
-        hits.truncate(query.max_hits);
-        Ok(hits)
     }
 
     /// Stages a new message whose payload is pending: commits the payload and inserts the

@@ -31,6 +31,7 @@ pub mod error;
 pub mod group_commit;
 mod keys;
 pub mod kv;
+mod kv_list;
 mod kv_payload;
 pub mod kv_store;
 pub mod memory;
