@@ -22,6 +22,8 @@ mod commit;
 mod jobs;
 #[path = "conformance_list.rs"]
 mod list;
+#[path = "conformance_props.rs"]
+mod props;
 
 use jobs::*;
 use list::*;
