@@ -1,0 +1,246 @@
+//! The stored form of every structured value: one format-version byte, then a JSON body.
+//!
+//! The version byte lets a later shsd read what an older one wrote (decode the old body,
+//! convert) and lets an older shsd refuse clearly, instead of misreading, what a newer one
+//! wrote. JSON keeps the data readable with standard tools when an operator has to look.
+//! Byte strings (labels, MIME headers) are written as Latin-1 strings: one char per byte, so
+//! they are exact, and ASCII labels stay readable and nearly as small as the raw bytes.
+//! Payload chunks are raw bytes and not framed here.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::StoreError;
+
+/// The format version written by this build.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// Why stored bytes cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// A value without even a version byte.
+    #[error("empty value")]
+    Empty,
+    /// Written by another (newer) shsd, or not by shsd at all.
+    #[error("unknown format version {0} (this build reads version {FORMAT_VERSION})")]
+    UnknownVersion(u8),
+    /// The body does not match the structure of its version.
+    #[error("malformed body: {0}")]
+    Body(#[from] serde_json::Error),
+}
+
+impl From<CodecError> for StoreError {
+    fn from(err: CodecError) -> Self {
+        StoreError::Corrupt(err.to_string())
+    }
+}
+
+/// Writes `value` as version byte + JSON body.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(256);
+    out.push(FORMAT_VERSION);
+    serde_json::to_writer(&mut out, value)?;
+    Ok(out)
+}
+
+/// Reads a value written by [`encode`], refusing versions this build does not know.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match bytes.split_first() {
+        None => Err(CodecError::Empty),
+        Some((&FORMAT_VERSION, body)) => Ok(serde_json::from_slice(body)?),
+        Some((&other, _)) => Err(CodecError::UnknownVersion(other)),
+    }
+}
+
+/// Bytes as a string of chars U+0000..=U+00FF, one per byte: exact for any bytes.
+pub(crate) mod as_latin1 {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+        s.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        text.chars()
+            .map(|c| u8::try_from(c).map_err(|_| D::Error::custom("char above U+00FF")))
+            .collect()
+    }
+}
+
+/// A UTC time as an RFC 3339 string with microseconds.
+pub(crate) mod as_timestamp {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(D::Error::custom)
+    }
+}
+
+/// An organisation number as its ten digits.
+pub(crate) mod as_org {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::protocol::urn::OrgNumber;
+
+    pub fn serialize<S: Serializer>(org: &OrgNumber, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(org.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OrgNumber, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// An optional address in its bare form (`5565317129.bygglov`).
+pub(crate) mod as_opt_address {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::protocol::urn::Address;
+
+    pub fn serialize<S: Serializer>(addr: &Option<Address>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => s.serialize_some(&addr.bare()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Address>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| text.parse().map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
+/// An SHS error code by its name.
+pub(crate) mod as_error_code {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::protocol::ErrorCode;
+
+    pub fn serialize<S: Serializer>(code: &ErrorCode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(code.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ErrorCode, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::protocol::ErrorCode;
+    use crate::store::record::*;
+
+    fn record() -> MessageRecord {
+        let at = Utc.with_ymd_and_hms(2024, 5, 17, 8, 30, 0).unwrap();
+        MessageRecord {
+            local_id: LocalId(Uuid::from_u128(1)),
+            tx_id: "tx-1".into(),
+            sender: "5565317129".parse().unwrap(),
+            mailbox: Some("urn:X-shs:2120000142.bygglov".parse().unwrap()),
+            state: State::Quarantined,
+            state_log: vec![
+                StateChange {
+                    state: State::New,
+                    at,
+                },
+                StateChange {
+                    state: State::Quarantined,
+                    at,
+                },
+            ],
+            arrival: at,
+            arrival_seq: 7,
+            label: b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\r\n<shs.label>\xe5\xe4\xf6\x00\xff</shs.label>".to_vec(),
+            summary: MessageSummary {
+                tx_id: "tx-1".into(),
+                subject: Some("Bygglov \u{e5}\u{e4}\u{f6}".into()),
+                ..MessageSummary::default()
+            },
+            payload: PayloadInfo {
+                id: PayloadId(Uuid::from_u128(2)),
+                parts: vec![PartInfo {
+                    raw_headers: b"Content-Disposition: attachment; filename=\"r\xe4kning.pdf\"\r\n"
+                        .to_vec(),
+                    len: 3,
+                    chunks: 1,
+                }],
+                size: 3,
+            },
+            error: Some(ErrorInfo {
+                code: ErrorCode::MissingAgreement,
+                text: "no agreement".into(),
+            }),
+            signer: None,
+            parent: None,
+            copies: vec![LocalId(Uuid::from_u128(3))],
+        }
+    }
+
+    #[test]
+    fn record_round_trips_byte_exact() {
+        let original = record();
+        let bytes = encode(&original).unwrap();
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        let back: MessageRecord = decode(&bytes).unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn unknown_version_is_a_clear_error() {
+        let mut bytes = encode(&record()).unwrap();
+        bytes[0] = 2;
+        let err = decode::<MessageRecord>(&bytes).unwrap_err();
+        assert!(matches!(err, CodecError::UnknownVersion(2)));
+        assert!(err.to_string().contains("unknown format version 2"));
+        let store_err: StoreError = err.into();
+        assert!(matches!(store_err, StoreError::Corrupt(_)));
+        assert!(matches!(
+            decode::<MessageRecord>(&[]),
+            Err(CodecError::Empty)
+        ));
+    }
+
+    #[test]
+    fn malformed_body_is_an_error() {
+        assert!(matches!(
+            decode::<MessageRecord>(b"\x01{\"local_id\":"),
+            Err(CodecError::Body(_))
+        ));
+        // A label char above U+00FF cannot come from `as_latin1` and is refused.
+        let mut json = serde_json::to_value(record()).unwrap();
+        json["label"] = serde_json::Value::String("\u{20ac}".into());
+        let mut bytes = vec![FORMAT_VERSION];
+        bytes.extend(serde_json::to_vec(&json).unwrap());
+        assert!(decode::<MessageRecord>(&bytes).is_err());
+    }
+
+    #[test]
+    fn stored_form_uses_plain_strings() {
+        let json = serde_json::to_value(record()).unwrap();
+        assert_eq!(json["sender"], "5565317129");
+        assert_eq!(json["mailbox"], "2120000142.bygglov");
+        assert_eq!(json["state"], "QUARANTINED");
+        assert_eq!(json["arrival"], "2024-05-17T08:30:00.000000Z");
+        assert_eq!(json["error"]["code"], "MissingAgreement");
+    }
+}

@@ -1,0 +1,147 @@
+//! The key layout of [`super::KvStore`] and the small index values stored under it.
+//!
+//! | key | value | purpose |
+//! |---|---|---|
+//! | `m/<local id:16>` | [`MessageRecord`](super::MessageRecord) | the record |
+//! | `t/<tx.id>` | [`TxEntry`] | duplicate detection (spec §3.1) |
+//! | `x/<mailbox>/<arrival seq:8 BE>` | [`IndexEntry`] | the mailbox list, oldest first |
+//! | `y/<mailbox>/<tx.id>` | local id | fetch and ack by tx.id |
+//! | `j/<job id:8 BE>` | [`JobEntry`] | routing jobs, oldest first |
+//! | `u/<payload:16>` | [`PendingPayload`] | an upload not yet accepted |
+//! | `p/<payload:16><part:4 BE><chunk:4 BE>` | raw bytes | payload chunks |
+//!
+//! A mailbox is written in its bare form (`5565317129.bygglov`), which never contains `/`,
+//! so `x/<mailbox>/` is a prefix of exactly that mailbox's keys. Integers are big-endian so
+//! byte order is numeric order.
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::as_org;
+use super::record::{LocalId, PayloadId};
+use crate::protocol::urn::{Address, OrgNumber};
+
+pub const PENDING_PREFIX: &[u8] = b"u/";
+pub const JOB_PREFIX: &[u8] = b"j/";
+
+/// The value of `t/<tx.id>`: who used the tx.id, and for which message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxEntry {
+    #[serde(with = "as_org")]
+    pub sender: OrgNumber,
+    pub local_id: LocalId,
+}
+
+/// The value of a mailbox list entry. `fetched` is kept here too so that the default list
+/// (RECEIVED only) skips fetched messages without loading their records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub local_id: LocalId,
+    pub fetched: bool,
+}
+
+/// The value of a routing job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEntry {
+    pub local_id: LocalId,
+}
+
+/// The value of a pending-upload marker: written before the first chunk, removed by the
+/// batch that accepts (or the one that discards) the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingPayload {
+    pub started_unix: i64,
+    /// Set while a discard deletes the chunks, so that no accept can commit it meanwhile.
+    #[serde(default)]
+    pub discarding: bool,
+}
+
+pub fn message(id: LocalId) -> Vec<u8> {
+    with_prefix(b"m/", id.0.as_bytes())
+}
+
+pub fn tx(tx_id: &str) -> Vec<u8> {
+    with_prefix(b"t/", tx_id.as_bytes())
+}
+
+pub fn mailbox_prefix(mailbox: &Address) -> Vec<u8> {
+    let mut key = b"x/".to_vec();
+    key.extend_from_slice(mailbox.bare().as_bytes());
+    key.push(b'/');
+    key
+}
+
+pub fn mailbox_entry(mailbox: &Address, arrival_seq: u64) -> Vec<u8> {
+    let mut key = mailbox_prefix(mailbox);
+    key.extend_from_slice(&arrival_seq.to_be_bytes());
+    key
+}
+
+pub fn mailbox_tx(mailbox: &Address, tx_id: &str) -> Vec<u8> {
+    let mut key = b"y/".to_vec();
+    key.extend_from_slice(mailbox.bare().as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(tx_id.as_bytes());
+    key
+}
+
+pub fn job(id: u64) -> Vec<u8> {
+    with_prefix(JOB_PREFIX, &id.to_be_bytes())
+}
+
+/// The job id of a `j/` key.
+pub fn job_id_of(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.strip_prefix(JOB_PREFIX)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+pub fn pending(payload: PayloadId) -> Vec<u8> {
+    with_prefix(PENDING_PREFIX, payload.0.as_bytes())
+}
+
+/// The payload id of a `u/` key.
+pub fn pending_id_of(key: &[u8]) -> Option<PayloadId> {
+    let bytes: [u8; 16] = key.strip_prefix(PENDING_PREFIX)?.try_into().ok()?;
+    Some(PayloadId(uuid::Uuid::from_bytes(bytes)))
+}
+
+pub fn chunk_prefix(payload: PayloadId) -> Vec<u8> {
+    with_prefix(b"p/", payload.0.as_bytes())
+}
+
+pub fn chunk(payload: PayloadId, part: u32, index: u32) -> Vec<u8> {
+    let mut key = chunk_prefix(payload);
+    key.extend_from_slice(&part.to_be_bytes());
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn with_prefix(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + rest.len());
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(rest);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_prefixes_do_not_overlap() {
+        let a: Address = "5565317129.a".parse().unwrap();
+        let ab: Address = "5565317129.ab".parse().unwrap();
+        let org: Address = "5565317129".parse().unwrap();
+        let key_ab = mailbox_entry(&ab, 1);
+        assert!(!key_ab.starts_with(&mailbox_prefix(&a)));
+        assert!(!key_ab.starts_with(&mailbox_prefix(&org)));
+        assert!(mailbox_entry(&a, 1) < mailbox_entry(&a, 256));
+    }
+
+    #[test]
+    fn ids_round_trip_through_keys() {
+        assert_eq!(job_id_of(&job(258)), Some(258));
+        let payload = PayloadId(uuid::Uuid::from_u128(9));
+        assert_eq!(pending_id_of(&pending(payload)), Some(payload));
+        assert_eq!(job_id_of(b"j/short"), None);
+    }
+}

@@ -1,0 +1,97 @@
+//! The read paths of [`super::KvStore`] that walk an index: a mailbox list (spec §3.3)
+//! and the routing jobs. Both page through the engine in bounded steps, so memory stays
+//! flat however long the mailbox or the job queue is.
+
+use super::codec::decode;
+use super::keys::{self, IndexEntry, JobEntry};
+use super::kv::{Direction, KvEngine};
+use super::kv_store::Inner;
+use super::query::{MailboxQuery, SortOrder};
+use super::record::{JobId, MessageRecord};
+use super::{RoutingJob, StoreError};
+use crate::protocol::urn::Address;
+
+/// How many index entries a list reads per engine call; tiny in tests, so that small
+/// mailboxes already cross page boundaries.
+const PAGE: usize = if cfg!(test) { 7 } else { 256 };
+
+impl<E: KvEngine> Inner<E> {
+    pub(super) fn list(
+        &self,
+        mailbox: &Address,
+        query: &MailboxQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut hits = Vec::new();
+        if query.max_hits == 0 {
+            return Ok(hits);
+        }
+        let prefix = keys::mailbox_prefix(mailbox);
+        // Without a sort attribute the index order is the answer order: scan in that
+        // direction and stop at max_hits. With one, every match must be seen; keep at most
+        // 2 × max_hits in memory, trimming as we go.
+        let arrival_only = query.sort.is_none();
+        let direction = match (arrival_only, query.arrival_order) {
+            (true, SortOrder::Descending) => Direction::Reverse,
+            _ => Direction::Forward,
+        };
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self
+                .engine
+                .scan(&prefix, after.as_deref(), direction, PAGE)?;
+            let full = page.len() == PAGE;
+            after = page.last().map(|(key, _)| key.clone());
+            for (_, value) in page {
+                let entry: IndexEntry = decode(&value)?;
+                if entry.fetched && !query.include_fetched {
+                    continue;
+                }
+                let Some(record) = self.record(entry.local_id)? else {
+                    continue;
+                };
+                if !query.matches(&record) {
+                    continue;
+                }
+                hits.push(record);
+                if arrival_only && hits.len() >= query.max_hits {
+                    return Ok(hits);
+                }
+                if !arrival_only && hits.len() >= 2 * query.max_hits {
+                    hits.sort_by(|a, b| query.compare(a, b));
+                    hits.truncate(query.max_hits);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        hits.sort_by(|a, b| query.compare(a, b));
+        hits.truncate(query.max_hits);
+        Ok(hits)
+    }
+
+    pub(super) fn pending_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<RoutingJob>, StoreError> {
+        let after = after.map(|id| keys::job(id.0));
+        let entries = self.engine.scan(
+            keys::JOB_PREFIX,
+            after.as_deref(),
+            Direction::Forward,
+            limit,
+        )?;
+        let mut jobs = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let id = keys::job_id_of(&key)
+                .ok_or_else(|| StoreError::Corrupt("malformed job key".into()))?;
+            let entry: JobEntry = decode(&value)?;
+            jobs.push(RoutingJob {
+                id: JobId(id),
+                message: self.existing(entry.local_id)?,
+            });
+        }
+        Ok(jobs)
+    }
+}

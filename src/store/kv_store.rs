@@ -1,0 +1,558 @@
+//! [`KvStore`]: the one implementation of [`Store`] over any [`KvEngine`].
+//!
+//! Every operation reads, builds one [`Batch`] and applies it, so a crash leaves each
+//! operation wholly done or not at all. Read-check-write sequences (duplicate check,
+//! state transitions, job completion) run under one short std mutex that is never held
+//! across an `.await`: engine calls are blocking and run on tokio's blocking pool, and
+//! the wait for durability happens after the mutex is released.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use super::codec::{decode, encode};
+use super::group_commit::{GroupCommit, Ticket};
+use super::keys::{self, IndexEntry, JobEntry, TxEntry};
+use super::kv::{Batch, KvEngine};
+use super::kv_payload::KvPayloadWriter;
+use super::query::MailboxQuery;
+use super::record::{
+    JobId, LocalId, MessageRecord, PayloadId, State, StateChange, stored_precision,
+};
+use super::{
+    Acceptance, AckOutcome, ErrorInfo, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Route,
+    RoutingJob, Store, StoreError,
+};
+use crate::protocol::urn::Address;
+
+/// The store over engine `E`. Cheap to clone; clones share the engine and the committer.
+pub struct KvStore<E: KvEngine> {
+    inner: Arc<Inner<E>>,
+}
+
+impl<E: KvEngine> Clone for KvStore<E> {
+    fn clone(&self) -> Self {
+        KvStore {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+pub(super) struct Inner<E> {
+    pub(super) engine: Arc<E>,
+    commit: GroupCommit,
+    /// Serialises read-check-write sequences; held for microseconds, never across await.
+    write_lock: Mutex<()>,
+}
+
+impl<E: KvEngine> KvStore<E> {
+    /// Opens the store: removes the leftovers of uploads interrupted by a crash, then
+    /// starts the group-commit thread. Blocking; call at start-up.
+    pub fn open(engine: E) -> Result<Self, StoreError> {
+        let engine = Arc::new(engine);
+        let orphans = super::kv_payload::remove_orphans(&*engine)?;
+        if orphans > 0 {
+            tracing::info!(count = orphans, "removed interrupted payload uploads");
+        }
+        let sync_engine = Arc::clone(&engine);
+        let commit = GroupCommit::start(Box::new(move || {
+            sync_engine.sync().map_err(|err| err.to_string())
+        }))
+        .map_err(|err| StoreError::Unavailable(format!("cannot start sync thread: {err}")))?;
+        Ok(KvStore {
+            inner: Arc::new(Inner {
+                engine,
+                commit,
+                write_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The engine, for engine-specific checks in tests and tools.
+    pub fn engine(&self) -> &E {
+        &self.inner.engine
+    }
+
+    /// How many disk syncs the group committer has run (a metric: compare with writes).
+    pub fn sync_rounds(&self) -> u64 {
+        self.inner.commit.rounds()
+    }
+
+    /// Runs `op` on the blocking pool, then waits for its ticket to become durable.
+    async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Inner<E>) -> Result<(T, Option<Ticket>), StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (value, ticket) = blocking(&self.inner, op).await?;
+        if let Some(ticket) = ticket {
+            self.inner.commit.wait(ticket).await?;
+        }
+        Ok(value)
+    }
+
+    /// Runs a read-only or not-synced `op` on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Inner<E>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        blocking(&self.inner, op).await
+    }
+}
+
+/// Runs a blocking engine operation off the async runtime. A panic in it is re-raised (a
+/// panic aborts the process in production).
+pub(super) async fn blocking<E: KvEngine, T: Send + 'static>(
+    inner: &Arc<Inner<E>>,
+    op: impl FnOnce(&Inner<E>) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let inner = Arc::clone(inner);
+    match tokio::task::spawn_blocking(move || op(&inner)).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(err) => Err(StoreError::Unavailable(format!(
+            "store task cancelled: {err}"
+        ))),
+    }
+}
+
+#[async_trait]
+impl<E: KvEngine> Store for KvStore<E> {
+    async fn begin_payload(&self) -> Result<Box<dyn PayloadWriter>, StoreError> {
+        let writer = KvPayloadWriter::begin(Arc::clone(&self.inner)).await?;
+        Ok(Box::new(writer))
+    }
+
+    async fn discard_payload(&self, payload: PayloadId) -> Result<(), StoreError> {
+        self.read(move |inner| match inner.discard_pending(payload)? {
+            true => Ok(()),
+            false => Err(StoreError::PayloadNotPending(payload)),
+        })
+        .await
+    }
+
+    async fn accept(&self, message: NewMessage) -> Result<Acceptance, StoreError> {
+        self.run(move |inner| inner.accept(message)).await
+    }
+
+    async fn message(&self, id: LocalId) -> Result<Option<MessageRecord>, StoreError> {
+        self.read(move |inner| inner.record(id)).await
+    }
+
+    async fn find_in_mailbox(
+        &self,
+        mailbox: &Address,
+        tx_id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let key = keys::mailbox_tx(mailbox, tx_id);
+        self.read(move |inner| match inner.value::<LocalId>(&key)? {
+            Some(id) => inner.record(id),
+            None => Ok(None),
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        mailbox: &Address,
+        query: &MailboxQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let (mailbox, query) = (mailbox.clone(), query.clone());
+        self.read(move |inner| inner.list(&mailbox, &query)).await
+    }
+
+    async fn read_chunk(
+        &self,
+        payload: PayloadId,
+        part: u32,
+        index: u32,
+    ) -> Result<Option<Bytes>, StoreError> {
+        self.read(move |inner| {
+            if inner.engine.get(&keys::pending(payload))?.is_some() {
+                return Ok(None);
+            }
+            Ok(inner
+                .engine
+                .get(&keys::chunk(payload, part, index))?
+                .map(Bytes::from))
+        })
+        .await
+    }
+
+    async fn mark_fetched(&self, id: LocalId) -> Result<MessageRecord, StoreError> {
+        self.read(move |inner| inner.mark_fetched(id)).await
+    }
+
+    async fn acknowledge(
+        &self,
+        id: LocalId,
+        generated: Option<NewMessage>,
+    ) -> Result<AckOutcome, StoreError> {
+        self.run(move |inner| inner.acknowledge(id, generated))
+            .await
+    }
+
+    async fn pending_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<RoutingJob>, StoreError> {
+        self.read(move |inner| inner.pending_jobs(after, limit))
+            .await
+    }
+
+    async fn complete_job(
+        &self,
+        job: JobId,
+        outcome: JobOutcome,
+    ) -> Result<JobCompletion, StoreError> {
+        self.read(move |inner| inner.complete_job(job, outcome))
+            .await
+    }
+}
+
+impl<E: KvEngine> Inner<E> {
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn value<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.engine.get(key)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn record(&self, id: LocalId) -> Result<Option<MessageRecord>, StoreError> {
+        self.value(&keys::message(id))
+    }
+
+    pub(super) fn existing(&self, id: LocalId) -> Result<MessageRecord, StoreError> {
+        self.record(id)?.ok_or(StoreError::MessageNotFound(id))
+    }
+
+    fn accept(&self, message: NewMessage) -> Result<(Acceptance, Option<Ticket>), StoreError> {
+        let guard = self.lock_writes();
+        if let Some(used) = self.value::<TxEntry>(&keys::tx(&message.summary.tx_id))? {
+            drop(guard);
+            let answer = if used.sender == message.sender {
+                // The original may still be waiting for its sync: a duplicate answer is an
+                // acknowledgement too, so it waits for the same durability.
+                let original = self.existing(used.local_id)?;
+                (Acceptance::Duplicate(original), Some(self.commit.request()))
+            } else {
+                (Acceptance::TxIdTakenByOtherSender, None)
+            };
+            self.discard_quietly(message.payload.id);
+            return Ok(answer);
+        }
+        let mut batch = Batch::default();
+        let (record, job) = self.stage_new(&mut batch, message, &mut HashSet::new())?;
+        self.engine.apply(batch)?;
+        let ticket = self.commit.request();
+        drop(guard);
+        Ok((Acceptance::Accepted { record, job }, Some(ticket)))
+    }
+
+    fn mark_fetched(&self, id: LocalId) -> Result<MessageRecord, StoreError> {
+        let _guard = self.lock_writes();
+        let mut record = self.existing(id)?;
+        match record.state {
+            State::Fetched => return Ok(record),
+            State::Received => {}
+            state => return Err(wrong_state(&record, state, "fetch")),
+        }
+        let mailbox = mailbox_of(&record)?;
+        record.enter(State::Fetched, Utc::now());
+        let mut batch = Batch::default();
+        let entry = IndexEntry {
+            local_id: id,
+            fetched: true,
+        };
+        batch.put(
+            keys::mailbox_entry(&mailbox, record.arrival_seq),
+            encode(&entry)?,
+        );
+        batch.put(keys::message(id), encode(&record)?);
+        self.engine.apply(batch)?;
+        Ok(record)
+    }
+
+    fn acknowledge(
+        &self,
+        id: LocalId,
+        generated: Option<NewMessage>,
+    ) -> Result<(AckOutcome, Option<Ticket>), StoreError> {
+        let guard = self.lock_writes();
+        let mut record = self.existing(id)?;
+        match record.state {
+            State::Received | State::Fetched => {}
+            State::Acknowledged => {
+                drop(guard);
+                if let Some(generated) = generated {
+                    self.discard_quietly(generated.payload.id);
+                }
+                // The first ack may still be waiting for its sync; this answer waits too.
+                let ticket = self.commit.request();
+                return Ok((AckOutcome::AlreadyAcknowledged(record), Some(ticket)));
+            }
+            state => {
+                drop(guard);
+                if let Some(generated) = generated {
+                    self.discard_quietly(generated.payload.id);
+                }
+                return Err(wrong_state(&record, state, "acknowledge"));
+            }
+        }
+        let mailbox = mailbox_of(&record)?;
+        let mut batch = Batch::default();
+        batch.delete(keys::mailbox_entry(&mailbox, record.arrival_seq));
+        record.enter(State::Acknowledged, Utc::now());
+        batch.put(keys::message(id), encode(&record)?);
+        let (generated, generated_job) = match generated {
+            Some(message) => {
+                let (stored, job) = self.stage_new(&mut batch, message, &mut HashSet::new())?;
+                (Some(stored), job)
+            }
+            None => (None, None),
+        };
+        self.engine.apply(batch)?;
+        let ticket = self.commit.request();
+        drop(guard);
+        let outcome = AckOutcome::Acknowledged {
+            record,
+            generated,
+            generated_job,
+        };
+        Ok((outcome, Some(ticket)))
+    }
+
+    fn complete_job(&self, job: JobId, outcome: JobOutcome) -> Result<JobCompletion, StoreError> {
+        let guard = self.lock_writes();
+        let Some(entry) = self.value::<JobEntry>(&keys::job(job.0))? else {
+            drop(guard);
+            if let JobOutcome::Quarantine {
+                notify: Some(notify),
+                ..
+            } = outcome
+            {
+                self.discard_quietly(notify.payload.id);
+            }
+            return Ok(JobCompletion::AlreadyCompleted);
+        };
+        let mut record = self.existing(entry.local_id)?;
+        let mut batch = Batch::default();
+        batch.delete(keys::job(job.0));
+        if record.state != State::New {
+            // Someone (an administrator) moved the message on; the job is stale.
+            tracing::warn!(job = %job, local_id = %record.local_id, state = ?record.state,
+                "dropping routing job of a message that is no longer new");
+            self.engine.apply(batch)?;
+            return Ok(JobCompletion::AlreadyCompleted);
+        }
+        let now = Utc::now();
+        let mut created = Vec::new();
+        match outcome {
+            JobOutcome::Deliver { mailbox } => {
+                stage_delivery(&mut batch, &mut record, mailbox, now)?
+            }
+            JobOutcome::Sent => record.enter(State::Sent, now),
+            JobOutcome::FanOut { copies } => {
+                let mut seen = HashSet::new();
+                for copy in copies {
+                    let mut child = record.clone();
+                    child.local_id = copy.local_id;
+                    child.tx_id = copy.summary.tx_id.clone();
+                    child.label = copy.label;
+                    child.summary = copy.summary;
+                    child.parent = Some(record.local_id);
+                    child.copies = Vec::new();
+                    child.mailbox = None;
+                    child.state_log = Vec::new();
+                    child.enter(State::New, now);
+                    record.copies.push(child.local_id);
+                    created.push(self.stage_record(&mut batch, child, copy.route, &mut seen)?);
+                }
+                record.enter(State::FannedOut, now);
+            }
+            JobOutcome::Quarantine {
+                code,
+                reason,
+                notify,
+            } => {
+                record.error = Some(ErrorInfo { code, text: reason });
+                record.enter(State::Quarantined, now);
+                if let Some(notify) = notify {
+                    created.push(self.stage_new(&mut batch, notify, &mut HashSet::new())?);
+                }
+            }
+        }
+        batch.put(keys::message(record.local_id), encode(&record)?);
+        self.engine.apply(batch)?;
+        drop(guard);
+        Ok(JobCompletion::Applied { record, created })
+    }
+
+    /// Stages a new message whose payload is pending: commits the payload and inserts the
+    /// record with its keys.
+    fn stage_new(
+        &self,
+        batch: &mut Batch,
+        message: NewMessage,
+        seen_tx: &mut HashSet<String>,
+    ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
+        self.stage_payload_commit(batch, message.payload.id)?;
+        let arrival = stored_precision(message.arrival);
+        let record = MessageRecord {
+            local_id: message.local_id,
+            tx_id: message.summary.tx_id.clone(),
+            sender: message.sender,
+            mailbox: None,
+            state: State::New,
+            state_log: vec![StateChange {
+                state: State::New,
+                at: arrival,
+            }],
+            arrival,
+            arrival_seq: 0,
+            label: message.label,
+            summary: message.summary,
+            payload: message.payload,
+            error: None,
+            signer: message.signer,
+            parent: None,
+            copies: Vec::new(),
+        };
+        self.stage_record(batch, record, message.route, seen_tx)
+    }
+
+    /// Stages a record in state NEW with its duplicate key, arrival sequence and route.
+    fn stage_record(
+        &self,
+        batch: &mut Batch,
+        mut record: MessageRecord,
+        route: Route,
+        seen_tx: &mut HashSet<String>,
+    ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
+        let tx_key = keys::tx(&record.tx_id);
+        if self.engine.get(&tx_key)?.is_some() || !seen_tx.insert(record.tx_id.clone()) {
+            return Err(StoreError::TxIdInUse(record.tx_id));
+        }
+        if self.engine.get(&keys::message(record.local_id))?.is_some() {
+            return Err(StoreError::Corrupt(format!(
+                "local id {} is already stored",
+                record.local_id
+            )));
+        }
+        let tx_entry = TxEntry {
+            sender: record.sender,
+            local_id: record.local_id,
+        };
+        batch.put(tx_key, encode(&tx_entry)?);
+        record.arrival_seq = self.engine.next_id()?;
+        let job = match route {
+            Route::Job => {
+                let id = JobId(self.engine.next_id()?);
+                let entry = JobEntry {
+                    local_id: record.local_id,
+                };
+                batch.put(keys::job(id.0), encode(&entry)?);
+                Some(id)
+            }
+            Route::Mailbox(mailbox) => {
+                stage_delivery(batch, &mut record, mailbox, Utc::now())?;
+                None
+            }
+        };
+        batch.put(keys::message(record.local_id), encode(&record)?);
+        Ok((record, job))
+    }
+
+    fn stage_payload_commit(
+        &self,
+        batch: &mut Batch,
+        payload: PayloadId,
+    ) -> Result<(), StoreError> {
+        let pending = self
+            .value::<keys::PendingPayload>(&keys::pending(payload))?
+            .is_some_and(|marker| !marker.discarding);
+        if !pending {
+            return Err(StoreError::PayloadNotPending(payload));
+        }
+        batch.delete(keys::pending(payload));
+        Ok(())
+    }
+
+    /// Deletes a pending payload's chunks, then its marker; false if it was not pending.
+    /// The marker is flagged first (under the write lock), so a concurrent accept cannot
+    /// commit a payload whose chunks are being deleted.
+    pub(super) fn discard_pending(&self, payload: PayloadId) -> Result<bool, StoreError> {
+        {
+            let _guard = self.lock_writes();
+            let Some(mut marker) = self.value::<keys::PendingPayload>(&keys::pending(payload))?
+            else {
+                return Ok(false);
+            };
+            marker.discarding = true;
+            let mut batch = Batch::default();
+            batch.put(keys::pending(payload), encode(&marker)?);
+            self.engine.apply(batch)?;
+        }
+        super::kv_payload::delete_payload(&*self.engine, payload)?;
+        Ok(true)
+    }
+
+    /// Discards a payload on a path that already has its answer; a failure only leaves an
+    /// orphan that the next open removes.
+    fn discard_quietly(&self, payload: PayloadId) {
+        if let Err(err) = self.discard_pending(payload) {
+            tracing::warn!(payload = %payload, error = %err, "could not discard payload");
+        }
+    }
+}
+
+/// Puts a NEW record into `mailbox`: RECEIVED, listed, findable by tx.id.
+fn stage_delivery(
+    batch: &mut Batch,
+    record: &mut MessageRecord,
+    mailbox: Address,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let entry = IndexEntry {
+        local_id: record.local_id,
+        fetched: false,
+    };
+    batch.put(
+        keys::mailbox_entry(&mailbox, record.arrival_seq),
+        encode(&entry)?,
+    );
+    batch.put(
+        keys::mailbox_tx(&mailbox, &record.tx_id),
+        encode(&record.local_id)?,
+    );
+    record.mailbox = Some(mailbox);
+    record.enter(State::Received, now);
+    Ok(())
+}
+
+fn mailbox_of(record: &MessageRecord) -> Result<Address, StoreError> {
+    record.mailbox.clone().ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "message {} is {:?} without a mailbox",
+            record.local_id, record.state
+        ))
+    })
+}
+
+fn wrong_state(record: &MessageRecord, state: State, action: &'static str) -> StoreError {
+    StoreError::WrongState {
+        local_id: record.local_id,
+        state,
+        action,
+    }
+}

@@ -1,0 +1,298 @@
+//! Durable storage of messages, payloads, mailboxes and routing jobs (spec §5.1, §5.4, §8).
+//!
+//! [`Store`] is the narrow, domain-level interface the broker uses; it says nothing about
+//! keys or files, so a PostgreSQL engine can implement it later without touching broker
+//! logic. Today one implementation, [`KvStore`], does all the work over a small ordered
+//! key-value engine ([`kv::KvEngine`]); engines stay tiny: [`memory`] for tests and
+//! [`sled`] (default) on disk. One conformance suite runs against every engine.
+//!
+//! Durability rules, the reason this module exists:
+//! - [`Store::accept`] and [`Store::acknowledge`] return only once their batch is on disk
+//!   (fdatasync'd, not merely written), so the broker's 202/200 never runs ahead of the
+//!   disk. Concurrent writers share syncs through [`group_commit`].
+//! - Each operation is one atomic batch: after a crash a message is either fully there
+//!   (record, duplicate key, job, payload) or not at all.
+//! - Payload chunks are written before acceptance but stay invisible until the accepting
+//!   batch commits them; the leftovers of an interrupted upload are removed at open.
+//!
+//! - [`record`]: the message record, summary and ids; [`codec`]: the versioned stored form.
+//! - [`query`]: the mailbox list filters of spec §3.3.
+//! - [`error`]: [`StoreError`], why an operation failed, grouped by fault.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::protocol::ErrorCode;
+use crate::protocol::urn::{Address, OrgNumber};
+
+pub mod codec;
+pub mod error;
+pub mod group_commit;
+mod keys;
+pub mod kv;
+mod kv_list;
+mod kv_payload;
+pub mod kv_store;
+pub mod memory;
+pub mod query;
+pub mod record;
+pub mod sled;
+
+#[cfg(test)]
+mod conformance;
+
+pub use error::StoreError;
+pub use kv_store::KvStore;
+pub use query::{MailboxQuery, MetaFilter, SortAttribute, SortBy, SortOrder};
+pub use record::{
+    DataPartSummary, ErrorInfo, JobId, LocalId, MessageRecord, MessageSummary, MetaEntry, PartInfo,
+    PayloadId, PayloadInfo, State, StateChange,
+};
+
+/// The size of the chunks payloads are stored in: bounded memory per stream, and small
+/// enough that sled keeps them in its fdatasync'd log (see [`sled`]).
+pub const CHUNK_SIZE: usize = 32 * 1024;
+
+/// The storage interface of the broker. Every method is one atomic unit; the ones that
+/// acknowledge something to a client return only when it is durable.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Starts storing the data parts of a message. Nothing written is visible until a
+    /// message that names the payload is accepted; an interrupted upload is cleaned up.
+    async fn begin_payload(&self) -> Result<Box<dyn PayloadWriter>, StoreError>;
+
+    /// Removes an uploaded payload that will not be accepted (e.g. the label failed a
+    /// check after the body was read). Only pending payloads can be discarded.
+    async fn discard_payload(&self, payload: PayloadId) -> Result<(), StoreError>;
+
+    /// Stores a new message from intake in one atomic batch (record, duplicate key, routing
+    /// job or mailbox entry, payload commit) and returns once it is durable. A duplicate
+    /// (same tx.id, same sender organisation) stores nothing new and returns the original;
+    /// its uploaded payload is discarded. Concurrent accepts of one tx.id yield exactly one
+    /// [`Acceptance::Accepted`].
+    async fn accept(&self, message: NewMessage) -> Result<Acceptance, StoreError>;
+
+    /// One message by local id.
+    async fn message(&self, id: LocalId) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// The message with `tx_id` delivered to `mailbox`, in any state (so a repeated ack or
+    /// a fetch after ack can be answered precisely).
+    async fn find_in_mailbox(
+        &self,
+        mailbox: &Address,
+        tx_id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// The messages of a mailbox that match `query`, in its order, at most `max_hits`.
+    /// Walks the mailbox's own index, never all messages.
+    async fn list(
+        &self,
+        mailbox: &Address,
+        query: &MailboxQuery,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Chunk `index` of data part `part` of a committed payload; `None` past the end or for
+    /// a payload that is not (or no longer) visible. Every chunk but the last of a part
+    /// holds [`CHUNK_SIZE`] bytes.
+    async fn read_chunk(
+        &self,
+        payload: PayloadId,
+        part: u32,
+        index: u32,
+    ) -> Result<Option<Bytes>, StoreError>;
+
+    /// Marks a delivered message FETCHED (it stays fetchable until acknowledged). Not
+    /// synced: losing this mark in a crash only makes the message listed again.
+    async fn mark_fetched(&self, id: LocalId) -> Result<MessageRecord, StoreError>;
+
+    /// Marks a delivered message ACKNOWLEDGED, removes it from its mailbox list and stores
+    /// `generated` (the confirm message, if the agreement wants one), atomically and
+    /// durably. Idempotent: a second ack changes nothing, stores nothing and discards the
+    /// payload of `generated`.
+    async fn acknowledge(
+        &self,
+        id: LocalId,
+        generated: Option<NewMessage>,
+    ) -> Result<AckOutcome, StoreError>;
+
+    /// Unfinished routing jobs, oldest first, starting after `after`; at most `limit`.
+    async fn pending_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<RoutingJob>, StoreError>;
+
+    /// Applies the result of a routing job and removes the job, atomically. Completing a
+    /// job that is already complete is a no-op, so a job rerun after a restart has no
+    /// second visible effect. Not synced: a lost completion only reruns the job.
+    async fn complete_job(
+        &self,
+        job: JobId,
+        outcome: JobOutcome,
+    ) -> Result<JobCompletion, StoreError>;
+}
+
+/// Streams the data parts of one message into the store in bounded chunks.
+#[async_trait]
+pub trait PayloadWriter: Send {
+    /// The payload being written.
+    fn id(&self) -> PayloadId;
+
+    /// Starts the next data part with its MIME header block as received.
+    async fn start_part(&mut self, raw_headers: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Appends body bytes to the current part; memory use stays below one chunk.
+    async fn write(&mut self, data: &[u8]) -> Result<(), StoreError>;
+
+    /// Ends the current part.
+    async fn end_part(&mut self) -> Result<(), StoreError>;
+
+    /// Ends the upload. The payload is still invisible: pass the returned info in a
+    /// [`NewMessage`] to commit it, or to [`Store::discard_payload`].
+    async fn finish(self: Box<Self>) -> Result<PayloadInfo, StoreError>;
+
+    /// Removes everything written so far. Dropping an unfinished writer does the same.
+    async fn abort(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A message to store: from intake, or generated by the node (confirm, error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Chosen by the broker, because the label's history entry names it.
+    pub local_id: LocalId,
+    /// The sending organisation; with `summary.tx_id` the duplicate key.
+    pub sender: OrgNumber,
+    /// The arrival time the broker reports and writes into the history.
+    pub arrival: DateTime<Utc>,
+    /// The label as it will be served (history appended).
+    pub label: Vec<u8>,
+    /// The message-list view of the label.
+    pub summary: MessageSummary,
+    /// The uploaded payload, finished and not yet accepted.
+    pub payload: PayloadInfo,
+    /// A verified signer, if any.
+    pub signer: Option<String>,
+    /// Where it goes next.
+    pub route: Route,
+}
+
+/// What happens to a new message after it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// State NEW and a durable routing job (the normal intake path, spec §5.1).
+    Job,
+    /// Already routed to a local mailbox: state RECEIVED and listed at once (e.g. a
+    /// generated confirm or error for a local organisation).
+    Mailbox(Address),
+}
+
+/// The answer to [`Store::accept`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Stored and durable.
+    Accepted {
+        /// The stored record.
+        record: MessageRecord,
+        /// Its routing job, for `Route::Job`: hand it to the router now.
+        job: Option<JobId>,
+    },
+    /// The same tx.id from the same sender organisation was accepted before (and is
+    /// durable); nothing new was stored. Answer 202 with the original's arrival date.
+    Duplicate(MessageRecord),
+    /// The tx.id is used by another sender organisation (409).
+    TxIdTakenByOtherSender,
+}
+
+/// The answer to [`Store::acknowledge`].
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per call, never stored in bulk: boxing would only add an allocation"
+)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckOutcome {
+    /// This call acknowledged the message; `generated` is the stored confirm, if any.
+    Acknowledged {
+        /// The acknowledged record.
+        record: MessageRecord,
+        /// The generated message as stored.
+        generated: Option<MessageRecord>,
+        /// Its routing job, if it was stored with [`Route::Job`].
+        generated_job: Option<JobId>,
+    },
+    /// It was acknowledged before; nothing changed.
+    AlreadyAcknowledged(MessageRecord),
+}
+
+/// A routing job with the message it routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingJob {
+    /// The job.
+    pub id: JobId,
+    /// The message in state NEW.
+    pub message: MessageRecord,
+}
+
+/// The result of routing one message.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per call, never stored in bulk: boxing would only add an allocation"
+)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Delivered to a local mailbox: RECEIVED and listed.
+    Deliver {
+        /// The mailbox.
+        mailbox: Address,
+    },
+    /// Pushed and answered 2xx: SENT.
+    Sent,
+    /// Product addressing found several recipients: the message becomes FANNED_OUT and
+    /// each copy is stored, sharing its payload (spec §5.2).
+    FanOut {
+        /// One per recipient.
+        copies: Vec<FanOutCopy>,
+    },
+    /// Routing or delivery failed for good: QUARANTINED with code and text, and the
+    /// `error` message to the sender stored in the same batch.
+    Quarantine {
+        /// The SHS error code.
+        code: ErrorCode,
+        /// One line.
+        reason: String,
+        /// The generated `error` message (none for management messages, which are never
+        /// answered).
+        notify: Option<NewMessage>,
+    },
+}
+
+/// One fan-out copy: its own tx.id and `to`, the parent's sender and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FanOutCopy {
+    /// The copy's local id.
+    pub local_id: LocalId,
+    /// The copy's label (new tx.id and `to`).
+    pub label: Vec<u8>,
+    /// Its message-list view.
+    pub summary: MessageSummary,
+    /// Where it goes next.
+    pub route: Route,
+}
+
+/// The answer to [`Store::complete_job`].
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per call, never stored in bulk: boxing would only add an allocation"
+)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobCompletion {
+    /// The outcome was applied.
+    Applied {
+        /// The routed message after the change.
+        record: MessageRecord,
+        /// Records created by the outcome (error notice, fan-out copies) with their jobs.
+        created: Vec<(MessageRecord, Option<JobId>)>,
+    },
+    /// The job was completed before; nothing changed.
+    AlreadyCompleted,
+}

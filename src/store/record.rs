@@ -1,0 +1,246 @@
+//! What the store keeps about a message: the record (state, label, summary, payload
+//! description) and the identifiers that name records, payloads and routing jobs.
+//!
+//! These are plain data structs with serde derives; [`super::codec`] frames them with a
+//! format-version byte. Typed protocol values (`Address`, `OrgNumber`, `ErrorCode`) are
+//! written as their canonical strings, so the stored form does not depend on how the
+//! protocol types are laid out in memory.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::codec::{as_error_code, as_latin1, as_opt_address, as_org, as_timestamp};
+use crate::protocol::ErrorCode;
+use crate::protocol::urn::{Address, OrgNumber};
+
+/// The node's own id for one stored message (`X-shs-localid`, `local.id` in the history).
+/// Chosen by the broker before acceptance, because the label's history entry names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LocalId(pub Uuid);
+
+impl LocalId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        LocalId(Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for LocalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Names the stored data parts of one message; fan-out copies share their parent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PayloadId(pub Uuid);
+
+impl fmt::Display for PayloadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A durable routing job. Ids only grow, also across restarts, so jobs resume oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The message states of spec §5.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    /// Stored, routing pending.
+    New,
+    /// In a local mailbox, not yet fetched.
+    Received,
+    /// Fetched at least once, not yet acknowledged; can be fetched again.
+    Fetched,
+    /// Acknowledged by the receiving business system: final for the mailbox.
+    Acknowledged,
+    /// Routing or delivery failed; kept until an administrator acts.
+    Quarantined,
+    /// Pushed to another node or system, which answered 2xx.
+    Sent,
+    /// Product-addressed to several recipients: this parent has one copy per recipient.
+    FannedOut,
+}
+
+impl State {
+    /// True for the states in which the message sits in its mailbox list index.
+    pub fn in_mailbox(self) -> bool {
+        matches!(self, State::Received | State::Fetched)
+    }
+}
+
+/// One entry of the message log: when the message entered a state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// The state entered.
+    pub state: State,
+    /// When (UTC).
+    #[serde(with = "as_timestamp")]
+    pub at: DateTime<Utc>,
+}
+
+/// A `meta` element of the label.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MetaEntry {
+    /// `name`.
+    pub name: String,
+    /// The element text.
+    pub value: String,
+}
+
+/// A `data` element of the label, as the message list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DataPartSummary {
+    /// `datapartType`.
+    pub datapart_type: Option<String>,
+    /// `filename`.
+    pub filename: Option<String>,
+    /// `no-of-bytes`, as written.
+    pub no_of_bytes: Option<String>,
+    /// `no-of-records`, as written.
+    pub no_of_records: Option<String>,
+}
+
+/// Everything an `shs.message-list` entry shows, taken from the label at intake, so that
+/// listing never parses labels and an SQL engine can filter on columns. Values are as the
+/// sender wrote them (spec §4.2 round-trip rule); comparisons normalise where the spec
+/// says so (see [`super::query`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// `tx.id`.
+    pub tx_id: String,
+    /// `timestamp` in the list: the label `datetime`, as written.
+    pub timestamp: String,
+    /// `corr.id`.
+    pub corr_id: String,
+    /// `content.id`.
+    pub content_id: String,
+    /// `size` in bytes.
+    pub size: u64,
+    /// `originator`.
+    pub originator: Option<String>,
+    /// `from`.
+    pub from: Option<String>,
+    /// `to`.
+    pub to: Option<String>,
+    /// `end-recipient`.
+    pub end_recipient: Option<String>,
+    /// `product`.
+    pub product: String,
+    /// `sequence-type` (`event`, `request`, `reply`, `adm`).
+    pub sequence_type: String,
+    /// `status` (`production` or `test`; empty means the default, production).
+    pub status: String,
+    /// `meta*`, in label order.
+    pub meta: Vec<MetaEntry>,
+    /// `subject`.
+    pub subject: Option<String>,
+    /// `data*`, in label order.
+    pub data: Vec<DataPartSummary>,
+}
+
+/// One stored data part: its MIME header block exactly as received, and its body length.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PartInfo {
+    /// The part's MIME headers, byte for byte (they may hold ISO-8859-1 file names).
+    #[serde(with = "as_latin1")]
+    pub raw_headers: Vec<u8>,
+    /// Body length in bytes.
+    pub len: u64,
+    /// Number of stored chunks; 0 for an empty part.
+    pub chunks: u32,
+}
+
+/// Where the data parts of a message are and how big they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadInfo {
+    /// The payload.
+    pub id: PayloadId,
+    /// The data parts, in MIME order.
+    pub parts: Vec<PartInfo>,
+    /// Sum of the part body lengths.
+    pub size: u64,
+}
+
+/// Why a message was quarantined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// The SHS error code sent to the sender.
+    #[serde(with = "as_error_code")]
+    pub code: ErrorCode,
+    /// One line for the sender and the administrator.
+    pub text: String,
+}
+
+/// Everything the node knows about one message, except its payload bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// The node's id for the message.
+    pub local_id: LocalId,
+    /// `tx.id` (the same as `summary.tx_id`, kept at top level as the duplicate key).
+    pub tx_id: String,
+    /// The sending organisation (from `from`, or `originator` without `from`): with
+    /// `tx_id` the duplicate key of spec §3.1.
+    #[serde(with = "as_org")]
+    pub sender: OrgNumber,
+    /// The local mailbox it was delivered to, once routed to one.
+    #[serde(with = "as_opt_address")]
+    pub mailbox: Option<Address>,
+    /// The current state (the last entry of `state_log`).
+    pub state: State,
+    /// Every state entered, oldest first.
+    pub state_log: Vec<StateChange>,
+    /// When the node accepted the message (UTC; rendered in node local time at the edge).
+    #[serde(with = "as_timestamp")]
+    pub arrival: DateTime<Utc>,
+    /// Store-assigned arrival order: the mailbox index key, so listing is oldest first even
+    /// when routing finishes out of order.
+    pub arrival_seq: u64,
+    /// The label exactly as it is served on fetch (history appended), opaque to the store.
+    #[serde(with = "as_latin1")]
+    pub label: Vec<u8>,
+    /// The message-list view of the label.
+    pub summary: MessageSummary,
+    /// The data parts.
+    pub payload: PayloadInfo,
+    /// Code and text when quarantined.
+    pub error: Option<ErrorInfo>,
+    /// A verified signer (spec §7), for the history, admin API and console.
+    pub signer: Option<String>,
+    /// For a fan-out copy: the product-addressed original.
+    pub parent: Option<LocalId>,
+    /// For a fanned-out original: its copies.
+    pub copies: Vec<LocalId>,
+}
+
+impl MessageRecord {
+    /// Moves to `state` and records the transition.
+    pub(crate) fn enter(&mut self, state: State, at: DateTime<Utc>) {
+        self.state = state;
+        self.state_log.push(StateChange {
+            state,
+            at: stored_precision(at),
+        });
+    }
+}
+
+/// Times are stored with microseconds; records handed out carry the same precision, so a
+/// record returned by a write equals the record read back later.
+pub(crate) fn stored_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}

@@ -1,0 +1,317 @@
+//! sled-only tests: what survives closing, dropping and killing the process. (The
+//! behaviour every engine shares is in the conformance suite.)
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use super::*;
+use crate::store::conformance::{
+    SENDER, accept, address, new_message, read_part, sled_config, summary, upload, upload_in,
+};
+use crate::store::kv::KvEngine;
+use crate::store::{
+    Acceptance, CHUNK_SIZE, JobOutcome, KvStore, MailboxQuery, MessageRecord, Route, State, Store,
+    keys,
+};
+
+fn open(dir: &Path) -> KvStore<SledEngine> {
+    KvStore::open(SledEngine::open(&sled_config(dir)).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reopen_keeps_accepted_messages_jobs_and_mailboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailbox = address("2120000142");
+    let body: Vec<u8> = (0..(2 * CHUNK_SIZE + 99))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let (routed, pending, acked, orphan);
+    {
+        let store = open(dir.path());
+        let (record, job) = accept(&store, summary("tx-routed"), SENDER, Route::Job).await;
+        let done = store
+            .complete_job(
+                job.unwrap(),
+                JobOutcome::Deliver {
+                    mailbox: mailbox.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(done, crate::store::JobCompletion::Applied { .. }));
+        routed = store.message(record.local_id).await.unwrap().unwrap();
+
+        let payload = upload(&store, &[&body, b""]).await;
+        let message = new_message(summary("tx-pending"), SENDER, payload, Route::Job);
+        let Acceptance::Accepted { record, job } = store.accept(message).await.unwrap() else {
+            panic!("not accepted");
+        };
+        pending = (record, job.unwrap());
+
+        let delivered = accept(
+            &store,
+            summary("tx-acked"),
+            SENDER,
+            Route::Mailbox(mailbox.clone()),
+        )
+        .await
+        .0;
+        store.acknowledge(delivered.local_id, None).await.unwrap();
+        acked = store.message(delivered.local_id).await.unwrap().unwrap();
+
+        // An upload cut off by a crash: marker and chunks written, never accepted.
+        orphan = crate::store::PayloadId(uuid::Uuid::new_v4());
+        let mut batch = crate::store::kv::Batch::default();
+        let marker = keys::PendingPayload {
+            started_unix: 0,
+            discarding: false,
+        };
+        batch.put(
+            keys::pending(orphan),
+            crate::store::codec::encode(&marker).unwrap(),
+        );
+        for index in 0..3 {
+            batch.put(keys::chunk(orphan, 0, index), vec![9; CHUNK_SIZE]);
+        }
+        store.engine().apply(batch).unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        store.message(routed.local_id).await.unwrap(),
+        Some(routed.clone())
+    );
+    assert_eq!(
+        store.message(acked.local_id).await.unwrap(),
+        Some(acked.clone())
+    );
+    assert_eq!(acked.state, State::Acknowledged);
+    let listed = store
+        .list(&mailbox, &MailboxQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed, [routed]);
+
+    let jobs = store.pending_jobs(None, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0].message.clone(), jobs[0].id), pending);
+    assert_eq!(
+        read_part(&store, pending.0.payload.id, 0).await.unwrap(),
+        body
+    );
+    assert_eq!(pending.0.payload.parts[1].len, 0);
+
+    // The orphan upload was removed at open, marker and chunks.
+    let engine = store.engine();
+    assert_eq!(engine.get(&keys::pending(orphan)).unwrap(), None);
+    let left = engine
+        .scan(
+            &keys::chunk_prefix(orphan),
+            None,
+            crate::store::kv::Direction::Forward,
+            10,
+        )
+        .unwrap();
+    assert!(left.is_empty());
+
+    // Ids keep growing across the restart: a new arrival lists after the old ones, a new
+    // job runs after the resumed one.
+    let (newer, job) = accept(&store, summary("tx-newer"), SENDER, Route::Job).await;
+    assert!(newer.arrival_seq > pending.0.arrival_seq);
+    assert!(job.unwrap() > pending.1);
+}
+
+#[tokio::test]
+async fn dropping_without_flush_after_accept_keeps_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (record, _) = accept(&store, summary("tx-drop"), SENDER, Route::Job).await;
+    // No explicit flush or close: accept's own sync must be enough. (sled's Drop also
+    // flushes, so only the kill -9 test below rules out help from a clean shutdown.)
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(
+        store.message(record.local_id).await.unwrap(),
+        Some(record.clone())
+    );
+    assert_eq!(
+        read_part(&store, record.payload.id, 0).await.unwrap(),
+        b"abc"
+    );
+}
+
+#[tokio::test]
+async fn oversized_records_spill_to_synced_blob_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // A 3 MiB label makes a tree node larger than segment_size / 4: sled writes it to a
+    // blob file, which the engine's sync must fdatasync too.
+    let payload = upload(&store, &[b"x"]).await;
+    let mut message = new_message(summary("tx-huge"), SENDER, payload, Route::Job);
+    message.label = vec![b'a'; 3 * 1024 * 1024];
+    let Acceptance::Accepted { record, .. } = store.accept(message).await.unwrap() else {
+        panic!("not accepted");
+    };
+    assert!(
+        store.engine().blob_files().unwrap() > 0,
+        "expected a blob file"
+    );
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.message(record.local_id).await.unwrap(), Some(record));
+}
+
+#[tokio::test]
+async fn chunks_stay_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let body = vec![7u8; 40 * CHUNK_SIZE];
+    let payload = upload_in(&store, &[&body], CHUNK_SIZE).await;
+    let message = new_message(summary("tx-big"), SENDER, payload, Route::Job);
+    store.accept(message).await.unwrap();
+    assert_eq!(store.engine().blob_files().unwrap(), 0);
+}
+
+const CHILD_ENV: &str = "SHSD_STORE_CRASH_CHILD";
+const CRASH_TEST: &str = "store::sled::tests::accepted_messages_survive_kill_9";
+
+/// The payload of message `i` in the crash test: two parts, sizes varying around chunks.
+fn crash_body(i: usize) -> (Vec<u8>, Vec<u8>) {
+    let first = (0..(i * 7919 % (3 * CHUNK_SIZE)))
+        .map(|j| (i + j) as u8)
+        .collect();
+    let second = vec![i as u8; i % 5];
+    (first, second)
+}
+
+/// The child: accepts messages from four writers and prints each one once `accept`
+/// returned, until the parent kills it.
+fn crash_child(dir: PathBuf) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let store: Arc<dyn Store> = Arc::new(open(&dir));
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    for i in (w..100_000).step_by(4) {
+                        let (first, second) = crash_body(i);
+                        let payload = upload_in(&*store, &[&first, &second], 5000).await;
+                        let message = new_message(
+                            summary(&format!("crash-{i}")),
+                            SENDER,
+                            payload,
+                            Route::Job,
+                        );
+                        let Ok(Acceptance::Accepted { record, .. }) = store.accept(message).await
+                        else {
+                            panic!("accept failed");
+                        };
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "ACCEPTED {i} {}", record.local_id).unwrap();
+                        out.flush().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+    });
+}
+
+#[test]
+fn accepted_messages_survive_kill_9() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        crash_child(PathBuf::from(dir));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([CRASH_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut acked: Vec<(usize, LocalIdText)> = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let mut words = line.split(' ');
+        if words.next() == Some("ACCEPTED") {
+            let i = words.next().unwrap().parse().unwrap();
+            acked.push((i, words.next().unwrap().to_owned()));
+            if acked.len() == 80 {
+                break;
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor, no sled flush on the way out
+    child.wait().unwrap();
+    assert_eq!(acked.len(), 80, "the child stopped early");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let store = open(dir.path());
+        for (i, local_id) in &acked {
+            let id = crate::store::LocalId(local_id.parse().unwrap());
+            let record = store
+                .message(id)
+                .await
+                .unwrap()
+                .expect("acknowledged message lost");
+            assert_eq!(record.tx_id, format!("crash-{i}"));
+            let (first, second) = crash_body(*i);
+            assert_eq!(
+                read_part(&store, record.payload.id, 0)
+                    .await
+                    .unwrap_or_default(),
+                first
+            );
+            assert_eq!(
+                read_part(&store, record.payload.id, 1)
+                    .await
+                    .unwrap_or_default(),
+                second
+            );
+        }
+        // Nothing half-visible: every message that is there (acknowledged to the child or
+        // not) is complete, and has its job.
+        let jobs = store.pending_jobs(None, 100_000).await.unwrap();
+        assert!(jobs.len() >= acked.len());
+        for job in &jobs {
+            assert_complete(&store, &job.message).await;
+        }
+        println!(
+            "kill -9: {} acknowledged, {} present after restart",
+            acked.len(),
+            jobs.len()
+        );
+    });
+}
+
+type LocalIdText = String;
+
+async fn assert_complete(store: &KvStore<SledEngine>, record: &MessageRecord) {
+    let i: usize = record.tx_id.trim_start_matches("crash-").parse().unwrap();
+    let (first, second) = crash_body(i);
+    assert_eq!(
+        read_part(store, record.payload.id, 0)
+            .await
+            .unwrap_or_default(),
+        first
+    );
+    assert_eq!(
+        read_part(store, record.payload.id, 1)
+            .await
+            .unwrap_or_default(),
+        second
+    );
+}
