@@ -1,6 +1,7 @@
 //! shsd — an SHS 1.2 message broker.
 //!
 //! # Layout
+//! - [`app`]: wires store, TLS, broker and listener; `run(listener, shutdown)`.
 //! - [`protocol`]: the SHS wire formats (label, MIME, management documents, message lists,
 //!   addresses) without any I/O, so that they can be tested, fuzzed and benchmarked alone.
 //! - [`tls`]: mutual TLS configs (rustls) and the caller's `PeerIdentity`, once per connection.
@@ -9,10 +10,15 @@
 //! - [`store`]: durable messages, payloads, mailboxes and routing jobs (sled by default).
 //! - [`broker`]: intake, routing and mailboxes — the SHS logic between HTTP and the store.
 //! - [`http`]: the SHS endpoints over hyper: routing, handlers, errors rendered in one place.
+//! - [`cli`]: the `shsd` subcommands behind the thin `main.rs`.
+//! - [`client`]: the SHS client used by the CLI, the demo, the tests and the load generator.
 //! - [`clock`]: time as SHS writes it.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod http;

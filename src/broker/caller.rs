@@ -41,7 +41,9 @@ impl Caller {
         Some(Caller {
             org,
             role: rule.map(|rule| rule.role).unwrap_or_default(),
-            sub_addresses: rule.map(|rule| rule.sub_addresses.clone()).unwrap_or_default(),
+            sub_addresses: rule
+                .map(|rule| rule.sub_addresses.clone())
+                .unwrap_or_default(),
             products: rule.map(|rule| rule.products.clone()).unwrap_or_default(),
             subject: identity.subject().to_owned(),
         })
@@ -140,8 +142,14 @@ mod tests {
         };
         let caller = Caller::resolve(&no_org, &[rule]).unwrap();
         assert_eq!(caller.org.as_str(), "5560000002");
-        assert!(caller.authorise_send(&addr("2120000142")).is_ok(), "a peer node sends for anyone");
-        assert!(caller.authorise_read(&addr("2120000142")).is_err(), "but reads only its own");
+        assert!(
+            caller.authorise_send(&addr("2120000142")).is_ok(),
+            "a peer node sends for anyone"
+        );
+        assert!(
+            caller.authorise_read(&addr("2120000142")).is_err(),
+            "but reads only its own"
+        );
     }
 
     #[test]
@@ -157,7 +165,11 @@ mod tests {
         };
         let caller = Caller::resolve(&bygglov, &[rule]).unwrap();
         assert!(caller.authorise_read(&addr("2120000142.bygglov")).is_ok());
-        assert!(caller.authorise_read(&addr("2120000142.socialtjanst")).is_err());
+        assert!(
+            caller
+                .authorise_read(&addr("2120000142.socialtjanst"))
+                .is_err()
+        );
         assert!(caller.authorise_read(&addr("2120000142")).is_err());
         assert!(caller.may_see_product("urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-0c7f3b2a1d00"));
         assert!(!caller.may_see_product("urn:X-shs:confirm"));

@@ -41,7 +41,7 @@ pub enum BrokerError {
     Internal(String),
 }
 
-impl ApiError {
+impl BrokerError {
     /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -77,7 +77,6 @@ impl ApiError {
         }
     }
 }
-
 
 impl From<StoreError> for BrokerError {
     /// Store failures are the node's fault: unavailable (503, retry later) or a bug/corrupt

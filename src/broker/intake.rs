@@ -11,10 +11,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::clock;
+use crate::protocol::ProtocolError;
 use crate::protocol::label::{History, Label, TransferType, append_history};
 use crate::protocol::mime::{self, Event, MessageReader};
 use crate::protocol::validate::{Envelope, check_label, check_part_count};
-use crate::protocol::ProtocolError;
 use crate::store::{
     Acceptance, LocalId, MessageRecord, NewMessage, PayloadInfo, PayloadWriter, Route, RoutingJob,
 };
@@ -104,7 +104,9 @@ impl Broker {
         body: S,
     ) -> Result<Receipt, IntakeError> {
         let mut upload = Upload::default();
-        let result = self.intake_inner(caller, content_type, body, &mut upload).await;
+        let result = self
+            .intake_inner(caller, content_type, body, &mut upload)
+            .await;
         if let Some(writer) = upload.writer.take() {
             // Only left here on failure: remove the partial upload.
             if let Err(err) = writer.abort().await {
@@ -177,7 +179,8 @@ impl Broker {
             }
         }
 
-        let checked = checked.ok_or_else(|| BrokerError::Internal("message without label".to_owned()))?;
+        let checked =
+            checked.ok_or_else(|| BrokerError::Internal("message without label".to_owned()))?;
         let writer = upload
             .writer
             .take()
@@ -197,7 +200,8 @@ impl Broker {
         caller.authorise_send(&envelope.sender)?;
         if label.transfer_type == TransferType::Synch {
             return Err(BrokerError::NotImplemented(
-                "synchronous messages (transfer-type synch) are not supported by this node yet".to_owned(),
+                "synchronous messages (transfer-type synch) are not supported by this node yet"
+                    .to_owned(),
             ));
         }
         Ok(envelope)
@@ -254,7 +258,10 @@ impl Broker {
                 );
                 let answer = receipt(&record, false);
                 if let Some(id) = job {
-                    let job = RoutingJob { id, message: record };
+                    let job = RoutingJob {
+                        id,
+                        message: record,
+                    };
                     if let Err(err) = self.run_job(&job).await {
                         tracing::warn!(shs.txid = %job.message.tx_id, error = %err, "routing deferred to the router task");
                         self.nudge_router();

@@ -47,17 +47,31 @@ impl Broker {
             Decision::Deliver(mailbox) => JobOutcome::Deliver { mailbox },
             Decision::Quarantine { code, reason } => {
                 let label = Label::parse(&record.label).map_err(|err| {
-                    BrokerError::Internal(format!("stored label of {} does not parse: {err}", record.local_id))
+                    BrokerError::Internal(format!(
+                        "stored label of {} does not parse: {err}",
+                        record.local_id
+                    ))
                 })?;
                 let info = reason.clone();
-                let notify =
-                    notice::build(self.store.as_ref(), &self.config, &label, Notice::Error { code, info })
-                        .await?;
-                JobOutcome::Quarantine { code, reason, notify }
+                let notify = notice::build(
+                    self.store.as_ref(),
+                    &self.config,
+                    &label,
+                    Notice::Error { code, info },
+                )
+                .await?;
+                JobOutcome::Quarantine {
+                    code,
+                    reason,
+                    notify,
+                }
             }
         };
         let generated = match &outcome {
-            JobOutcome::Quarantine { notify: Some(message), .. } => Some(message.payload.id),
+            JobOutcome::Quarantine {
+                notify: Some(message),
+                ..
+            } => Some(message.payload.id),
             _ => None,
         };
         match self.store.complete_job(job.id, outcome).await? {

@@ -81,7 +81,10 @@ sub_addresses = ["bygglov"]
     fn local_mailboxes_are_delivered() {
         let config = config();
         for to in ["2120000142", "urn:X-shs:2120000142.bygglov"] {
-            assert_eq!(decide(Some(&addr(to)), &config), Decision::Deliver(addr(to)));
+            assert_eq!(
+                decide(Some(&addr(to)), &config),
+                Decision::Deliver(addr(to))
+            );
         }
     }
 
@@ -92,8 +95,14 @@ sub_addresses = ["bygglov"]
             Decision::Quarantine { code, .. } => code,
             other => panic!("{other:?}"),
         };
-        assert_eq!(code(Some(&addr("2120000142.okand"))), ErrorCode::MissingDeliveryAddress);
-        assert_eq!(code(Some(&addr("5590000001"))), ErrorCode::MissingDeliveryAddress);
+        assert_eq!(
+            code(Some(&addr("2120000142.okand"))),
+            ErrorCode::MissingDeliveryAddress
+        );
+        assert_eq!(
+            code(Some(&addr("5590000001"))),
+            ErrorCode::MissingDeliveryAddress
+        );
         assert_eq!(code(None), ErrorCode::UnresolvedReceiver);
     }
 }

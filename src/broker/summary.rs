@@ -57,7 +57,10 @@ pub fn listed(record: &MessageRecord) -> ListedMessage {
         end_recipient: s.end_recipient.clone(),
         product: Some(s.product.clone()),
         // Stored from a parsed label, so always valid; `event` only for damaged records.
-        sequence_type: s.sequence_type.parse().unwrap_or(crate::protocol::label::SequenceType::Event),
+        sequence_type: s
+            .sequence_type
+            .parse()
+            .unwrap_or(crate::protocol::label::SequenceType::Event),
         status: s.status.parse().unwrap_or_default(),
         meta: s
             .meta

@@ -4,6 +4,8 @@
 
 use crate::protocol::urn::{Address, ProductId, strip_prefix};
 
+use super::percent::percent_decode;
+
 /// One of the SHS endpoints, with its path parameters parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -107,27 +109,6 @@ fn list_product(segment: &str) -> Option<ProductId> {
         ProductId::Uuid(_) if !prefixed => None,
         _ => Some(product),
     }
-}
-
-/// Decodes `%XX` escapes in a path segment; `None` for broken escapes or non-UTF-8 results.
-fn percent_decode(segment: &str) -> Option<String> {
-    if !segment.contains('%') {
-        return Some(segment.to_owned());
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::protocol::management::{ManagementBody, ManagementDocument};
 use crate::broker::BrokerError;
+use crate::protocol::management::{ManagementBody, ManagementDocument};
 use crate::protocol::{ErrorCode, ProtocolError};
 
 use super::body::{ResponseBody, full};
@@ -145,7 +145,11 @@ mod tests {
                 413,
                 "IllegalMessageStructure",
             ),
-            (ApiError::Broker(BrokerError::BadRequest("maxhits".into())), 400, "OtherError"),
+            (
+                ApiError::Broker(BrokerError::BadRequest("maxhits".into())),
+                400,
+                "OtherError",
+            ),
             (
                 ApiError::Broker(BrokerError::Forbidden {
                     code: ErrorCode::IllegalSender,
@@ -154,20 +158,36 @@ mod tests {
                 403,
                 "IllegalSender",
             ),
-            (ApiError::Broker(BrokerError::NotFound("no such".into())), 404, "OtherError"),
+            (
+                ApiError::Broker(BrokerError::NotFound("no such".into())),
+                404,
+                "OtherError",
+            ),
             (
                 ApiError::MethodNotAllowed { allow: "GET" },
                 405,
                 "OtherError",
             ),
-            (ApiError::Broker(BrokerError::Conflict("tx".into())), 409, "OtherError"),
-            (ApiError::Broker(BrokerError::NotImplemented("synch".into())), 501, "OtherError"),
+            (
+                ApiError::Broker(BrokerError::Conflict("tx".into())),
+                409,
+                "OtherError",
+            ),
+            (
+                ApiError::Broker(BrokerError::NotImplemented("synch".into())),
+                501,
+                "OtherError",
+            ),
             (
                 ApiError::Broker(BrokerError::Unavailable("disk full at /var/lib".into())),
                 503,
                 "OtherError",
             ),
-            (ApiError::Broker(BrokerError::Internal("bug in x".into())), 500, "OtherError"),
+            (
+                ApiError::Broker(BrokerError::Internal("bug in x".into())),
+                500,
+                "OtherError",
+            ),
         ];
         for (error, status, code) in cases {
             let (got, headers, document) = render(error.clone()).await;
@@ -187,7 +207,10 @@ mod tests {
 
     #[tokio::test]
     async fn server_errors_do_not_leak_their_cause() {
-        let (_, _, document) = render(ApiError::Broker(BrokerError::Unavailable("disk full at /var/lib".into()))).await;
+        let (_, _, document) = render(ApiError::Broker(BrokerError::Unavailable(
+            "disk full at /var/lib".into(),
+        )))
+        .await;
         let ManagementBody::Error { info, .. } = document.body else {
             panic!("an error document");
         };

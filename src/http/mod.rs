@@ -4,3 +4,9 @@
 pub mod body;
 pub mod endpoint;
 pub mod error;
+pub mod handlers;
+mod percent;
+pub mod query;
+pub mod server;
+
+pub use server::Server;

@@ -212,6 +212,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         self.read(move |inner| inner.complete_job(job, outcome))
             .await
     }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.commit.sync_now().await
+    }
 }
 
 impl<E: KvEngine> Inner<E> {

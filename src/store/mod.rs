@@ -131,6 +131,10 @@ pub trait Store: Send + Sync {
         job: JobId,
         outcome: JobOutcome,
     ) -> Result<JobCompletion, StoreError>;
+
+    /// Makes every change applied so far durable, including the unsynced ones (fetch marks,
+    /// job completions): called on shutdown so a clean stop loses nothing at all.
+    async fn flush(&self) -> Result<(), StoreError>;
 }
 
 /// Streams the data parts of one message into the store in bounded chunks.

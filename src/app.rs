@@ -1,0 +1,104 @@
+//! Wires the parts together: store, TLS, broker, router task and listener; runs until the
+//! shutdown token fires, then drains and flushes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{Broker, jobs};
+use crate::config::{Config, StoreConfig};
+use crate::http::Server;
+use crate::store::sled::{SledConfig, SledEngine};
+use crate::store::{KvStore, Store, StoreError};
+use crate::tls::{ReloadableServerConfig, ServerTlsFiles, TlsError};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The TLS files could not be loaded (a configuration fault).
+    #[error("tls: {0}")]
+    Tls(#[from] TlsError),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// A built daemon, ready to serve a bound listener.
+pub struct App {
+    broker: Arc<Broker>,
+    tls: Arc<ReloadableServerConfig>,
+}
+
+impl App {
+    /// Opens the store and loads the TLS material of `config`. Blocking (start-up only).
+    pub fn build(config: Config) -> Result<App, AppError> {
+        let tls = ReloadableServerConfig::load(ServerTlsFiles {
+            cert_chain: config.tls.certificate.clone(),
+            key: config.tls.private_key.clone(),
+            client_cas: config.tls.client_cas.clone(),
+            crls: config.tls.crls.clone(),
+        })?;
+        let store: Arc<dyn Store> = match &config.store {
+            StoreConfig::Sled { path, cache_bytes } => {
+                let engine = SledEngine::open(&SledConfig {
+                    path: path.clone(),
+                    cache_capacity: *cache_bytes,
+                })
+                .map_err(|err| {
+                    StoreError::Unavailable(format!("cannot open {}: {err}", path.display()))
+                })?;
+                Arc::new(KvStore::open(engine)?)
+            }
+        };
+        Ok(App {
+            broker: Broker::new(store, Arc::new(config)),
+            tls: Arc::new(tls),
+        })
+    }
+
+    /// The broker, for tests that look behind the HTTP layer.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Binds the configured SHS listener and logs `listening on <address> (shs)` with the
+    /// real port (scripts and tests read it).
+    pub async fn bind(&self) -> Result<TcpListener, AppError> {
+        let address = self.broker.config().listen;
+        let listener = TcpListener::bind(address)
+            .await
+            .map_err(|err| AppError::Bind(address, err))?;
+        let local = listener
+            .local_addr()
+            .map_err(|err| AppError::Bind(address, err))?;
+        tracing::info!("listening on {local} (shs)");
+        Ok(listener)
+    }
+
+    /// Serves until `shutdown` fires: resumes routing jobs, accepts connections, then
+    /// drains in-flight requests within the deadline and flushes the store.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), AppError> {
+        let router_stop = CancellationToken::new();
+        let router = tokio::spawn(jobs::run_router(
+            Arc::clone(&self.broker),
+            router_stop.clone(),
+        ));
+        Server::new(Arc::clone(&self.broker), self.tls)
+            .run(listener, shutdown)
+            .await;
+        router_stop.cancel();
+        let _ = router.await;
+        self.broker.store().flush().await?;
+        tracing::info!("stopped; store flushed");
+        Ok(())
+    }
+}

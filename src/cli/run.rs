@@ -1,0 +1,99 @@
+//! The subcommands that run the daemon or write files: `serve`, `check-config`, `demo`,
+//! `certs`, and the signal handling they share.
+
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::{Config, ConfigErrors};
+use crate::pki::{ExamplePki, PkiOptions};
+
+/// How a subcommand failed: a bad configuration (exit 64) or anything else (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The configuration file is wrong.
+    #[error("{0}")]
+    BadConfig(#[from] ConfigErrors),
+    /// Anything else, as one line.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Failure {
+    fn other(err: impl std::fmt::Display) -> Failure {
+        Failure::Other(err.to_string())
+    }
+}
+
+/// `shsd serve`: runs the broker until SIGTERM or SIGINT, then drains and flushes.
+pub async fn serve(path: &Path) -> Result<(), Failure> {
+    let config = Config::load(path)?;
+    super::telemetry::init(config.log.format, &config.log.filter);
+    let app = App::build(config).map_err(Failure::other)?;
+    let listener = app.bind().await.map_err(Failure::other)?;
+    app.run(listener, shutdown_signal())
+        .await
+        .map_err(Failure::other)
+}
+
+/// `shsd check-config`.
+pub fn check_config(path: &Path) -> Result<(), Failure> {
+    Config::load(path)?;
+    println!("{}: ok", path.display());
+    Ok(())
+}
+
+/// `shsd demo`.
+pub async fn demo(path: &Path, once: bool) -> Result<(), Failure> {
+    let config = Config::load(path)?;
+    // The demo's story goes to stdout; only warnings from the daemon (RUST_LOG overrides).
+    super::telemetry::init(config.log.format, "warn");
+    super::demo::run(config, once, shutdown_signal())
+        .await
+        .map_err(Failure::Other)
+}
+
+/// `shsd certs`: writes the example PKI and says which file is whose.
+pub fn certs(out: &Path, force: bool, validity_days: u64) -> Result<(), Failure> {
+    let options = PkiOptions {
+        validity: std::time::Duration::from_secs(validity_days.saturating_mul(24 * 3600)),
+        ..PkiOptions::default()
+    };
+    let pki = ExamplePki::generate(options).map_err(Failure::other)?;
+    let written = pki.write_to(out, force).map_err(Failure::other)?;
+    for path in &written {
+        println!("{}", path.display());
+    }
+    println!(
+        "wrote {} files; private keys included (example use only): see {}",
+        written.len(),
+        out.join(crate::pki::README_FILE).display()
+    );
+    Ok(())
+}
+
+/// A token that fires on SIGTERM or SIGINT (Ctrl-C).
+pub fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fired = token.clone();
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = terminate => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        }
+        fired.cancel();
+    });
+    token
+}

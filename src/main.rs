@@ -1,0 +1,51 @@
+//! The `shsd` binary: parse the command line, hand over to the library, map the outcome to
+//! an exit code (64 for a bad configuration, so systemd does not restart on it).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shsd::cli::run::{self, Failure};
+use shsd::cli::{Cli, Command, client_commands};
+use shsd::config::EXIT_BAD_CONFIG;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("shsd: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => run::serve(&config).await,
+            Command::CheckConfig { config } => run::check_config(&config),
+            Command::Demo { config, once } => run::demo(&config, once).await,
+            Command::Certs {
+                out,
+                force,
+                validity_days,
+            } => run::certs(&out, force, validity_days),
+            Command::Send(args) => client_commands::send(args).await.map_err(other),
+            Command::List(args) => client_commands::list(args).await.map_err(other),
+            Command::Fetch(args) => client_commands::fetch(args).await.map_err(other),
+            Command::Ack(args) => client_commands::ack(args).await.map_err(other),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::BadConfig(errors)) => {
+            eprint!("{errors}");
+            ExitCode::from(EXIT_BAD_CONFIG as u8)
+        }
+        Err(Failure::Other(reason)) => {
+            eprintln!("shsd: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn other(err: client_commands::CommandError) -> Failure {
+    Failure::Other(err.to_string())
+}
