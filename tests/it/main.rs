@@ -1,3 +1,5 @@
-//! shsd's integration tests: one test binary, one module per area.
+//! shsd's integration tests: one test binary, one module per area, a shared harness.
 
+mod harness;
 mod interop;
+mod roundtrip;

@@ -1,0 +1,208 @@
+//! The test harness: a real shsd on 127.0.0.1:0 with a PKI generated for the test, a sled
+//! store in a temporary folder, and reqwest clients (an independent HTTP implementation)
+//! presenting each example identity's certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shsd::app::App;
+use shsd::client::{OutgoingPart, build_message};
+use shsd::config::Config;
+use shsd::pki::{ExamplePki, PkiItem, PkiOptions};
+use shsd::protocol::label::{Label, SequenceType};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The example product used by tests.
+pub const PRODUCT: &str = "urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-0c7f3b2a1d00";
+/// The portal organisation.
+pub const PORTAL: &str = "urn:X-shs:5590000001";
+/// The municipality.
+pub const KOMMUN: &str = "urn:X-shs:2120000142";
+/// The municipality's building-permit system.
+pub const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
+
+/// A running node.
+pub struct Node {
+    pub pki: ExamplePki,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub app_broker: Arc<shsd::broker::Broker>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Extra configuration lines appended to the default test configuration.
+#[derive(Default, Clone)]
+pub struct Extra(pub String);
+
+impl Node {
+    /// Starts a node with the default test configuration.
+    pub async fn start() -> Node {
+        Node::start_with(Extra::default()).await
+    }
+
+    /// Starts a node whose configuration has `extra` appended (e.g. `[limits]` or
+    /// `[[clients]]` sections).
+    pub async fn start_with(extra: Extra) -> Node {
+        let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let certs = dir.path().join("certs");
+        pki.write_to(&certs, false).expect("write pki");
+        let config_path = dir.path().join("shsd.toml");
+        std::fs::write(&config_path, config_text(&extra.0)).expect("write config");
+        let config = Config::load(&config_path).unwrap_or_else(|err| panic!("{err}"));
+        let app = App::build(config).expect("build");
+        let listener = app.bind().await.expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let app_broker = Arc::clone(app.broker());
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move {
+            app.run(listener, stop).await.expect("run");
+        });
+        Node {
+            pki,
+            dir,
+            base: format!("https://localhost:{port}"),
+            app_broker,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// The certificate folder.
+    pub fn certs(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    /// A reqwest client presenting `identity` (`None`: no client certificate).
+    pub fn client(&self, identity: Option<&PkiItem>) -> reqwest::Client {
+        let tls = self.pki.client_config(identity).expect("client config");
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("reqwest client")
+    }
+
+    pub fn portal(&self) -> reqwest::Client {
+        self.client(Some(&self.pki.portal))
+    }
+
+    pub fn bygglov(&self) -> reqwest::Client {
+        self.client(Some(&self.pki.bygglov))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the node and waits for it to drain and flush.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("node task");
+        }
+    }
+}
+
+fn config_text(extra: &str) -> String {
+    format!(
+        r#"
+[node]
+node_id = "test-node"
+[listen]
+address = "127.0.0.1:0"
+[tls]
+certificate = "certs/server.pem"
+private_key = "certs/server-key.pem"
+client_cas = ["certs/ca.pem"]
+crls = ["certs/ca-crl.pem"]
+[[organisations]]
+number = "2120000142"
+name = "Exempelkommun"
+sub_addresses = ["bygglov", "socialtjanst"]
+[[organisations]]
+number = "5590000001"
+name = "Exempelportalen AB"
+[store]
+path = "store"
+cache_mib = 16
+[shutdown]
+drain_timeout_secs = 5
+[log]
+filter = "warn"
+{extra}
+"#
+    )
+}
+
+/// A message from the portal to `to` with one XML data part; returns (body, content type,
+/// label).
+pub fn message_to(to: Option<&str>, data: &[u8]) -> (Vec<u8>, String, Label) {
+    message_from(PORTAL, to, data)
+}
+
+/// A message from `from` to `to` with one XML data part.
+pub fn message_from(from: &str, to: Option<&str>, data: &[u8]) -> (Vec<u8>, String, Label) {
+    let part = OutgoingPart {
+        datapart_type: "xml".into(),
+        content_type: "text/xml".into(),
+        filename: Some("ansökan.xml".into()),
+        bytes: data.to_vec(),
+    };
+    let (body, boundary, label) = build_message(from, to, PRODUCT, SequenceType::Event, &[part]);
+    (
+        body,
+        format!("multipart/mixed; boundary=\"{boundary}\""),
+        label,
+    )
+}
+
+/// Writes a label and raw parts (already encoded) into a body, for hand-made messages.
+pub fn raw_message(label_xml: &str, parts: &[&[u8]]) -> (Vec<u8>, String) {
+    let boundary = "=_test_boundary_";
+    let mut body =
+        format!("--{boundary}\r\nContent-Type: text/xml\r\n\r\n{label_xml}\r\n").into_bytes();
+    for part in parts {
+        body.extend(
+            format!("--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend(*part);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/mixed; boundary=\"{boundary}\""))
+}
+
+/// Sends a message with `client`.
+pub async fn send(
+    node: &Node,
+    client: &reqwest::Client,
+    body: Vec<u8>,
+    content_type: &str,
+) -> reqwest::Response {
+    client
+        .post(node.url("/shs/rs"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("send")
+}
+
+/// The `X-shs-errorcode` of a response.
+pub fn error_code(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("x-shs-errorcode")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The path of a file inside a node's folder.
+pub fn path_in(node: &Node, name: &str) -> PathBuf {
+    node.dir.path().join(Path::new(name))
+}
