@@ -2,6 +2,8 @@
 //! store in a temporary folder, and reqwest clients (an independent HTTP implementation)
 //! presenting each example identity's certificate.
 
+#![allow(dead_code, reason = "shared by all test modules; each uses a part")]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
