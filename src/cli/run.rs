@@ -73,25 +73,26 @@ pub fn certs(out: &Path, force: bool, validity_days: u64) -> Result<(), Failure>
     Ok(())
 }
 
-/// A token that fires on SIGTERM or SIGINT (Ctrl-C).
+/// A token that fires on SIGTERM or SIGINT (Ctrl-C). The handlers are installed before
+/// this returns, so a signal that arrives while the daemon starts is not lost (nor does it
+/// kill the process with the default action).
 pub fn shutdown_signal() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let fired = token.clone();
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
     tokio::spawn(async move {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                }
+        let (mut terminate, mut interrupt) = match (terminate, interrupt) {
+            (Ok(terminate), Ok(interrupt)) => (terminate, interrupt),
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM/SIGINT; stop with SIGKILL");
+                return;
             }
         };
         tokio::select! {
-            _ = terminate => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
         }
         fired.cancel();
     });

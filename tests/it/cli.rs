@@ -1,0 +1,194 @@
+//! Black-box tests of the real `shsd` binary: check-config, certs, demo, SIGTERM.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shsd::pki::{ExamplePki, PkiOptions};
+
+const SHSD: &str = env!("CARGO_BIN_EXE_shsd");
+
+/// A folder with a generated PKI under `certs/` and a configuration listening on port 0.
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ExamplePki::generate(PkiOptions::default()).unwrap();
+    pki.write_to(&dir.path().join("certs"), false).unwrap();
+    std::fs::write(dir.path().join("shsd.toml"), CONFIG).unwrap();
+    dir
+}
+
+const CONFIG: &str = r#"
+[node]
+node_id = "cli-test"
+[listen]
+address = "127.0.0.1:0"
+[tls]
+certificate = "certs/server.pem"
+private_key = "certs/server-key.pem"
+client_cas = ["certs/ca.pem"]
+crls = ["certs/ca-crl.pem"]
+[[organisations]]
+number = "2120000142"
+sub_addresses = ["bygglov", "socialtjanst"]
+[[organisations]]
+number = "5590000001"
+[store]
+path = "store"
+[log]
+format = "json"
+"#;
+
+fn config(dir: &Path) -> String {
+    dir.join("shsd.toml").to_string_lossy().into_owned()
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = setup();
+    let out = Command::new(SHSD)
+        .args(["check-config", "--config", &config(dir.path())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
+}
+
+#[test]
+fn check_config_reports_every_problem_and_exits_64() {
+    let dir = setup();
+    let bad = CONFIG
+        .replace("node_id = \"cli-test\"", "node_id = \"\"")
+        .replace("address = \"127.0.0.1:0\"", "address = \"nowhere\"")
+        .replace("certs/server.pem", "certs/missing.pem");
+    std::fs::write(dir.path().join("shsd.toml"), bad).unwrap();
+    let out = Command::new(SHSD)
+        .args(["check-config", "--config", &config(dir.path())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "3 problem(s)",
+        "node.node_id",
+        "listen.address",
+        "missing.pem",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing in {stderr}");
+    }
+    // serve refuses the same file with the same exit code.
+    let out = Command::new(SHSD)
+        .args(["serve", "--config", &config(dir.path())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn certs_writes_the_example_pki_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("pki");
+    let run = |force: bool| {
+        let mut command = Command::new(SHSD);
+        command.args(["certs", "--out", out_dir.to_str().unwrap()]);
+        if force {
+            command.arg("--force");
+        }
+        command.output().unwrap()
+    };
+    let first = run(false);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    for name in [
+        "ca.pem",
+        "ca-crl.pem",
+        "server.pem",
+        "server-key.pem",
+        "client-portal.pem",
+        "README.md",
+    ] {
+        assert!(out_dir.join(name).is_file(), "{name}");
+    }
+    let second = run(false);
+    assert!(
+        !second.status.success(),
+        "a second run must not overwrite keys"
+    );
+    assert!(run(true).status.success());
+}
+
+#[test]
+fn demo_runs_the_whole_round_trip() {
+    let dir = setup();
+    let out = Command::new(SHSD)
+        .args(["demo", "--once", "--config", &config(dir.path())])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "202 Accepted",
+        "byte-identical: true",
+        "200 OK",
+        "confirm ",
+        "Round trip complete",
+    ] {
+        assert!(stdout.contains(step), "{step:?} missing in:\n{stdout}");
+    }
+}
+
+#[test]
+fn sigterm_drains_flushes_and_exits_cleanly() {
+    let dir = setup();
+    let mut child = Command::new(SHSD)
+        .args(["serve", "--config", &config(dir.path())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log
+        .iter()
+        .any(|line: &String| line.contains("listening on"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        log.push(
+            lines_rx
+                .recv_timeout(left)
+                .expect("the daemon logs its listener"),
+        );
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+    log.extend(lines_rx.iter());
+    let log = log.join("\n");
+    assert!(log.contains("listening on 127.0.0.1:"), "{log}");
+    assert!(log.contains("(shs)"), "{log}");
+    assert!(log.contains("store flushed"), "{log}");
+}
