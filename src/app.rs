@@ -37,12 +37,6 @@ pub struct App {
 impl App {
     /// Opens the store and loads the TLS material of `config`. Blocking (start-up only).
     pub fn build(config: Config) -> Result<App, AppError> {
-        let tls = ReloadableServerConfig::load(ServerTlsFiles {
-            cert_chain: config.tls.certificate.clone(),
-            key: config.tls.private_key.clone(),
-            client_cas: config.tls.client_cas.clone(),
-            crls: config.tls.crls.clone(),
-        })?;
         let store: Arc<dyn Store> = match &config.store {
             StoreConfig::Sled { path, cache_bytes } => {
                 let engine = SledEngine::open(&SledConfig {
@@ -55,6 +49,18 @@ impl App {
                 Arc::new(KvStore::open(engine)?)
             }
         };
+        App::with_store(config, store)
+    }
+
+    /// Like [`App::build`] but over a store the caller opened (tests inject faults this way;
+    /// the configuration's `[store]` section is not used).
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<App, AppError> {
+        let tls = ReloadableServerConfig::load(ServerTlsFiles {
+            cert_chain: config.tls.certificate.clone(),
+            key: config.tls.private_key.clone(),
+            client_cas: config.tls.client_cas.clone(),
+            crls: config.tls.crls.clone(),
+        })?;
         Ok(App {
             broker: Broker::new(store, Arc::new(config)),
             tls: Arc::new(tls),

@@ -48,6 +48,12 @@ impl Node {
     /// Starts a node whose configuration has `extra` appended (e.g. `[limits]` or
     /// `[[clients]]` sections).
     pub async fn start_with(extra: Extra) -> Node {
+        Node::start_over(extra, |config| App::build(config).expect("build")).await
+    }
+
+    /// Starts a node whose app is made by `make` from the test configuration (e.g. over a
+    /// store with injected faults).
+    pub async fn start_over(extra: Extra, make: impl FnOnce(Config) -> App) -> Node {
         let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
@@ -55,7 +61,7 @@ impl Node {
         let config_path = dir.path().join("shsd.toml");
         std::fs::write(&config_path, config_text(&extra.0)).expect("write config");
         let config = Config::load(&config_path).unwrap_or_else(|err| panic!("{err}"));
-        let app = App::build(config).expect("build");
+        let app = make(config);
         let listener = app.bind().await.expect("bind");
         let port = listener.local_addr().unwrap().port();
         let app_broker = Arc::clone(app.broker());

@@ -4,3 +4,4 @@ mod cli;
 mod harness;
 mod interop;
 mod roundtrip;
+mod store_failure;
