@@ -166,7 +166,19 @@ impl KvEngine for SledEngine {
         }
     }
 
-    fn apply(&self, batch: Batch) -> Result<(), EngineError> {
+    /// A one-op batch (payload chunks, upload markers) uses `insert`/`remove`, which take
+    /// sled's global lock shared; `apply_batch` takes it exclusively and so waits for any
+    /// `flush()` in progress, which holds it shared until the disk has the data. Uploads
+    /// thus keep streaming while the group commit flushes.
+    fn apply(&self, mut batch: Batch) -> Result<(), EngineError> {
+        if batch.ops.len() == 1 {
+            return match batch.ops.pop() {
+                Some(Op::Put(key, value)) => self.db.insert(key, value).map(drop),
+                Some(Op::Delete(key)) => self.db.remove(key).map(drop),
+                None => Ok(()),
+            }
+            .map_err(from_sled);
+        }
         let mut sled_batch = ::sled::Batch::default();
         for op in batch.ops {
             match op {
