@@ -8,6 +8,8 @@
 //!   with 64-byte payloads: the payload size does not matter to listing).
 //! - `list/10_beside_N`: a 10-message mailbox next to the N-message one: the index is per
 //!   mailbox, so its size does not matter.
+//! - `list/filter_matching_none_of_N`: the worst case, a filter that matches nothing, so
+//!   every record of the mailbox is read.
 //!
 //! N is 100 000 by default; set `SHSD_BENCH_MAILBOX=1000000` for the spec's figure (§3.3).
 //! Run: `cargo bench --bench store`.
@@ -174,6 +176,18 @@ fn list_benches(c: &mut Criterion) {
         b.iter(|| {
             let listed = runtime.block_on(store.list(&small, &query)).expect("list");
             assert_eq!(listed.len(), 10);
+        })
+    });
+    // The worst case: a filter that matches nothing walks the whole mailbox index.
+    let nothing = MailboxQuery {
+        corr_id: Some("no-such-corr".into()),
+        ..MailboxQuery::default()
+    };
+    group.sample_size(10);
+    group.bench_function(format!("filter_matching_none_of_{size}"), |b| {
+        b.iter(|| {
+            let listed = runtime.block_on(store.list(&big, &nothing)).expect("list");
+            assert!(listed.is_empty());
         })
     });
     group.finish();
