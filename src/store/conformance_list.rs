@@ -152,6 +152,13 @@ pub(super) async fn list_filters_each_attribute(f: Fixture) {
         ),
         (
             MailboxQuery {
+                products: vec![PRODUCT.parse().unwrap(), other_product.parse().unwrap()],
+                ..q()
+            },
+            all_production.to_vec(),
+        ),
+        (
+            MailboxQuery {
                 products: vec![ProductId::Confirm],
                 ..q()
             },

@@ -5,6 +5,7 @@
 //! | `m/<local id:16>` | [`MessageRecord`](super::MessageRecord) | the record |
 //! | `t/<tx.id>` | [`TxEntry`] | duplicate detection (spec §3.1) |
 //! | `x/<mailbox>/<arrival seq:8 BE>` | [`IndexEntry`] | the mailbox list, oldest first |
+//! | `z/<mailbox>/<product>/<arrival seq:8 BE>` | [`IndexEntry`] | the same, per product |
 //! | `y/<mailbox>/<tx.id>` | local id | fetch and ack by tx.id |
 //! | `j/<job id:8 BE>` | [`JobEntry`] | routing jobs, oldest first |
 //! | `u/<payload:16>` | [`PendingPayload`] | an upload not yet accepted |
@@ -16,9 +17,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::as_org;
-use super::record::{LocalId, PayloadId};
-use crate::protocol::urn::{Address, OrgNumber};
+use chrono::{DateTime, Utc};
+
+use super::codec::{as_org, as_timestamp};
+use super::record::{LocalId, MessageRecord, MessageSummary, PayloadId, State};
+use crate::protocol::urn::{Address, OrgNumber, ProductId};
 
 pub const PENDING_PREFIX: &[u8] = b"u/";
 pub const JOB_PREFIX: &[u8] = b"j/";
@@ -31,12 +34,38 @@ pub struct TxEntry {
     pub local_id: LocalId,
 }
 
-/// The value of a mailbox list entry. `fetched` is kept here too so that the default list
-/// (RECEIVED only) skips fetched messages without loading their records.
+/// The value of a mailbox list entry: a covering index. It carries everything a list
+/// filter looks at (state, arrival, summary), so a list walks the index sequentially and
+/// loads records only for matches; without it every entry cost a random read of a whole
+/// record, label included (measured: ~49 µs per entry, 5 s per 100 000).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexEntry {
     pub local_id: LocalId,
     pub fetched: bool,
+    #[serde(with = "as_timestamp")]
+    pub arrival: DateTime<Utc>,
+    pub summary: MessageSummary,
+}
+
+impl IndexEntry {
+    /// The entry for a record that is in its mailbox.
+    pub fn of(record: &MessageRecord) -> Self {
+        IndexEntry {
+            local_id: record.local_id,
+            fetched: record.state == State::Fetched,
+            arrival: record.arrival,
+            summary: record.summary.clone(),
+        }
+    }
+
+    /// The state the entry stands for.
+    pub fn state(&self) -> State {
+        if self.fetched {
+            State::Fetched
+        } else {
+            State::Received
+        }
+    }
 }
 
 /// The value of a routing job.
@@ -74,6 +103,27 @@ pub fn mailbox_entry(mailbox: &Address, arrival_seq: u64) -> Vec<u8> {
     let mut key = mailbox_prefix(mailbox);
     key.extend_from_slice(&arrival_seq.to_be_bytes());
     key
+}
+
+pub fn product_prefix(mailbox: &Address, product: &ProductId) -> Vec<u8> {
+    let mut key = b"z/".to_vec();
+    key.extend_from_slice(mailbox.bare().as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(product.bare().as_bytes());
+    key.push(b'/');
+    key
+}
+
+/// Every index key of a record in its mailbox: the mailbox list and, when the label's
+/// product is a valid product id, the per-product list.
+pub fn index_keys(mailbox: &Address, record: &MessageRecord) -> Vec<Vec<u8>> {
+    let mut keys = vec![mailbox_entry(mailbox, record.arrival_seq)];
+    if let Ok(product) = record.summary.product.parse::<ProductId>() {
+        let mut key = product_prefix(mailbox, &product);
+        key.extend_from_slice(&record.arrival_seq.to_be_bytes());
+        keys.push(key);
+    }
+    keys
 }
 
 pub fn mailbox_tx(mailbox: &Address, tx_id: &str) -> Vec<u8> {
@@ -135,6 +185,8 @@ mod tests {
         assert!(!key_ab.starts_with(&mailbox_prefix(&a)));
         assert!(!key_ab.starts_with(&mailbox_prefix(&org)));
         assert!(mailbox_entry(&a, 1) < mailbox_entry(&a, 256));
+        let product: ProductId = "confirm".parse().unwrap();
+        assert!(!product_prefix(&ab, &product).starts_with(&product_prefix(&a, &product)));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The read paths of [`super::KvStore`] that walk an index: a mailbox list (spec §3.3)
 //! and the routing jobs. Both page through the engine in bounded steps, so memory stays
-//! flat however long the mailbox or the job queue is.
+//! flat however long the mailbox or the job queue is. Mailbox index entries carry the
+//! message summary ([`IndexEntry`]), so filtering reads the index sequentially and loads
+//! only the records it returns.
 
 use super::codec::decode;
 use super::keys::{self, IndexEntry, JobEntry};
@@ -25,7 +27,13 @@ impl<E: KvEngine> Inner<E> {
         if query.max_hits == 0 {
             return Ok(hits);
         }
-        let prefix = keys::mailbox_prefix(mailbox);
+        // One product (`GET /shs/ds/{address}/{product}`, the usual filtered list) walks
+        // that product's index; anything else the whole mailbox's.
+        let prefix = match query.products.as_slice() {
+            [product] => keys::product_prefix(mailbox, product),
+            _ => keys::mailbox_prefix(mailbox),
+        };
+        // Filters are evaluated on the covering index entries; only matches are loaded.
         // Without a sort attribute the index order is the answer order: scan in that
         // direction and stop at max_hits. With one, every match must be seen; keep at most
         // 2 × max_hits in memory, trimming as we go.
@@ -43,13 +51,15 @@ impl<E: KvEngine> Inner<E> {
             after = page.last().map(|(key, _)| key.clone());
             for (_, value) in page {
                 let entry: IndexEntry = decode(&value)?;
-                if entry.fetched && !query.include_fetched {
+                if !query.matches_summary(entry.state(), entry.arrival, &entry.summary) {
                     continue;
                 }
                 let Some(record) = self.record(entry.local_id)? else {
                     continue;
                 };
                 if !query.matches(&record) {
+                    // The index is written in the record's own batches, so this is only
+                    // reachable through a bug; the record is the truth.
                     continue;
                 }
                 hits.push(record);

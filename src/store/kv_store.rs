@@ -274,14 +274,10 @@ impl<E: KvEngine> Inner<E> {
         let mailbox = mailbox_of(&record)?;
         record.enter(State::Fetched, Utc::now());
         let mut batch = Batch::default();
-        let entry = IndexEntry {
-            local_id: id,
-            fetched: true,
-        };
-        batch.put(
-            keys::mailbox_entry(&mailbox, record.arrival_seq),
-            encode(&entry)?,
-        );
+        let entry = encode(&IndexEntry::of(&record))?;
+        for key in keys::index_keys(&mailbox, &record) {
+            batch.put(key, entry.clone());
+        }
         batch.put(keys::message(id), encode(&record)?);
         self.engine.apply(batch)?;
         Ok(record)
@@ -315,7 +311,9 @@ impl<E: KvEngine> Inner<E> {
         }
         let mailbox = mailbox_of(&record)?;
         let mut batch = Batch::default();
-        batch.delete(keys::mailbox_entry(&mailbox, record.arrival_seq));
+        for key in keys::index_keys(&mailbox, &record) {
+            batch.delete(key);
+        }
         record.enter(State::Acknowledged, Utc::now());
         batch.put(keys::message(id), encode(&record)?);
         let (generated, generated_job) = match generated {
@@ -527,20 +525,16 @@ fn stage_delivery(
     mailbox: Address,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let entry = IndexEntry {
-        local_id: record.local_id,
-        fetched: false,
-    };
-    batch.put(
-        keys::mailbox_entry(&mailbox, record.arrival_seq),
-        encode(&entry)?,
-    );
+    record.enter(State::Received, now);
+    let entry = encode(&IndexEntry::of(record))?;
+    for key in keys::index_keys(&mailbox, record) {
+        batch.put(key, entry.clone());
+    }
     batch.put(
         keys::mailbox_tx(&mailbox, &record.tx_id),
         encode(&record.local_id)?,
     );
     record.mailbox = Some(mailbox);
-    record.enter(State::Received, now);
     Ok(())
 }
 

@@ -134,9 +134,19 @@ pub enum SortAttribute {
 impl MailboxQuery {
     /// True when `record` belongs in the answer (state included).
     pub fn matches(&self, record: &MessageRecord) -> bool {
-        let wanted_state = record.state == State::Received
-            || (self.include_fetched && record.state == State::Fetched);
-        let s = &record.summary;
+        self.matches_summary(record.state, record.arrival, &record.summary)
+    }
+
+    /// [`MailboxQuery::matches`] on the parts a mailbox index can carry, so that an index
+    /// walk filters without loading records.
+    pub fn matches_summary(
+        &self,
+        state: State,
+        arrival: DateTime<Utc>,
+        s: &MessageSummary,
+    ) -> bool {
+        let wanted_state =
+            state == State::Received || (self.include_fetched && state == State::Fetched);
         wanted_state
             && status_of(s) == self.status.as_str()
             && (self.products.is_empty() || product_matches(&self.products, &s.product))
@@ -156,7 +166,7 @@ impl MailboxQuery {
             && self
                 .sequence_type
                 .is_none_or(|st| s.sequence_type == st.as_str())
-            && self.since.is_none_or(|since| record.arrival >= since)
+            && self.since.is_none_or(|since| arrival >= since)
             && self.meta.as_ref().is_none_or(|filter| {
                 s.meta.iter().any(|m| {
                     m.name == filter.name && filter.value.as_ref().is_none_or(|v| *v == m.value)

@@ -123,6 +123,28 @@ async fn reopen_keeps_accepted_messages_jobs_and_mailboxes() {
 }
 
 #[tokio::test]
+async fn accept_returns_after_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let before = store.sync_rounds();
+    accept(&store, summary("tx-synced"), SENDER, Route::Job).await;
+    let after_accept = store.sync_rounds();
+    assert!(after_accept > before);
+    // Reads and unsynced writes do not sync.
+    let (record, job) = accept(&store, summary("tx-route"), SENDER, Route::Job).await;
+    let synced = store.sync_rounds();
+    let deliver = JobOutcome::Deliver {
+        mailbox: address("2120000142"),
+    };
+    store.complete_job(job.unwrap(), deliver).await.unwrap();
+    store.mark_fetched(record.local_id).await.unwrap();
+    store.message(record.local_id).await.unwrap();
+    assert_eq!(store.sync_rounds(), synced);
+    store.acknowledge(record.local_id, None).await.unwrap();
+    assert!(store.sync_rounds() > synced);
+}
+
+#[tokio::test]
 async fn dropping_without_flush_after_accept_keeps_the_message() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
