@@ -1,0 +1,232 @@
+//! End-to-end load: the real `shsd` binary on 127.0.0.1:0 with a sled store in a temporary
+//! folder, driven over mutual TLS by concurrent [`ShsClient`]s (one keep-alive connection
+//! each, as a portal or a business system holds), measured against the machine's raw
+//! single-writer fdatasync rate — the ceiling of every durable-intake number.
+//!
+//! Run: `cargo build --release && cargo bench --bench load` (Linux: reads /proc).
+//!
+//! The bench builds nothing: it starts `shsd` from beside its own executable
+//! (`target/release/deps/load-…` → `target/release/shsd`). With a shared `CARGO_TARGET_DIR`
+//! that file is whatever was built last, so build right before running.
+//!
+//! Phases: (1) raw disk: 4 KiB write + `sync_data` in a loop; (2) intake: `LOAD_SENDERS`
+//! portal clients send messages to `urn:X-shs:2120000142.bygglov` for a warm-up, then for
+//! the measured window; (3) fetch+ack: `LOAD_FETCHERS` business-system clients each list
+//! (`maxhits=50`) one product of their own and fetch + acknowledge what they listed, until
+//! the mailbox is empty or the time is up. Senders spread their messages over one product
+//! per fetcher, so the fetchers' shares are disjoint without coordination.
+//!
+//! Parameters (environment; default, bound): `LOAD_SENDERS` (32, ≤ 256), `LOAD_FETCHERS`
+//! (= senders, ≤ 256), `LOAD_SECONDS` (10, ≤ 60: the intake window and the fetch bound),
+//! `LOAD_WARMUP` (1, ≤ 10), `LOAD_SIZE` (10240 bytes of data part, ≤ 1 MiB),
+//! `LOAD_DISK_SECONDS` (3, ≤ 10), `LOAD_DIR` (where the temporary folder goes; default the
+//! system's temp dir — the disk being measured).
+//!
+//! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
+//! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
+//! none.
+//!
+//! Layout: this file holds the parameters and runs the phases in order; `disk` probes
+//! fdatasync, `server` starts and stops `shsd` (PKI, configuration, port), `phases` drives
+//! the clients, `stats` records and summarises, `proc` reads /proc, `report` prints.
+
+mod disk;
+mod phases;
+mod proc;
+mod report;
+mod server;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use disk::raw_disk;
+use phases::{fetch_ack, intake};
+use proc::read_trimmed;
+use report::Report;
+use server::{Server, server_binary};
+
+fn main() -> ExitCode {
+    let bench = std::env::args().skip(1).any(|arg| arg == "--bench");
+    let binary = match server_binary() {
+        Ok(binary) => binary,
+        Err(reason) if !bench => {
+            println!("load: smoke run skipped: {reason}");
+            return ExitCode::SUCCESS;
+        }
+        Err(reason) => {
+            eprintln!(
+                "load: {reason}\nload: run `cargo build --release` first (same CARGO_TARGET_DIR)"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = Params::new(bench).and_then(|params| run(&binary, &params));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("load: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The run's shape, from the environment under `--bench`, fixed and small otherwise.
+struct Params {
+    smoke: bool,
+    senders: usize,
+    fetchers: usize,
+    seconds: Duration,
+    warmup: Duration,
+    size: usize,
+    disk: Duration,
+    dir: Option<PathBuf>,
+    notes: Vec<String>,
+}
+
+impl Params {
+    /// The smoke parameters without `--bench`; else the environment, clamped to bounds
+    /// that keep one run within minutes and the machine responsive.
+    fn new(bench: bool) -> Result<Params, String> {
+        if !bench {
+            return Ok(Params {
+                smoke: true,
+                senders: 2,
+                fetchers: 2,
+                seconds: Duration::from_millis(700),
+                warmup: Duration::from_millis(200),
+                size: 10 * 1024,
+                disk: Duration::from_millis(300),
+                dir: None,
+                notes: Vec::new(),
+            });
+        }
+        let mut notes = Vec::new();
+        let senders = env_number("LOAD_SENDERS", 32.0, 1.0, 256.0, &mut notes)? as usize;
+        let fetchers = env_number("LOAD_FETCHERS", senders as f64, 1.0, 256.0, &mut notes)?;
+        let seconds = env_number("LOAD_SECONDS", 10.0, 0.1, 60.0, &mut notes)?;
+        let warmup = env_number("LOAD_WARMUP", 1.0, 0.0, 10.0, &mut notes)?;
+        let size = env_number("LOAD_SIZE", 10240.0, 1.0, 1048576.0, &mut notes)?;
+        let disk = env_number("LOAD_DISK_SECONDS", 3.0, 0.1, 10.0, &mut notes)?;
+        Ok(Params {
+            smoke: false,
+            senders,
+            fetchers: fetchers as usize,
+            seconds: Duration::from_secs_f64(seconds),
+            warmup: Duration::from_secs_f64(warmup),
+            size: size as usize,
+            disk: Duration::from_secs_f64(disk),
+            dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
+            notes,
+        })
+    }
+
+    /// The parameters as the environment assignments that reproduce the run.
+    fn describe(&self) -> String {
+        format!(
+            "LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+             LOAD_DISK_SECONDS={}",
+            self.senders,
+            self.fetchers,
+            self.seconds.as_secs_f64(),
+            self.warmup.as_secs_f64(),
+            self.size,
+            self.disk.as_secs_f64()
+        )
+    }
+}
+
+/// A number from the environment: unparsable is an error, out of bounds is clamped.
+fn env_number(
+    name: &str,
+    default: f64,
+    min: f64,
+    max: f64,
+    notes: &mut Vec<String>,
+) -> Result<f64, String> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(default);
+    };
+    let value: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| format!("{name}={text:?} is not a number"))?;
+    let clamped = value.clamp(min, max);
+    if clamped != value {
+        notes.push(format!(
+            "{name}={text} is out of [{min}, {max}]: using {clamped}"
+        ));
+    }
+    Ok(clamped)
+}
+
+/// The three phases in order, then the report. Progress goes to stderr and the report to
+/// stdout, so that stdout can be pasted into `BENCHMARKS.md` as it is.
+fn run(binary: &Path, params: &Params) -> Result<(), String> {
+    let started_at = chrono::Utc::now();
+    let load_before = read_trimmed("/proc/loadavg");
+    for note in &params.notes {
+        eprintln!("load: {note}");
+    }
+    eprintln!("load: {} with {}", binary.display(), params.describe());
+    let dir = match &params.dir {
+        Some(parent) => tempfile::tempdir_in(parent),
+        None => tempfile::tempdir(),
+    }
+    .map_err(|err| format!("temporary folder: {err}"))?;
+
+    eprintln!("load: phase 1, raw fdatasync in {}", dir.path().display());
+    let disk = raw_disk(dir.path(), params.disk).map_err(|err| format!("raw disk: {err}"))?;
+
+    let identity_limit = params.senders.max(params.fetchers).max(64);
+    let setup = server::prepare(dir.path(), identity_limit)?;
+
+    let server = Server::start(binary, &setup.config)?;
+    let url = format!("https://127.0.0.1:{}", server.port);
+    let pid = server.pid();
+    let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
+    let products = phases::products(params.fetchers);
+    eprintln!("load: phase 2, intake on {url} (server pid {pid})");
+    let intake = runtime.block_on(intake(params, &url, &setup.portal_tls, &products, pid))?;
+    eprintln!("load: phase 3, fetch+ack");
+    let expected = intake.accepted_per_product.clone();
+    let fetch = runtime.block_on(fetch_ack(
+        params,
+        &url,
+        &setup.bygglov_tls,
+        &products,
+        &expected,
+        pid,
+    ))?;
+    drop(runtime);
+    let stopped = server.stop();
+    // Again, to show how much the shared disk moved during the run.
+    let disk_after = raw_disk(dir.path(), params.disk).map_err(|err| format!("raw disk: {err}"))?;
+
+    let report = Report {
+        params,
+        started_at,
+        load_before,
+        load_after: read_trimmed("/proc/loadavg"),
+        binary,
+        disk_dir: dir.path(),
+        disk: &disk,
+        disk_after: &disk_after,
+        intake: &intake,
+        fetch: &fetch,
+        identity_limit,
+    };
+    report.print();
+    let (stop_time, status, log) = stopped?;
+    report::shutdown(stop_time, status, &log);
+    if !status.success() {
+        return Err(format!("shsd exited with {status}"));
+    }
+    if params.smoke && (intake.accepted_total == 0 || fetch.pairs == 0) {
+        return Err("the smoke run moved no message".to_owned());
+    }
+    Ok(())
+}

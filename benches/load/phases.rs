@@ -1,0 +1,300 @@
+//! Phases 2 and 3, the client side of the load: concurrent [`ShsClient`]s (one keep-alive
+//! connection each, as a portal or a business system holds) that send, then list, fetch
+//! and acknowledge, recording latencies and error tallies per client and merging them.
+//!
+//! The work is split by product: sender `k` sends product `k mod fetchers` and fetcher `j`
+//! lists only product `j` (`producttype=…`), so the fetchers' shares are disjoint without
+//! coordination. Listing therefore always carries a product filter, which the store serves
+//! from its per-product index; the report says so in its header.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use shsd::client::{OutgoingPart, ShsClient, build_message};
+use shsd::protocol::label::SequenceType;
+use shsd::protocol::urn::Address;
+use tokio::time::timeout;
+
+use crate::Params;
+use crate::proc::{Sample, Usage, reset_peak};
+use crate::stats::{count_error, count_in_second, error_kind, merge_counts, merge_errors};
+
+const PORTAL: &str = "urn:X-shs:5590000001";
+const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
+/// `maxhits` of every list request in phase 3.
+pub const MAX_HITS: usize = 50;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One product type per fetcher: the unit of the work split.
+pub fn products(fetchers: usize) -> Vec<String> {
+    (0..fetchers)
+        .map(|j| format!("urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-{j:012x}"))
+        .collect()
+}
+
+// ---- Phase 2: intake -----------------------------------------------------------------
+
+/// What all senders recorded; latencies and errors only inside the measured window.
+#[derive(Default)]
+pub struct Intake {
+    pub latencies: Vec<Duration>,
+    pub per_second: Vec<u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub errors_outside: u64,
+    /// Accepted messages (warm-up and tail included) per product: what phase 3 expects.
+    pub accepted_per_product: Vec<u64>,
+    pub accepted_total: u64,
+    pub window: Duration,
+    pub usage: Usage,
+}
+
+/// What one sender recorded.
+#[derive(Default)]
+struct Sender {
+    latencies: Vec<Duration>,
+    per_second: Vec<u64>,
+    errors: BTreeMap<String, u64>,
+    errors_outside: u64,
+    accepted: u64,
+}
+
+/// `params.senders` portal clients send as fast as they are answered, for the warm-up and
+/// then the measured window.
+pub async fn intake(
+    params: &Params,
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    products: &[String],
+    pid: u32,
+) -> Result<Intake, String> {
+    let peak_reset = reset_peak(pid);
+    let start = Instant::now();
+    let window_start = start + params.warmup;
+    let window_end = window_start + params.seconds;
+    let monitor = tokio::spawn(async move {
+        tokio::time::sleep_until(window_start.into()).await;
+        let before = Sample::take(pid);
+        tokio::time::sleep_until(window_end.into()).await;
+        (before, Sample::take(pid))
+    });
+    let part = OutgoingPart {
+        datapart_type: "xml".to_owned(),
+        content_type: "text/xml".to_owned(),
+        filename: Some("bygglovsansökan.xml".to_owned()),
+        bytes: filler(params.size),
+    };
+    let mut tasks = Vec::new();
+    for k in 0..params.senders {
+        let client = ShsClient::new(url, Arc::clone(tls)).map_err(|err| err.to_string())?;
+        let share = k % products.len();
+        let product = products[share].clone();
+        let part = part.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Sender::default();
+            while Instant::now() < window_end {
+                let (body, boundary, _) = build_message(
+                    PORTAL,
+                    Some(BYGGLOV),
+                    &product,
+                    SequenceType::Event,
+                    std::slice::from_ref(&part),
+                );
+                let sent = Instant::now();
+                let result = timeout(REQUEST_TIMEOUT, client.send(Bytes::from(body), &boundary));
+                let outcome = match result.await {
+                    Ok(Ok(receipt)) if receipt.status.as_u16() == 202 && !receipt.duplicate => {
+                        Ok(())
+                    }
+                    Ok(Ok(receipt)) => Err(format!(
+                        "answer {} (duplicate: {})",
+                        receipt.status, receipt.duplicate
+                    )),
+                    Ok(Err(err)) => Err(error_kind(&err)),
+                    Err(_) => Err("timeout".to_owned()),
+                };
+                let done = Instant::now();
+                let in_window = done >= window_start && done < window_end;
+                match outcome {
+                    Ok(()) => {
+                        out.accepted += 1;
+                        if in_window {
+                            out.latencies.push(done - sent);
+                            let second = (done - window_start).as_secs() as usize;
+                            count_in_second(&mut out.per_second, second);
+                        }
+                    }
+                    Err(kind) => {
+                        if in_window {
+                            *out.errors.entry(kind).or_default() += 1;
+                        } else {
+                            out.errors_outside += 1;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            (share, out)
+        }));
+    }
+    let mut result = Intake {
+        accepted_per_product: vec![0; products.len()],
+        window: params.seconds,
+        ..Intake::default()
+    };
+    for task in tasks {
+        let (product, sender) = task.await.map_err(|err| err.to_string())?;
+        result.accepted_per_product[product] += sender.accepted;
+        result.accepted_total += sender.accepted;
+        result.latencies.extend(sender.latencies);
+        merge_counts(&mut result.per_second, &sender.per_second);
+        merge_errors(&mut result.errors, sender.errors);
+        result.errors_outside += sender.errors_outside;
+    }
+    let (before, after) = monitor.await.map_err(|err| err.to_string())?;
+    result.usage = Usage::between(&before, &after, pid, peak_reset);
+    Ok(result)
+}
+
+/// `size` bytes of XML-looking text.
+fn filler(size: usize) -> Vec<u8> {
+    let line = b"<rad>Exempla 1:23, nybyggnad av carport, 42 kvm.</rad>\n";
+    line.iter().copied().cycle().take(size).collect()
+}
+
+// ---- Phase 3: fetch + ack ------------------------------------------------------------
+
+/// What all fetchers recorded (or one fetcher, before merging).
+#[derive(Default)]
+pub struct Fetch {
+    pub pairs: u64,
+    pub expected: u64,
+    pub elapsed: Duration,
+    pub list: Vec<Duration>,
+    pub fetch: Vec<Duration>,
+    pub ack: Vec<Duration>,
+    /// Fetch + ack of one message, the unit of the phase's rate.
+    pub pair: Vec<Duration>,
+    pub errors: BTreeMap<String, u64>,
+    pub empty_lists: u64,
+    pub usage: Usage,
+}
+
+/// One business-system client per product lists its product, fetches and acknowledges
+/// what it listed, until it has its `expected` share or `params.seconds` are up.
+pub async fn fetch_ack(
+    params: &Params,
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    products: &[String],
+    expected: &[u64],
+    pid: u32,
+) -> Result<Fetch, String> {
+    let mailbox: Address = BYGGLOV.parse().map_err(|_| "bad mailbox address")?;
+    // Connect every client first, so that no TLS handshake is measured (as in intake).
+    let mut connecting = Vec::new();
+    for _ in products {
+        let client = ShsClient::new(url, Arc::clone(tls)).map_err(|err| err.to_string())?;
+        let mailbox = mailbox.clone();
+        connecting.push(tokio::spawn(async move {
+            let listed = timeout(REQUEST_TIMEOUT, client.list(&mailbox, "maxhits=0")).await;
+            (client, listed)
+        }));
+    }
+    let mut clients = Vec::new();
+    for task in connecting {
+        match task.await.map_err(|err| err.to_string())? {
+            (client, Ok(Ok(_))) => clients.push(client),
+            (_, Ok(Err(err))) => return Err(format!("a fetch client cannot list: {err}")),
+            (_, Err(_)) => return Err("a fetch client timed out connecting".to_owned()),
+        }
+    }
+    let peak_reset = reset_peak(pid);
+    let before = Sample::take(pid);
+    let start = Instant::now();
+    let deadline = start + params.seconds;
+    let mut tasks = Vec::new();
+    for ((client, product), &expected) in clients.into_iter().zip(products).zip(expected) {
+        let query = format!("producttype={product}&maxhits={MAX_HITS}");
+        let (mailbox, min_size) = (mailbox.clone(), params.size);
+        tasks.push(tokio::spawn(async move {
+            let mut out = Fetch::default();
+            // After a failed ack the message is FETCHED and listed only with filter=noack.
+            let mut noack = false;
+            while out.pairs < expected && Instant::now() < deadline {
+                let t = Instant::now();
+                let query = if noack {
+                    format!("{query}&filter=noack")
+                } else {
+                    query.clone()
+                };
+                let list = match timeout(REQUEST_TIMEOUT, client.list(&mailbox, &query)).await {
+                    Ok(Ok(list)) => list,
+                    failed => {
+                        count_error(&mut out.errors, "list", failed.map(|r| r.map(|_| ())));
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                out.list.push(t.elapsed());
+                if list.messages.is_empty() {
+                    out.empty_lists += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                for message in &list.messages {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let t0 = Instant::now();
+                    match timeout(REQUEST_TIMEOUT, client.fetch(&mailbox, &message.tx_id)).await {
+                        Ok(Ok(body)) if body.len() >= min_size => {}
+                        Ok(Ok(body)) => {
+                            let kind = format!("fetch: short body ({} bytes)", body.len());
+                            *out.errors.entry(kind).or_default() += 1;
+                            continue;
+                        }
+                        failed => {
+                            count_error(&mut out.errors, "fetch", failed.map(|r| r.map(|_| ())));
+                            continue;
+                        }
+                    }
+                    let t1 = Instant::now();
+                    match timeout(REQUEST_TIMEOUT, client.ack(&mailbox, &message.tx_id)).await {
+                        Ok(Ok(())) => {}
+                        failed => {
+                            count_error(&mut out.errors, "ack", failed);
+                            noack = true;
+                            continue;
+                        }
+                    }
+                    let t2 = Instant::now();
+                    out.fetch.push(t1 - t0);
+                    out.ack.push(t2 - t1);
+                    out.pair.push(t2 - t0);
+                    out.pairs += 1;
+                }
+            }
+            out.elapsed = start.elapsed();
+            out
+        }));
+    }
+    let mut result = Fetch {
+        expected: expected.iter().sum(),
+        ..Fetch::default()
+    };
+    for task in tasks {
+        let part = task.await.map_err(|err| err.to_string())?;
+        result.pairs += part.pairs;
+        result.elapsed = result.elapsed.max(part.elapsed);
+        result.list.extend(part.list);
+        result.fetch.extend(part.fetch);
+        result.ack.extend(part.ack);
+        result.pair.extend(part.pair);
+        result.empty_lists += part.empty_lists;
+        merge_errors(&mut result.errors, part.errors);
+    }
+    result.usage = Usage::between(&before, &Sample::take(pid), pid, peak_reset);
+    Ok(result)
+}

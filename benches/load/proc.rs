@@ -1,0 +1,112 @@
+//! What the server and the bench process cost, read from Linux's `/proc`: CPU seconds,
+//! bytes written, peak RSS. Every reading is optional, so that a missing or unreadable
+//! file shows as "?" or "–" in the report instead of failing the run.
+
+use std::process::Command;
+use std::time::Instant;
+
+/// CPU seconds of the server and of this process, and the server's bytes written.
+#[derive(Default, Clone, Copy)]
+pub struct Sample {
+    server_cpu: Option<f64>,
+    own_cpu: Option<f64>,
+    written: Option<u64>,
+    syscall_written: Option<u64>,
+    at: Option<Instant>,
+}
+
+impl Sample {
+    /// Reads the counters of server `pid` and of this process now.
+    pub fn take(pid: u32) -> Sample {
+        let proc = format!("/proc/{pid}");
+        Sample {
+            server_cpu: cpu_seconds(&proc),
+            own_cpu: cpu_seconds("/proc/self"),
+            written: field_of(&format!("{proc}/io"), "write_bytes:"),
+            syscall_written: field_of(&format!("{proc}/io"), "wchar:"),
+            at: Some(Instant::now()),
+        }
+    }
+}
+
+/// What the server (and this process) used during a phase.
+#[derive(Default)]
+pub struct Usage {
+    pub server_cpu: Option<f64>,
+    pub own_cpu: Option<f64>,
+    pub written: Option<u64>,
+    pub syscall_written: Option<u64>,
+    pub wall: f64,
+    pub peak_rss_kib: Option<u64>,
+    /// Whether the peak was reset at the start of the phase (else it covers the process).
+    pub peak_reset: bool,
+}
+
+impl Usage {
+    /// The difference of two samples, with the server's peak RSS as of now.
+    pub fn between(before: &Sample, after: &Sample, pid: u32, peak_reset: bool) -> Usage {
+        let diff = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+        Usage {
+            server_cpu: diff(before.server_cpu, after.server_cpu),
+            own_cpu: diff(before.own_cpu, after.own_cpu),
+            written: after.written.zip(before.written).map(|(b, a)| b - a),
+            syscall_written: after
+                .syscall_written
+                .zip(before.syscall_written)
+                .map(|(b, a)| b - a),
+            wall: match (before.at, after.at) {
+                (Some(a), Some(b)) => (b - a).as_secs_f64(),
+                _ => 0.0,
+            },
+            peak_rss_kib: field_of(&format!("/proc/{pid}/status"), "VmHWM:"),
+            peak_reset,
+        }
+    }
+}
+
+/// Resets the server's peak RSS (VmHWM) so that it covers one phase.
+pub fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// A whole small file such as `/proc/loadavg`, trimmed; empty if unreadable.
+pub fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// utime + stime of `/proc/<pid>/stat`, in seconds.
+fn cpu_seconds(proc: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("{proc}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / clock_ticks())
+}
+
+/// `getconf CLK_TCK`, asked once (100 if that fails): the unit of `/proc/<pid>/stat` times.
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// The first number after `key` in a `key: value [kB]` file.
+fn field_of(path: &str, key: &str) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

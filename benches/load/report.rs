@@ -1,0 +1,268 @@
+//! The run's result as Markdown, ready to paste into `BENCHMARKS.md`: a header naming the
+//! command, the machine and the conditions that shape the numbers, one table row per
+//! phase (and per request kind of phase 3), then notes on throughput, usage and errors.
+
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::Params;
+use crate::disk::Disk;
+use crate::phases::{Fetch, Intake, MAX_HITS};
+use crate::proc::{Usage, read_trimmed};
+use crate::stats::{Percentiles, ms};
+
+/// Everything the report shows, gathered by `run`.
+pub struct Report<'a> {
+    pub params: &'a Params,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub load_before: String,
+    pub load_after: String,
+    pub binary: &'a Path,
+    pub disk_dir: &'a Path,
+    pub disk: &'a Disk,
+    pub disk_after: &'a Disk,
+    pub intake: &'a Intake,
+    pub fetch: &'a Fetch,
+    pub identity_limit: usize,
+}
+
+impl Report<'_> {
+    /// Prints the report on stdout (progress lines go to stderr, so stdout is the report).
+    pub fn print(&self) {
+        self.header();
+        self.table();
+        self.notes();
+    }
+
+    fn header(&self) {
+        let p = self.params;
+        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".to_owned());
+        let built = std::fs::metadata(self.binary)
+            .and_then(|m| m.modified())
+            .ok()
+            .map(|t| {
+                chrono::DateTime::<chrono::Utc>::from(t)
+                    .format("%H:%M UTC")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let kind = if p.smoke {
+            " (smoke run: not a measurement)"
+        } else {
+            ""
+        };
+        println!();
+        println!(
+            "### shsd end-to-end load, {}{kind}",
+            self.started_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        println!();
+        println!("`{} cargo bench --bench load`", p.describe());
+        println!();
+        println!(
+            "Machine: {model}, {cpus} CPUs (nproc), Linux {}; load average {} before, {} after. \
+             Binary {} (built {built}); store and probe in {}. sled store, \
+             max_requests_per_identity {}. The clients run on the same machine.",
+            read_trimmed("/proc/sys/kernel/osrelease"),
+            first_three(&self.load_before),
+            first_three(&self.load_after),
+            self.binary.display(),
+            self.disk_dir.display(),
+            self.identity_limit,
+        );
+        println!();
+        // The split shapes the list numbers: a filtered list walks the store's per-product
+        // index, not the whole mailbox. Say so, so that nobody compares them with
+        // unfiltered lists.
+        println!(
+            "Work split by product: sender k sends product k mod {}; each of the {} fetch+ack \
+             clients lists only its own product (`producttype=…&maxhits={MAX_HITS}`), so every \
+             list is filtered and served by the store's per-product index.",
+            p.fetchers, p.fetchers,
+        );
+        println!();
+    }
+
+    fn table(&self) {
+        let (p, disk, intake, fetch) = (self.params, self.disk, self.intake, self.fetch);
+        println!(
+            "| phase | ops/s | p50 ms | p90 ms | p99 ms | max ms | ops | errors | server CPU | server peak RSS |"
+        );
+        println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let disk_rate = disk.rate();
+        row(
+            "raw fdatasync, 4 KiB append, 1 writer",
+            Some(disk_rate),
+            &disk.latencies,
+            0,
+            None,
+        );
+        let after = self.disk_after;
+        row(
+            "raw fdatasync again, after the run",
+            Some(after.rate()),
+            &after.latencies,
+            0,
+            None,
+        );
+        let intake_rate = intake.latencies.len() as f64 / intake.window.as_secs_f64();
+        let intake_errors = intake.errors.values().sum();
+        row(
+            &format!(
+                "intake {} B, {} senders ({:.2}× fdatasync/s)",
+                p.size,
+                p.senders,
+                intake_rate / disk_rate
+            ),
+            Some(intake_rate),
+            &intake.latencies,
+            intake_errors,
+            Some(&intake.usage),
+        );
+        let fetch_rate = fetch.pairs as f64 / fetch.elapsed.as_secs_f64().max(1e-9);
+        let fetch_errors = fetch.errors.values().sum();
+        row(
+            &format!("fetch+ack pairs, {} clients", p.fetchers),
+            Some(fetch_rate),
+            &fetch.pair,
+            fetch_errors,
+            Some(&fetch.usage),
+        );
+        row(
+            &format!("  list (maxhits={MAX_HITS}, one product)"),
+            None,
+            &fetch.list,
+            0,
+            None,
+        );
+        row("  fetch", None, &fetch.fetch, 0, None);
+        row(
+            "  ack (durable, makes a confirm)",
+            None,
+            &fetch.ack,
+            0,
+            None,
+        );
+        println!();
+    }
+
+    fn notes(&self) {
+        let (intake, fetch) = (self.intake, self.fetch);
+        let seconds: Vec<String> = intake.per_second.iter().map(u64::to_string).collect();
+        println!("- Intake per second of the window: {}.", seconds.join(" "));
+        println!(
+            "- Intake accepted {} messages in all (warm-up and tail included), {} errors outside the window.",
+            intake.accepted_total, intake.errors_outside
+        );
+        usage_line(
+            "Intake window",
+            &intake.usage,
+            intake.latencies.len() as u64,
+        );
+        println!(
+            "- Fetch+ack: {} of {} messages in {:.2} s{}; {} empty lists.",
+            fetch.pairs,
+            fetch.expected,
+            fetch.elapsed.as_secs_f64(),
+            if fetch.pairs == fetch.expected {
+                ", mailbox emptied"
+            } else {
+                ", time up"
+            },
+            fetch.empty_lists
+        );
+        usage_line("Fetch+ack", &fetch.usage, fetch.pairs);
+        for (kind, n) in intake.errors.iter().chain(&fetch.errors) {
+            println!("- Error ×{n}: {kind}");
+        }
+    }
+}
+
+/// The shutdown note, printed after `Report::print` because the server is stopped only
+/// once the report's data is in; with the first lines the server logged, if any.
+pub fn shutdown(took: Duration, status: ExitStatus, log: &[String]) {
+    println!(
+        "- Shutdown (SIGTERM → exit, drain + flush): {:.2} s, {status}.",
+        took.as_secs_f64()
+    );
+    if !log.is_empty() {
+        println!(
+            "- Server logged {} warning/error lines; first ones:",
+            log.len()
+        );
+        for line in log.iter().take(5) {
+            println!("  `{}`", line.chars().take(300).collect::<String>());
+        }
+    }
+}
+
+/// One table row; "–" where a column does not apply.
+fn row(name: &str, rate: Option<f64>, latencies: &[Duration], errors: u64, usage: Option<&Usage>) {
+    let percentiles = Percentiles::of(latencies);
+    let pick = |q: f64| percentiles.at(q).map_or("–".to_owned(), ms);
+    let (cpu, rss) = match usage {
+        Some(u) => (
+            u.server_cpu.map_or("–".to_owned(), |s| {
+                format!("{s:.1} s ({:.2} cores)", s / u.wall.max(1e-9))
+            }),
+            u.peak_rss_kib.map_or("–".to_owned(), |k| {
+                format!(
+                    "{:.0} MiB{}",
+                    k as f64 / 1024.0,
+                    if u.peak_reset { "" } else { " (since start)" }
+                )
+            }),
+        ),
+        None => ("–".to_owned(), "–".to_owned()),
+    };
+    println!(
+        "| {name} | {} | {} | {} | {} | {} | {} | {errors} | {cpu} | {rss} |",
+        rate.map_or("–".to_owned(), |r| format!("{r:.0}")),
+        pick(0.50),
+        pick(0.90),
+        pick(0.99),
+        pick(1.0),
+        latencies.len(),
+    )
+}
+
+/// A phase's wall time, CPU and bytes written, per operation too.
+fn usage_line(phase: &str, usage: &Usage, ops: u64) {
+    let cpu = |s: Option<f64>| s.map_or("?".to_owned(), |s| format!("{s:.1} s"));
+    let amount = |bytes: Option<u64>| {
+        bytes.map_or("?".to_owned(), |bytes| {
+            format!(
+                "{:.0} MiB ({:.0} KiB per op)",
+                bytes as f64 / 1048576.0,
+                bytes as f64 / 1024.0 / ops.max(1) as f64
+            )
+        })
+    };
+    println!(
+        "- {phase}: {:.2} s wall; server CPU {}, bench process (the clients) CPU {}; server \
+         write() calls {}, storage writes {}.",
+        usage.wall,
+        cpu(usage.server_cpu),
+        cpu(usage.own_cpu),
+        amount(usage.syscall_written),
+        amount(usage.written),
+    );
+}
+
+/// The 1, 5 and 15 minute averages of a `/proc/loadavg` line.
+fn first_three(loadavg: &str) -> String {
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
