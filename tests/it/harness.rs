@@ -32,7 +32,7 @@ pub struct Node {
     pub base: String,
     pub app_broker: Arc<shsd::broker::Broker>,
     shutdown: CancellationToken,
-    task: Option<JoinHandle<()>>,
+    task: Option<JoinHandle<Result<(), shsd::app::AppError>>>,
 }
 
 /// Extra configuration lines appended to the default test configuration.
@@ -67,9 +67,7 @@ impl Node {
         let app_broker = Arc::clone(app.broker());
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
-        let task = tokio::spawn(async move {
-            app.run(listener, stop).await.expect("run");
-        });
+        let task = tokio::spawn(app.run(listener, stop));
         Node {
             pki,
             dir,
@@ -107,11 +105,18 @@ impl Node {
         format!("{}{path}", self.base)
     }
 
-    /// Stops the node and waits for it to drain and flush.
-    pub async fn stop(mut self) {
+    /// Stops the node and waits for it to drain and flush; the final flush must succeed.
+    pub async fn stop(self) {
+        self.stop_result().await.expect("the node stops cleanly");
+    }
+
+    /// Stops the node and returns how its run ended; everything it held (the store
+    /// included) is released when this returns.
+    pub async fn stop_result(mut self) -> Result<(), shsd::app::AppError> {
         self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            task.await.expect("node task");
+        match self.task.take() {
+            Some(task) => task.await.expect("node task"),
+            None => Ok(()),
         }
     }
 }

@@ -13,16 +13,34 @@ use shsd::store::sled::{SledConfig, SledEngine};
 
 use crate::harness::*;
 
-/// sled with a switch that makes every write and sync fail as a full disk does.
+/// sled with switches that make writes (`full`) or only disk syncs (`sync_fails`) fail as
+/// a full or failing disk does.
 struct FullDisk {
     inner: SledEngine,
     full: Arc<AtomicBool>,
+    sync_fails: Arc<AtomicBool>,
+}
+
+fn enospc() -> EngineError {
+    EngineError::Io(std::io::Error::from_raw_os_error(28))
 }
 
 impl FullDisk {
+    fn open(
+        path: &std::path::Path,
+        full: &Arc<AtomicBool>,
+        sync_fails: &Arc<AtomicBool>,
+    ) -> FullDisk {
+        FullDisk {
+            inner: SledEngine::open(&SledConfig::new(path)).unwrap(),
+            full: Arc::clone(full),
+            sync_fails: Arc::clone(sync_fails),
+        }
+    }
+
     fn check(&self) -> Result<(), EngineError> {
         if self.full.load(Ordering::SeqCst) {
-            Err(EngineError::Io(std::io::Error::from_raw_os_error(28))) // ENOSPC
+            Err(enospc())
         } else {
             Ok(())
         }
@@ -48,11 +66,26 @@ impl KvEngine for FullDisk {
     }
     fn sync(&self) -> Result<(), EngineError> {
         self.check()?;
+        if self.sync_fails.load(Ordering::SeqCst) {
+            return Err(enospc());
+        }
         self.inner.sync()
     }
     fn next_id(&self) -> Result<u64, EngineError> {
         self.inner.next_id()
     }
+}
+
+async fn start(
+    dir: &std::path::Path,
+    full: &Arc<AtomicBool>,
+    sync_fails: &Arc<AtomicBool>,
+) -> Node {
+    let engine = FullDisk::open(&dir.join("store"), full, sync_fails);
+    Node::start_over(Extra::default(), move |config| {
+        App::with_store(config, Arc::new(KvStore::open(engine).unwrap())).unwrap()
+    })
+    .await
 }
 
 async fn list_bygglov(node: &Node) -> MessageList {
@@ -73,17 +106,9 @@ async fn list_bygglov(node: &Node) -> MessageList {
 #[tokio::test]
 async fn a_full_disk_refuses_new_messages_with_503_and_loses_nothing() {
     let full = Arc::new(AtomicBool::new(false));
-    let switch = Arc::clone(&full);
+    let sync_fails = Arc::new(AtomicBool::new(false));
     let store_dir = tempfile::tempdir().unwrap();
-    let store_path = store_dir.path().join("store");
-    let node = Node::start_over(Extra::default(), move |config| {
-        let engine = FullDisk {
-            inner: SledEngine::open(&SledConfig::new(store_path)).unwrap(),
-            full: switch,
-        };
-        App::with_store(config, Arc::new(KvStore::open(engine).unwrap())).unwrap()
-    })
-    .await;
+    let node = start(store_dir.path(), &full, &sync_fails).await;
     let portal = node.portal();
 
     let (body, content_type, before) = message_to(Some(BYGGLOV), b"<a>before</a>");
@@ -125,5 +150,57 @@ async fn a_full_disk_refuses_new_messages_with_503_and_loses_nothing() {
         .map(|m| m.tx_id)
         .collect();
     assert_eq!(listed, vec![before.tx_id, after.tx_id]);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_disk_sync_stops_intake_until_restart_and_loses_nothing() {
+    let full = Arc::new(AtomicBool::new(false));
+    let sync_fails = Arc::new(AtomicBool::new(false));
+    let store_dir = tempfile::tempdir().unwrap();
+    let node = start(store_dir.path(), &full, &sync_fails).await;
+    let portal = node.portal();
+    let (body, content_type, before) = message_to(Some(BYGGLOV), b"<a>before</a>");
+    assert_eq!(
+        send(&node, &portal, body, &content_type).await.status(),
+        202
+    );
+
+    // After a failed fsync the kernel may have dropped dirty pages: no later sync can be
+    // trusted to cover earlier writes, so the node refuses intake until it is restarted.
+    sync_fails.store(true, Ordering::SeqCst);
+    let (body, content_type, _) = message_to(Some(BYGGLOV), b"<a>lost disk</a>");
+    assert_eq!(
+        send(&node, &portal, body, &content_type).await.status(),
+        503
+    );
+    sync_fails.store(false, Ordering::SeqCst);
+    let (body, content_type, _) = message_to(Some(BYGGLOV), b"<a>still refused</a>");
+    assert_eq!(
+        send(&node, &portal, body, &content_type).await.status(),
+        503
+    );
+    let listed = list_bygglov(&node).await;
+    assert!(listed.messages.iter().any(|m| m.tx_id == before.tx_id));
+    let stopped = node.stop_result().await;
+    assert!(stopped.is_err(), "the final flush reports the failed disk");
+
+    // A restart on the same store: the accepted message is there and intake works again.
+    let node = start(store_dir.path(), &full, &sync_fails).await;
+    let (body, content_type, after) = message_to(Some(BYGGLOV), b"<a>after restart</a>");
+    assert_eq!(
+        send(&node, &node.portal(), body, &content_type)
+            .await
+            .status(),
+        202
+    );
+    let listed: Vec<String> = list_bygglov(&node)
+        .await
+        .messages
+        .into_iter()
+        .map(|m| m.tx_id)
+        .collect();
+    assert!(listed.contains(&before.tx_id), "{listed:?}");
+    assert!(listed.contains(&after.tx_id), "{listed:?}");
     node.stop().await;
 }
