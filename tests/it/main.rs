@@ -1,5 +1,6 @@
 //! shsd's integration tests: one test binary, one module per area, a shared harness.
 
+mod crash;
 mod harness;
 mod interop;
 mod roundtrip;
