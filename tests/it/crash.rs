@@ -126,12 +126,19 @@ async fn kill_9_loses_no_accepted_message() {
     let mut verified = 0;
     let mut visible_unknown = 0;
     let mut listed_after = Duration::ZERO;
+    let mut visible = HashSet::new();
     for report in reports {
         verified += report.verified;
         visible_unknown += report.visible_unknown;
         listed_after = listed_after.max(report.listed_after);
+        visible.extend(report.listed);
         findings.extend(report.findings);
     }
+
+    // The in-flight messages that are not visible: sent again, a stored one is a
+    // duplicate, and a stored one must be listed (else its routing job was lost).
+    let (stored_hidden, more) = resend_unknown(&pki, &readers, &url, &ledger, &visible).await;
+    findings.extend(more);
 
     // Acknowledge a sample of the portal's messages: each stores a confirm for the portal.
     let mut acked: Vec<(&String, &Sent)> = ledger
@@ -162,20 +169,22 @@ async fn kill_9_loses_no_accepted_message() {
     daemon.kill();
 
     let count = |outcome| ledger.values().filter(|s| s.outcome == outcome).count();
-    let warnings = log_warnings(&dir.path().join("logs"));
+    let logs = read_logs(&dir.path().join("logs"));
     println!(
         "crash summary: seed={seed:#x} cycles={cycles} startup-kills={startup_kills} sent={} \
-         accepted={} in-flight-unknown={} (visible after restart: {visible_unknown}) \
-         verified={verified} acked={} slowest-start={slowest_start:?} \
+         accepted={} in-flight-unknown={} (visible after restart: {visible_unknown}, \
+         stored but hidden: {stored_hidden}) verified={verified} acked={} \
+         interrupted-uploads-removed={} slowest-start={slowest_start:?} \
          all-listed-after={listed_after:?} log-warnings={} elapsed={:?}",
         ledger.len(),
         count(Outcome::Accepted),
         count(Outcome::Unknown),
         acked.len(),
-        warnings.len(),
+        logs.removed_uploads,
+        logs.warnings.len(),
         started.elapsed(),
     );
-    for line in warnings.iter().take(10) {
+    for line in logs.warnings.iter().take(10) {
         println!("  daemon log: {line}");
     }
     if !findings.is_empty() {
@@ -490,7 +499,9 @@ impl Daemon {
                 };
             }
             if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("shsd (generation {generation}) exited with {status} before listening:\n{text}");
+                panic!(
+                    "shsd (generation {generation}) exited with {status} before listening:\n{text}"
+                );
             }
             if spawned.elapsed() > Duration::from_secs(60) {
                 sigkill(&mut child);
@@ -527,7 +538,10 @@ fn listening_port(log: &str) -> Option<u16> {
         let line = strip_ansi(line);
         let rest = &line[line.find("listening on ")? + "listening on ".len()..];
         let address = rest[..rest.find(" (shs)")?].trim();
-        address.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+        address
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.port())
     })
 }
 
@@ -549,9 +563,17 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// The WARN and ERROR lines of every daemon log, deduplicated.
-fn log_warnings(dir: &Path) -> Vec<String> {
+/// What the daemon logs say, over all generations.
+struct LogNotes {
+    /// WARN and ERROR lines, deduplicated.
+    warnings: Vec<String>,
+    /// Interrupted uploads removed at start (`removed interrupted payload uploads count=N`).
+    removed_uploads: u64,
+}
+
+fn read_logs(dir: &Path) -> LogNotes {
     let mut seen = HashSet::new();
+    let mut removed_uploads = 0;
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map(|entries| entries.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -560,6 +582,12 @@ fn log_warnings(dir: &Path) -> Vec<String> {
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         for line in text.lines().map(strip_ansi) {
+            if line.contains("removed interrupted payload uploads") {
+                removed_uploads += line
+                    .split_once("count=")
+                    .and_then(|(_, n)| n.split_whitespace().next()?.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
             if line.contains(" WARN ") || line.contains(" ERROR ") {
                 // Drop the timestamp so that repeats collapse.
                 let key = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest);
@@ -570,7 +598,10 @@ fn log_warnings(dir: &Path) -> Vec<String> {
             }
         }
     }
-    out
+    LogNotes {
+        warnings: out,
+        removed_uploads,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -620,6 +651,7 @@ fn address(text: &str) -> Address {
 }
 
 struct MailboxReport {
+    listed: HashSet<String>,
     verified: usize,
     visible_unknown: usize,
     listed_after: Duration,
@@ -635,6 +667,7 @@ async fn verify_mailbox(
     deadline: Instant,
 ) -> MailboxReport {
     let mut report = MailboxReport {
+        listed: HashSet::new(),
         verified: 0,
         visible_unknown: 0,
         listed_after: Duration::ZERO,
@@ -667,6 +700,7 @@ async fn verify_mailbox(
     }
     let mut listed = HashSet::new();
     for message in &list.messages {
+        report.listed.insert(message.tx_id.clone());
         if !listed.insert(message.tx_id.as_str()) {
             report
                 .findings
@@ -719,6 +753,76 @@ async fn verify_mailbox(
     report
 }
 
+/// Sends every in-flight message that is not visible again, lane by lane. A duplicate
+/// answer means it was stored at the kill: then it must be listed by now. Returns how many
+/// were stored but hidden (expected: none), and the findings.
+async fn resend_unknown(
+    pki: &ExamplePki,
+    readers: &Readers,
+    url: &str,
+    ledger: &HashMap<String, Sent>,
+    visible: &HashSet<String>,
+) -> (usize, Vec<String>) {
+    let resend_lane = |lane: Lane| async move {
+        let tls = pki.client_config(Some(lane.sender(pki))).expect("tls");
+        let client = ShsClient::new(url, tls).expect("client");
+        let mut stored = Vec::new();
+        let mut findings = Vec::new();
+        for (tx_id, sent) in ledger {
+            if sent.lane != lane || sent.outcome == Outcome::Accepted || visible.contains(tx_id) {
+                continue;
+            }
+            let (body, boundary, _) =
+                message_with_tx(lane.from(), lane.to(), tx_id, &parts_for(tx_id));
+            match client.send(Bytes::from(body), &boundary).await {
+                Ok(receipt) if receipt.status == 202 && receipt.duplicate => {
+                    stored.push(tx_id.as_str());
+                }
+                Ok(receipt) if receipt.status == 202 => {}
+                other => findings.push(format!("resend of in-flight {tx_id}: {other:?}")),
+            }
+        }
+        (lane, stored, findings)
+    };
+    let lanes = tokio::join!(
+        resend_lane(Lane::PortalToBygglov),
+        resend_lane(Lane::PortalToSocialtjanst),
+        resend_lane(Lane::BygglovToPortal),
+        resend_lane(Lane::SocialtjanstToPortal),
+    );
+    let mut hidden = 0;
+    let mut findings = Vec::new();
+    for (lane, stored, more) in [lanes.0, lanes.1, lanes.2, lanes.3] {
+        findings.extend(more);
+        if stored.is_empty() {
+            continue;
+        }
+        hidden += stored.len();
+        let list = readers
+            .of(lane.to())
+            .list(&address(lane.to()), LIST_QUERY)
+            .await;
+        let listed: HashSet<String> = match list {
+            Ok(list) => list.messages.into_iter().map(|m| m.tx_id).collect(),
+            Err(err) => {
+                findings.push(format!("list {} after resend: {err}", lane.to()));
+                continue;
+            }
+        };
+        for tx_id in stored {
+            let state = if listed.contains(tx_id) {
+                "listed only now"
+            } else {
+                "still not listed"
+            };
+            findings.push(format!(
+                "in-flight {tx_id} was stored but not listed after restart ({state})"
+            ));
+        }
+    }
+    (hidden, findings)
+}
+
 /// The fetched message is complete: a label that parses with its tx.id and one history
 /// entry, and data parts byte-identical to the ones sent.
 fn check_fetched(tx_id: &str, body: &[u8], expected: &[OutgoingPart]) -> Result<(), String> {
@@ -764,12 +868,19 @@ async fn check_confirms(readers: &Readers, acked: &HashSet<&str>, fetch: bool) -
         };
         let mut confirms: HashMap<&str, Vec<&str>> = HashMap::new();
         for message in &list.messages {
-            if message.product.as_deref().is_some_and(|p| p.contains("confirm")) {
+            if message
+                .product
+                .as_deref()
+                .is_some_and(|p| p.contains("confirm"))
+            {
                 let corr_id = message.corr_id.as_deref().unwrap_or_default();
                 confirms.entry(corr_id).or_default().push(&message.tx_id);
             }
         }
-        let missing: Vec<_> = acked.iter().filter(|t| !confirms.contains_key(*t)).collect();
+        let missing: Vec<_> = acked
+            .iter()
+            .filter(|t| !confirms.contains_key(*t))
+            .collect();
         if !missing.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -779,7 +890,9 @@ async fn check_confirms(readers: &Readers, acked: &HashSet<&str>, fetch: bool) -
         }
         for (corr_id, tx_ids) in &confirms {
             if !acked.contains(corr_id) {
-                findings.push(format!("confirm for {corr_id}, which was never acknowledged"));
+                findings.push(format!(
+                    "confirm for {corr_id}, which was never acknowledged"
+                ));
             } else if tx_ids.len() != 1 {
                 findings.push(format!("{} confirms for {corr_id}", tx_ids.len()));
             }
