@@ -53,16 +53,7 @@ async fn kill_9_loses_no_accepted_message() {
     let seed = env_number("SHSD_CRASH_SEED", DEFAULT_SEED);
     let cycles = env_number("SHSD_CRASH_CYCLES", DEFAULT_CYCLES).max(1);
     let mut rng = XorShift::new(seed);
-    let dir = tempfile::Builder::new()
-        .prefix("shsd-crash-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("tempdir");
-    let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
-    pki.write_to(&dir.path().join("certs"), false)
-        .expect("write pki");
-    std::fs::write(dir.path().join("shsd.toml"), config_text("")).expect("config");
-    std::fs::create_dir(dir.path().join("logs")).expect("logs folder");
-
+    let (dir, pki) = node_folder();
     let shared = Arc::new(Shared::default());
     let (live, live_rx) = watch::channel(None);
     let senders: Vec<_> = (0..SENDERS)
@@ -202,6 +193,289 @@ async fn kill_9_loses_no_accepted_message() {
         count(Outcome::Accepted) > 100,
         "too few messages to mean anything"
     );
+}
+
+/// The half of §8 that no kill can show. sled's `apply_batch` rolls its io buffer, so every
+/// batch reaches the page cache at once, and the page cache survives SIGKILL: the test
+/// above passes even if shsd never syncs (checked by making `accept` skip its wait). What
+/// a power cut needs is a disk sync of the store between taking a message and answering.
+/// So the daemon is traced, and for each of several sequential sends (202) and acks (200)
+/// the group committer's thread must fdatasync (or fsync) `store/db`, the call beginning and
+/// returning within that request.
+/// Needs `strace` (scripts/test installs it) and ptrace of a child; `SHSD_SKIP_STRACE=1`
+/// skips.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_202_and_ack_waits_for_a_disk_sync() {
+    const REQUESTS: u64 = 8;
+    if std::env::var_os("SHSD_SKIP_STRACE").is_some() {
+        println!("skipped: SHSD_SKIP_STRACE is set");
+        return;
+    }
+    let (dir, pki) = node_folder();
+    let traced = Traced::start(dir.path()).await;
+    let pid = traced.pid;
+    // A thread names itself once it runs, which may be after the port line.
+    let since = Instant::now();
+    let sync_thread = loop {
+        if let Some(tid) = thread_named(pid, "shsd-store-sync") {
+            break tid;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "no shsd-store-sync thread"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+
+    let url = format!("https://127.0.0.1:{}", traced.port);
+    let readers = Readers::new(&pki, &url);
+    let portal = pki.client_config(Some(&pki.portal)).expect("tls");
+    let portal = ShsClient::new(&url, portal).expect("client");
+    let mut windows = Vec::new();
+    let tx_ids: Vec<_> = (0..REQUESTS).map(|seq| tx_id(0x57ace, 0, seq)).collect();
+    for tx_id in &tx_ids {
+        let (body, boundary, _) = message_with_tx(PORTAL, BYGGLOV, tx_id, &parts_for(tx_id));
+        let start = unix_now();
+        let receipt = portal.send(Bytes::from(body), &boundary).await;
+        assert!(matches!(&receipt, Ok(r) if r.status == 202), "{receipt:?}");
+        windows.push((format!("send {tx_id}"), start, unix_now()));
+    }
+    for tx_id in &tx_ids {
+        let start = unix_now();
+        readers
+            .bygglov
+            .ack(&address(BYGGLOV), tx_id)
+            .await
+            .expect("ack");
+        windows.push((format!("ack {tx_id}"), start, unix_now()));
+    }
+    let trace = traced.finish().await;
+
+    let (syncs, others) = store_syncs(&trace, sync_thread);
+    println!(
+        "strace: {} syncs of store/db by shsd-store-sync for {REQUESTS} sends and {REQUESTS} \
+         acks (sequential); {others} by other threads (start-up, sled's periodic flusher)",
+        syncs.len()
+    );
+    for (request, start, end) in &windows {
+        assert!(
+            syncs.iter().any(|(t0, t1)| start <= t0 && t1 <= end),
+            "no sync of the store began and ended while answering {request} \
+             ({start:.6}–{end:.6}); syncs: {syncs:?}"
+        );
+    }
+}
+
+/// The successful fsync/fdatasync calls on `store/db` in an `strace -f -ttt -T -y` trace:
+/// those of thread `tid` as (entry, return) times, and how many other threads made.
+/// A call interrupted by another thread's is split in two lines, `fdatasync(11</…/db>
+/// <unfinished ...>` and `<... fdatasync resumed>) = 0 <0.000410>`.
+fn store_syncs(trace: &str, tid: u32) -> (Vec<(f64, f64)>, usize) {
+    let mut syncs = Vec::new();
+    let mut others = 0;
+    let mut unfinished = HashMap::new();
+    for line in trace.lines() {
+        let mut fields = line.splitn(2, char::is_whitespace);
+        let (Some(thread), Some(rest)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let Some((time, call)) = rest.trim_start().split_once(' ') else {
+            continue;
+        };
+        let (Ok(thread), Ok(time)) = (thread.parse::<u32>(), time.parse::<f64>()) else {
+            continue;
+        };
+        let is_sync = call.starts_with("fdatasync(") || call.starts_with("fsync(");
+        let entry = if is_sync && call.contains("/store/db>") {
+            if call.ends_with("<unfinished ...>") {
+                unfinished.insert(thread, time);
+                continue;
+            }
+            time
+        } else if call.starts_with("<... fdatasync resumed>")
+            || call.starts_with("<... fsync resumed>")
+        {
+            match unfinished.remove(&thread) {
+                Some(entry) => entry,
+                None => continue,
+            }
+        } else {
+            continue;
+        };
+        let duration = call
+            .rsplit_once('<')
+            .and_then(|(_, d)| d.strip_suffix('>')?.parse::<f64>().ok());
+        match duration {
+            Some(duration) if call.contains(") = 0 ") && thread == tid => {
+                syncs.push((entry, entry + duration));
+            }
+            Some(_) => others += 1,
+            None => {}
+        }
+    }
+    (syncs, others)
+}
+
+/// A temporary node folder (under `CARGO_TARGET_TMPDIR`): the daemon binary pinned as
+/// `shsd`, a fresh PKI in `certs/`, the test configuration with a sled store in `store/`,
+/// and `logs/` for the daemon's stderr.
+fn node_folder() -> (tempfile::TempDir, ExamplePki) {
+    let dir = tempfile::Builder::new()
+        .prefix("shsd-crash-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("tempdir");
+    pin_binary(&dir.path().join("shsd"));
+    let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
+    pki.write_to(&dir.path().join("certs"), false)
+        .expect("write pki");
+    std::fs::write(dir.path().join("shsd.toml"), config_text("")).expect("config");
+    std::fs::create_dir(dir.path().join("logs")).expect("logs folder");
+    (dir, pki)
+}
+
+/// Hard-links (or copies) the `shsd` that cargo built to `pinned`, so that the whole test
+/// runs one binary. `target/debug/shsd` is shared by every checkout that uses the same
+/// target folder, and their builds replace it (even `deps/shsd-<hash>`, whose hash does not
+/// depend on the checkout's path): a test running another checkout's daemon proves
+/// nothing. So in debug builds, where the debug info names the folder it was built in, the
+/// binary must name this checkout.
+fn pin_binary(pinned: &Path) {
+    let built = Path::new(env!("CARGO_BIN_EXE_shsd"));
+    if std::fs::hard_link(built, pinned).is_err() {
+        std::fs::copy(built, pinned).expect("copy shsd");
+    }
+    if cfg!(debug_assertions) {
+        let bytes = std::fs::read(pinned).expect("read shsd");
+        let checkout = env!("CARGO_MANIFEST_DIR");
+        assert!(
+            memchr::memmem::find(&bytes, checkout.as_bytes()).is_some(),
+            "{} was not built from {checkout}: another checkout sharing the target folder \
+             rebuilt it after this test was built; run the test again",
+            built.display()
+        );
+    }
+}
+
+/// The id of the thread of process `pid` named `name`.
+fn thread_named(pid: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .find(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })?
+        .file_name()
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// `shsd serve` run by `strace -f -ttt -T -y -e trace=fsync,fdatasync -o strace.txt`: strace
+/// is its parent, which ptrace allows also where attaching to a sibling (`-p`) is not
+/// (Yama `ptrace_scope` 1, Ubuntu's default).
+struct Traced {
+    strace: Child,
+    /// shsd's pid (strace's child): not ours to `wait` for, so stopped with `kill`.
+    pid: u32,
+    port: u16,
+    output: PathBuf,
+}
+
+impl Traced {
+    async fn start(dir: &Path) -> Traced {
+        let output = dir.join("strace.txt");
+        let log = log_path(dir, 1);
+        let mut strace = Command::new("strace")
+            .args([
+                "-f",
+                "-ttt",
+                "-T",
+                "-y",
+                "-e",
+                "trace=fsync,fdatasync",
+                "-o",
+            ])
+            .arg(&output)
+            .arg("--")
+            .arg(dir.join("shsd"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.join("shsd.toml"))
+            .env("RUST_LOG", LOG_FILTER)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "cannot run strace: {err} (scripts/test installs it; SHSD_SKIP_STRACE=1 skips)"
+                )
+            });
+        let port = wait_for_port(&mut strace, &log, "shsd under strace").await;
+        let pid = child_of(strace.id()).unwrap_or_else(|| {
+            sigkill(&mut strace);
+            panic!("strace runs no shsd");
+        });
+        Traced {
+            strace,
+            pid,
+            port,
+            output,
+        }
+    }
+
+    /// Kills shsd, waits for strace to end with it and returns the trace.
+    async fn finish(mut self) -> String {
+        kill_by_pid(self.pid);
+        let since = Instant::now();
+        while self.strace.try_wait().expect("try_wait").is_none() {
+            assert!(
+                since.elapsed() < Duration::from_secs(20),
+                "strace did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        std::fs::read_to_string(&self.output).expect("strace output")
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        if self.strace.try_wait().ok().flatten().is_none() {
+            kill_by_pid(self.pid);
+            sigkill(&mut self.strace);
+        }
+    }
+}
+
+/// SIGKILL to a process that is not our child, by the shell's `kill` (no libc here).
+fn kill_by_pid(pid: u32) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -KILL {pid}"))
+        .status();
+}
+
+/// The (first) child process of `parent`, from `/proc/<pid>/stat` (parent pid: the second
+/// field after the parenthesised command name).
+fn child_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+            (ppid.parse::<u32>().ok()? == parent).then_some(pid)
+        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -470,7 +744,7 @@ impl Daemon {
     /// Starts the binary on the folder's configuration, its stderr to `logs/shsd-<gen>.log`.
     fn spawn(dir: &Path, generation: u64) -> Child {
         let log = File::create(log_path(dir, generation)).expect("log file");
-        Command::new(env!("CARGO_BIN_EXE_shsd"))
+        Command::new(dir.join("shsd"))
             .arg("serve")
             .arg("--config")
             .arg(dir.join("shsd.toml"))
@@ -487,27 +761,13 @@ impl Daemon {
     async fn start(dir: &Path, generation: u64) -> Daemon {
         let mut child = Daemon::spawn(dir, generation);
         let spawned = Instant::now();
-        let log = log_path(dir, generation);
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(port) = listening_port(&text) {
-                return Daemon {
-                    child,
-                    port,
-                    listening_at: Instant::now(),
-                    startup: spawned.elapsed(),
-                };
-            }
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!(
-                    "shsd (generation {generation}) exited with {status} before listening:\n{text}"
-                );
-            }
-            if spawned.elapsed() > Duration::from_secs(60) {
-                sigkill(&mut child);
-                panic!("shsd (generation {generation}) did not log its port in 60 s:\n{text}");
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let what = format!("shsd (generation {generation})");
+        let port = wait_for_port(&mut child, &log_path(dir, generation), &what).await;
+        Daemon {
+            child,
+            port,
+            listening_at: Instant::now(),
+            startup: spawned.elapsed(),
         }
     }
 
@@ -526,6 +786,26 @@ impl Drop for Daemon {
 fn sigkill(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Waits until `log` has the `listening on … (shs)` line; panics with the log if `child`
+/// ends first or takes longer than a minute.
+async fn wait_for_port(child: &mut Child, log: &Path, what: &str) -> u16 {
+    let spawned = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(port) = listening_port(&text) {
+            return port;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("{what} exited with {status} before listening:\n{text}");
+        }
+        if spawned.elapsed() > Duration::from_secs(60) {
+            sigkill(child);
+            panic!("{what} did not log its port in 60 s:\n{text}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn log_path(dir: &Path, generation: u64) -> PathBuf {

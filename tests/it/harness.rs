@@ -2,6 +2,11 @@
 //! store in a temporary folder, and reqwest clients (an independent HTTP implementation)
 //! presenting each example identity's certificate.
 
+#![allow(
+    dead_code,
+    reason = "a shared harness: each test module uses only some of its helpers"
+)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
