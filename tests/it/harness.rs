@@ -13,6 +13,7 @@ use shsd::client::{OutgoingPart, build_message};
 use shsd::config::Config;
 use shsd::pki::{ExamplePki, PkiItem, PkiOptions};
 use shsd::protocol::label::{Label, SequenceType};
+use shsd::protocol::mime::{MessageWriter, PartHeaders, new_boundary};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -121,7 +122,9 @@ impl Node {
     }
 }
 
-fn config_text(extra: &str) -> String {
+/// The default test configuration with `extra` appended; relative paths (`certs/…`,
+/// `store`) resolve against the folder the file is written to.
+pub fn config_text(extra: &str) -> String {
     format!(
         r#"
 [node]
@@ -172,6 +175,40 @@ pub fn message_from(from: &str, to: Option<&str>, data: &[u8]) -> (Vec<u8>, Stri
         format!("multipart/mixed; boundary=\"{boundary}\""),
         label,
     )
+}
+
+/// A message from `from` to `to` of [`PRODUCT`] whose tx.id (and corr.id) is `tx_id`, so a
+/// test can derive the content from the tx.id: returns the bare multipart body and its
+/// boundary (for `ShsClient::send`), and the label.
+pub fn message_with_tx(
+    from: &str,
+    to: &str,
+    tx_id: &str,
+    parts: &[OutgoingPart],
+) -> (Vec<u8>, String, Label) {
+    // The label as build_message makes it (data elements with byte counts), re-numbered.
+    let (_, _, mut label) = build_message(from, Some(to), PRODUCT, SequenceType::Event, parts);
+    label.tx_id = tx_id.to_owned();
+    label.corr_id = tx_id.to_owned();
+    let boundary = new_boundary();
+    let writer = MessageWriter::new(boundary.clone());
+    let label_headers = PartHeaders::from_fields(&[
+        ("Content-Type", "text/xml; charset=UTF-8"),
+        ("Content-Transfer-Encoding", "binary"),
+    ]);
+    let mut body = writer.label_part(&label_headers, &label.to_xml());
+    for (index, part) in parts.iter().enumerate() {
+        let disposition = format!("attachment; filename=\"part-{index}.bin\"");
+        let headers = PartHeaders::from_fields(&[
+            ("Content-Type", part.content_type.as_str()),
+            ("Content-Transfer-Encoding", "binary"),
+            ("Content-Disposition", disposition.as_str()),
+        ]);
+        body.extend(writer.part_head(&headers));
+        body.extend(&part.bytes);
+    }
+    body.extend(writer.end());
+    (body, String::from_utf8_lossy(&boundary).into_owned(), label)
 }
 
 /// Writes a label and raw parts (already encoded) into a body, for hand-made messages.

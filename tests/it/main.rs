@@ -1,6 +1,7 @@
 //! shsd's integration tests: one test binary, one module per area, a shared harness.
 
 mod cli;
+mod crash;
 mod harness;
 mod interop;
 mod roundtrip;
