@@ -1,5 +1,7 @@
 //! shsd's integration tests: one test binary, one module per area, a shared harness.
 
+mod check;
+mod endpoints;
 mod harness;
 mod interop;
 mod roundtrip;
