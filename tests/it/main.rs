@@ -3,6 +3,7 @@
 mod authorisation;
 mod check;
 mod endpoints;
+mod filters;
 mod harness;
 mod interop;
 mod roundtrip;
