@@ -237,18 +237,19 @@ pub fn raw_message(label_xml: &str, parts: &[&[u8]]) -> (Vec<u8>, String) {
     (body, multipart(boundary))
 }
 
+/// The tx.id of [`raw_label`] (one raw label per node and test).
+pub const RAW_TX_ID: &str = "7d0c6f0e-2a55-4d7e-9f51-3b1f6c1b9a10";
 /// The corr.id of [`raw_label`].
 pub const RAW_CORR_ID: &str = "corr-raw-1";
 /// The content.id of [`raw_label`].
 pub const RAW_CONTENT_ID: &str = "content-raw-1";
 
 /// A hand-written, valid label from the portal to bygglov with one data part, for tests
-/// that break one thing in it with `str::replace`. Its tx.id is fresh.
+/// that break one thing in it with `str::replace`.
 pub fn raw_label() -> String {
-    let tx_id = uuid::Uuid::new_v4();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
-<shs.label version="1.2" tx.id="{tx_id}" corr.id="{RAW_CORR_ID}" transfer-type="asynch" sequence-type="event" status="production">
+<shs.label version="1.2" tx.id="{RAW_TX_ID}" corr.id="{RAW_CORR_ID}" transfer-type="asynch" sequence-type="event" status="production">
 <from>{PORTAL}</from>
 <to>{BYGGLOV}</to>
 <product>{PRODUCT}</product>

@@ -5,5 +5,6 @@ mod check;
 mod endpoints;
 mod filters;
 mod harness;
+mod malformed;
 mod interop;
 mod roundtrip;
