@@ -7,4 +7,5 @@ mod filters;
 mod harness;
 mod malformed;
 mod interop;
+mod limits;
 mod roundtrip;
