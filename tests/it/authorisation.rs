@@ -26,14 +26,20 @@ async fn a_caller_sends_as_its_own_organisation_only() {
         value: "5590000001".into(),
         ..Originator::default()
     });
-    assert_accepted(&post_label(&node, &portal, &originator_only).await, &originator_only);
+    assert_accepted(
+        &post_label(&node, &portal, &originator_only).await,
+        &originator_only,
+    );
     // With from, the originator (the citizen's party) may be anyone.
     let mut for_citizen = label_to(Some(BYGGLOV));
     for_citizen.originator = Some(Originator {
         value: "urn:X-shs:1212121212".into(),
         ..Originator::default()
     });
-    assert_accepted(&post_label(&node, &portal, &for_citizen).await, &for_citizen);
+    assert_accepted(
+        &post_label(&node, &portal, &for_citizen).await,
+        &for_citizen,
+    );
     let delivered = list(&node, &node.bygglov(), "2120000142.bygglov").await;
     assert_eq!(delivered.messages.len(), 4);
     node.stop().await;
@@ -92,7 +98,13 @@ async fn without_the_rule_the_peer_node_is_an_ordinary_client() {
     let peer = node.peer_node();
     let (body, ct, label) = message_from(KOMMUN, Some(PORTAL), b"<x/>");
     let reply = post(&node, &peer, body, &ct).await;
-    assert_refused_label(&reply, 403, ErrorCode::IllegalSender, &label.corr_id, &label.content.content_id);
+    assert_refused_label(
+        &reply,
+        403,
+        ErrorCode::IllegalSender,
+        &label.corr_id,
+        &label.content.content_id,
+    );
     assert_nothing_stored(&node).await;
     // Its own organisation (from organizationIdentifier) it may send as.
     let (body, ct, label) = message_from("urn:X-shs:5560000002", Some(PORTAL), b"<x/>");
@@ -108,11 +120,23 @@ async fn reading_another_organisations_mailbox_is_403() {
     let tx = &label.tx_id;
     let portal = node.portal();
     for (method, path) in [
-        (reqwest::Method::GET, "/shs/ds/2120000142.bygglov".to_owned()),
+        (
+            reqwest::Method::GET,
+            "/shs/ds/2120000142.bygglov".to_owned(),
+        ),
         (reqwest::Method::GET, "/shs/ds/2120000142".to_owned()),
-        (reqwest::Method::GET, format!("/shs/ds/2120000142.bygglov/{PRODUCT}")),
-        (reqwest::Method::GET, format!("/shs/ds/2120000142.bygglov/{tx}")),
-        (reqwest::Method::POST, format!("/shs/ds/2120000142.bygglov/{tx}?action=ack")),
+        (
+            reqwest::Method::GET,
+            format!("/shs/ds/2120000142.bygglov/{PRODUCT}"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/shs/ds/2120000142.bygglov/{tx}"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/shs/ds/2120000142.bygglov/{tx}?action=ack"),
+        ),
     ] {
         let reply = call(portal.request(method.clone(), node.url(&path))).await;
         assert_refused(&reply, 403, ErrorCode::IllegalReceiver);
@@ -144,15 +168,29 @@ async fn reading_can_be_narrowed_to_sub_addresses() {
         assert_eq!(post(&node, &portal, body, &ct).await.status, 202);
     }
     let bygglov = node.bygglov();
-    assert_eq!(list(&node, &bygglov, "2120000142.bygglov").await.messages.len(), 1);
+    assert_eq!(
+        list(&node, &bygglov, "2120000142.bygglov")
+            .await
+            .messages
+            .len(),
+        1
+    );
     for mailbox in ["2120000142.socialtjanst", "2120000142"] {
         let reply = call(bygglov.get(node.url(&format!("/shs/ds/{mailbox}")))).await;
         assert_refused(&reply, 403, ErrorCode::IllegalReceiver);
     }
     // The rule names one certificate: the other business system still reads everything.
     let socialtjanst = node.socialtjanst();
-    for mailbox in ["2120000142.bygglov", "2120000142.socialtjanst", "2120000142"] {
-        assert_eq!(list(&node, &socialtjanst, mailbox).await.messages.len(), 1, "{mailbox}");
+    for mailbox in [
+        "2120000142.bygglov",
+        "2120000142.socialtjanst",
+        "2120000142",
+    ] {
+        assert_eq!(
+            list(&node, &socialtjanst, mailbox).await.messages.len(),
+            1,
+            "{mailbox}"
+        );
     }
     node.stop().await;
 }
@@ -182,7 +220,11 @@ async fn reading_can_be_narrowed_to_products() {
         assert!(listed.messages.is_empty(), "{query}");
     }
     let hidden_path = format!("/shs/ds/{mailbox}/{}", hidden.tx_id);
-    assert_refused(&call(client.get(node.url(&hidden_path))).await, 404, ErrorCode::OtherError);
+    assert_refused(
+        &call(client.get(node.url(&hidden_path))).await,
+        404,
+        ErrorCode::OtherError,
+    );
     let ack = call(client.post(node.url(&format!("{hidden_path}?action=ack")))).await;
     assert_refused(&ack, 404, ErrorCode::OtherError);
     fetch(&node, &client, mailbox, &allowed.tx_id).await;
@@ -219,11 +261,11 @@ async fn a_certificate_without_organisation_is_403_unless_mapped() {
 /// A client that speaks only TLS 1.2, presenting `item`.
 fn tls12_client(node: &Node, item: &PkiItem) -> reqwest::Client {
     let config = rustls::ClientConfig::builder_with_provider(shsd::tls::crypto_provider())
-    .with_protocol_versions(&[&rustls::version::TLS12])
-    .expect("TLS 1.2")
-    .with_root_certificates(node.pki.roots())
-    .with_client_auth_cert(vec![item.cert_der.clone()], item.key_der())
-    .expect("client certificate");
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .expect("TLS 1.2")
+        .with_root_certificates(node.pki.roots())
+        .with_client_auth_cert(vec![item.cert_der.clone()], item.key_der())
+        .expect("client certificate");
     client_with(config)
 }
 
@@ -252,13 +294,19 @@ async fn refused_certificates_fail_the_tls_handshake() {
             .await;
         assert!(sent.is_err(), "{case}: {sent:?}");
         if let Some(item) = item {
-            let old = tls12_client(&node, item).get(node.url("/shs/ds/5590000001")).send().await;
+            let old = tls12_client(&node, item)
+                .get(node.url("/shs/ds/5590000001"))
+                .send()
+                .await;
             assert!(old.is_err(), "{case} over TLS 1.2: {old:?}");
         }
     }
     // The node is unharmed and nothing was taken in.
     assert_nothing_stored(&node).await;
-    let ok = tls12_client(&node, &pki.portal).get(node.url("/shs/ds/5590000001")).send().await;
+    let ok = tls12_client(&node, &pki.portal)
+        .get(node.url("/shs/ds/5590000001"))
+        .send()
+        .await;
     assert_eq!(ok.expect("TLS 1.2 with a good certificate").status(), 200);
     node.stop().await;
 }

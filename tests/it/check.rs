@@ -88,7 +88,10 @@ pub fn assert_refused(reply: &Reply, status: u16, code: ErrorCode) -> Management
     );
     let document = ManagementDocument::parse(&reply.body)
         .unwrap_or_else(|err| panic!("error body is not shs.management: {err}: {}", reply.text()));
-    let ManagementBody::Error { code: wire, info, .. } = &document.body else {
+    let ManagementBody::Error {
+        code: wire, info, ..
+    } = &document.body
+    else {
         panic!("an error document, got {document:?}");
     };
     assert_eq!(wire.as_str(), code.as_str());
@@ -99,7 +102,13 @@ pub fn assert_refused(reply: &Reply, status: u16, code: ErrorCode) -> Management
 }
 
 /// [`assert_refused`], and the document names the label's corr.id and content.id.
-pub fn assert_refused_label(reply: &Reply, status: u16, code: ErrorCode, corr: &str, content: &str) {
+pub fn assert_refused_label(
+    reply: &Reply,
+    status: u16,
+    code: ErrorCode,
+    corr: &str,
+    content: &str,
+) {
     let document = assert_refused(reply, status, code);
     assert_eq!(document.corr_id, corr, "corr.id from the label");
     assert_eq!(document.content_id, content, "content.id from the label");
@@ -107,7 +116,10 @@ pub fn assert_refused_label(reply: &Reply, status: u16, code: ErrorCode, corr: &
 
 /// The errorinfo of an error answer.
 pub fn error_info(reply: &Reply) -> String {
-    match ManagementDocument::parse(&reply.body).expect("error document").body {
+    match ManagementDocument::parse(&reply.body)
+        .expect("error document")
+        .body
+    {
         ManagementBody::Error { info, .. } => info.unwrap_or_default(),
         other => panic!("{other:?}"),
     }

@@ -48,7 +48,10 @@ async fn send_accepts_both_body_forms_with_every_receipt_header() {
     )
     .into_bytes();
     body.extend(&bare);
-    assert_receipt(&post(&node, &portal, body.clone(), "message/rfc822").await, &label);
+    assert_receipt(
+        &post(&node, &portal, body.clone(), "message/rfc822").await,
+        &label,
+    );
     sent.push(label.tx_id);
 
     // Form 2 again, announced as multipart/mixed without a boundary.
@@ -64,7 +67,11 @@ async fn send_accepts_both_body_forms_with_every_receipt_header() {
 
     let listed = list(&node, &node.bygglov(), "2120000142.bygglov").await;
     assert_eq!(tx_ids(&listed), sent, "all three, oldest first");
-    for (message, data) in listed.messages.iter().zip(["<form1/>", "<form2/>", "<form3/>"]) {
+    for (message, data) in listed
+        .messages
+        .iter()
+        .zip(["<form1/>", "<form2/>", "<form3/>"])
+    {
         let split = fetch(&node, &node.bygglov(), "2120000142.bygglov", &message.tx_id).await;
         assert_eq!(split.parts[0].1, data.as_bytes());
     }
@@ -89,13 +96,20 @@ async fn list_answers_the_mailbox_in_every_address_form_and_by_product_segment()
         "urn%3AX-shs%3A2120000142.bygglov",
     ] {
         let listed = list(&node, &bygglov, path).await;
-        assert_eq!(tx_ids(&listed), [first.tx_id.as_str(), other.tx_id.as_str()], "{path}");
+        assert_eq!(
+            tx_ids(&listed),
+            [first.tx_id.as_str(), other.tx_id.as_str()],
+            "{path}"
+        );
         let entry = &listed.messages[0];
         assert_eq!(entry.from.as_deref(), Some(PORTAL));
         assert_eq!(entry.to.as_deref(), Some(BYGGLOV));
         assert_eq!(entry.product.as_deref(), Some(PRODUCT));
         assert_eq!(entry.corr_id.as_deref(), Some(first.corr_id.as_str()));
-        assert_eq!(entry.content_id.as_deref(), Some(first.content.content_id.as_str()));
+        assert_eq!(
+            entry.content_id.as_deref(),
+            Some(first.content.content_id.as_str())
+        );
         assert_eq!(entry.timestamp, first.datetime);
         assert_eq!(entry.size, Some(4));
         assert_eq!(entry.data.len(), 1);
@@ -106,7 +120,12 @@ async fn list_answers_the_mailbox_in_every_address_form_and_by_product_segment()
     let confirms = list(&node, &bygglov, "2120000142.bygglov/confirm").await;
     assert!(confirms.messages.is_empty());
     // The municipality's own mailbox is a different mailbox from its sub-addresses'.
-    assert!(list(&node, &bygglov, "2120000142").await.messages.is_empty());
+    assert!(
+        list(&node, &bygglov, "2120000142")
+            .await
+            .messages
+            .is_empty()
+    );
     node.stop().await;
 }
 
@@ -134,10 +153,18 @@ async fn fetch_streams_the_message_and_can_repeat_until_acknowledged() {
     assert!(split.parts[0].1 == data, "data part byte for byte");
     let served = Label::parse(&split.label).unwrap();
     assert_eq!(served.history.len(), 1);
-    assert_eq!(served.history[0].tx_id.as_deref(), Some(label.tx_id.as_str()));
+    assert_eq!(
+        served.history[0].tx_id.as_deref(),
+        Some(label.tx_id.as_str())
+    );
 
     // Fetched: out of the default list, in the noack list, still fetchable.
-    assert!(list(&node, &bygglov, "2120000142.bygglov").await.messages.is_empty());
+    assert!(
+        list(&node, &bygglov, "2120000142.bygglov")
+            .await
+            .messages
+            .is_empty()
+    );
     let noack = list(&node, &bygglov, "2120000142.bygglov?filter=noack").await;
     assert_eq!(tx_ids(&noack), [label.tx_id.as_str()]);
     let again = fetch(&node, &bygglov, "2120000142.bygglov", &label.tx_id).await;
@@ -147,7 +174,11 @@ async fn fetch_streams_the_message_and_can_repeat_until_acknowledged() {
     assert_eq!(ack.status, 200);
     assert_eq!(ack.text(), "OK");
     assert_eq!(ack.header("content-type"), "text/plain");
-    assert_refused(&call(bygglov.get(node.url(&path))).await, 404, ErrorCode::OtherError);
+    assert_refused(
+        &call(bygglov.get(node.url(&path))).await,
+        404,
+        ErrorCode::OtherError,
+    );
     node.stop().await;
 }
 
@@ -188,15 +219,29 @@ async fn ack_is_idempotent_needs_action_ack_and_stays_in_its_mailbox() {
         assert!(error_info(&reply).contains("action"), "{query}");
     }
     // Ack of a message in another mailbox, or an unknown one: 404.
-    let elsewhere = format!(
-        "/shs/ds/2120000142.socialtjanst/{}?action=ack",
-        label.tx_id
+    let elsewhere = format!("/shs/ds/2120000142.socialtjanst/{}?action=ack", label.tx_id);
+    assert_refused(
+        &call(bygglov.post(node.url(&elsewhere))).await,
+        404,
+        ErrorCode::OtherError,
     );
-    assert_refused(&call(bygglov.post(node.url(&elsewhere))).await, 404, ErrorCode::OtherError);
-    let unknown = format!("/shs/ds/2120000142.bygglov/{}?action=ack", uuid::Uuid::new_v4());
-    assert_refused(&call(bygglov.post(node.url(&unknown))).await, 404, ErrorCode::OtherError);
+    let unknown = format!(
+        "/shs/ds/2120000142.bygglov/{}?action=ack",
+        uuid::Uuid::new_v4()
+    );
+    assert_refused(
+        &call(bygglov.post(node.url(&unknown))).await,
+        404,
+        ErrorCode::OtherError,
+    );
     // None of those acknowledged anything.
-    assert_eq!(list(&node, &bygglov, "2120000142.bygglov").await.messages.len(), 1);
+    assert_eq!(
+        list(&node, &bygglov, "2120000142.bygglov")
+            .await
+            .messages
+            .len(),
+        1
+    );
 
     // Unfetched messages may be acknowledged; twice is fine.
     for _ in 0..2 {
@@ -204,7 +249,12 @@ async fn ack_is_idempotent_needs_action_ack_and_stays_in_its_mailbox() {
         assert_eq!(reply.status, 200, "{}", reply.text());
         assert_eq!(reply.text(), "OK");
     }
-    assert!(list(&node, &bygglov, "2120000142.bygglov?filter=noack").await.messages.is_empty());
+    assert!(
+        list(&node, &bygglov, "2120000142.bygglov?filter=noack")
+            .await
+            .messages
+            .is_empty()
+    );
     // One confirm only, however often it was acknowledged.
     let confirms = list(&node, &node.portal(), "5590000001/confirm").await;
     assert_eq!(confirms.messages.len(), 1, "{confirms:?}");
@@ -245,7 +295,11 @@ async fn wrong_methods_are_405_with_allow() {
         (Method::POST, "/shs/ds/5590000001".to_owned(), "GET"),
         (Method::POST, format!("/shs/ds/5590000001/{PRODUCT}"), "GET"),
         (Method::PUT, format!("/shs/ds/5590000001/{tx}"), "GET, POST"),
-        (Method::DELETE, format!("/shs/ds/5590000001/{tx}"), "GET, POST"),
+        (
+            Method::DELETE,
+            format!("/shs/ds/5590000001/{tx}"),
+            "GET, POST",
+        ),
     ] {
         let reply = call(portal.request(method.clone(), node.url(&path))).await;
         assert_refused(&reply, 405, ErrorCode::OtherError);
@@ -258,7 +312,12 @@ async fn wrong_methods_are_405_with_allow() {
 async fn a_mailbox_that_is_not_an_address_is_400() {
     let node = Node::start().await;
     let portal = node.portal();
-    for path in ["/shs/ds/kalle", "/shs/ds/559000000", "/shs/ds/%zz", "/shs/ds/kalle/x"] {
+    for path in [
+        "/shs/ds/kalle",
+        "/shs/ds/559000000",
+        "/shs/ds/%zz",
+        "/shs/ds/kalle/x",
+    ] {
         let reply = call(portal.get(node.url(path))).await;
         assert_refused(&reply, 400, ErrorCode::OtherError);
     }
@@ -273,11 +332,27 @@ async fn a_configured_path_prefix_precedes_every_endpoint() {
     let (body, ct, label) = message_to(Some(BYGGLOV), b"<a/>");
 
     // Without the prefix nothing is found, and nothing was taken in.
-    let reply = call(portal.post(node.url("/shs/rs")).header("content-type", &ct).body(body.clone())).await;
+    let reply = call(
+        portal
+            .post(node.url("/shs/rs"))
+            .header("content-type", &ct)
+            .body(body.clone()),
+    )
+    .await;
     assert_refused(&reply, 404, ErrorCode::OtherError);
-    assert_refused(&call(bygglov.get(node.url("/shs/ds/2120000142.bygglov"))).await, 404, ErrorCode::OtherError);
+    assert_refused(
+        &call(bygglov.get(node.url("/shs/ds/2120000142.bygglov"))).await,
+        404,
+        ErrorCode::OtherError,
+    );
 
-    let reply = call(portal.post(node.url("/axel/shs/rs")).header("content-type", &ct).body(body)).await;
+    let reply = call(
+        portal
+            .post(node.url("/axel/shs/rs"))
+            .header("content-type", &ct)
+            .body(body),
+    )
+    .await;
     assert_accepted(&reply, &label);
     let listed = call(bygglov.get(node.url("/axel/shs/ds/2120000142.bygglov"))).await;
     assert_eq!(listed.status, 200);
@@ -292,5 +367,53 @@ async fn a_configured_path_prefix_precedes_every_endpoint() {
     let reply = call(portal.get(node.url("/axel/shs/rs"))).await;
     assert_refused(&reply, 405, ErrorCode::OtherError);
     assert_eq!(reply.header("allow"), "POST");
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn the_stored_label_is_the_senders_bytes_with_history_appended() {
+    let node = Node::start().await;
+    // An ISO-8859-1 label whose MIME charset disagrees (the XML declaration wins), with
+    // attributes in an unusual layout that a rewrite would normalise.
+    let xml = raw_label()
+        .replace("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"")
+        .replace(
+            "<datetime>",
+            "<subject>Ansökan om bygglov, Åby</subject>\n<datetime>",
+        )
+        .replace("<content content.id", "<content   content.id");
+    let latin1: Vec<u8> = xml
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect();
+    let boundary = RAW_BOUNDARY;
+    let mut body =
+        format!("--{boundary}\r\nContent-Type: text/xml; charset=UTF-8\r\n\r\n").into_bytes();
+    body.extend(&latin1);
+    body.extend(
+        format!("\r\n--{boundary}\r\nContent-Type: text/xml\r\n\r\n<a/>\r\n--{boundary}--\r\n")
+            .as_bytes(),
+    );
+    let reply = post(&node, &node.portal(), body, &multipart(boundary)).await;
+    assert_eq!(reply.status, 202, "{}", reply.text());
+
+    let bygglov = node.bygglov();
+    let listed = list(&node, &bygglov, "2120000142.bygglov").await;
+    assert_eq!(
+        listed.messages[0].subject.as_deref(),
+        Some("Ansökan om bygglov, Åby")
+    );
+    let split = fetch(&node, &bygglov, "2120000142.bygglov", RAW_TX_ID).await;
+    let close = b"</shs.label>";
+    let head = &latin1[..latin1.len() - close.len()];
+    assert!(
+        split.label.starts_with(head),
+        "the original bytes, untouched"
+    );
+    assert!(split.label.ends_with(close));
+    let served = Label::parse(&split.label).unwrap();
+    assert_eq!(served.subject.as_deref(), Some("Ansökan om bygglov, Åby"));
+    assert_eq!(served.history.len(), 1);
+    assert_eq!(served.history[0].comment.as_deref(), Some("Received"));
     node.stop().await;
 }

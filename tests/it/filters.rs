@@ -51,12 +51,19 @@ fn with_product(product: &str) -> Label {
 #[tokio::test]
 async fn producttype_takes_a_comma_list_with_or_without_prefix_and_the_path_product_wins() {
     let node = Node::start().await;
-    let (p1, p2, p3) = (with_product(PRODUCT), with_product(PRODUCT_2), with_product(PRODUCT_3));
+    let (p1, p2, p3) = (
+        with_product(PRODUCT),
+        with_product(PRODUCT_2),
+        with_product(PRODUCT_3),
+    );
     send_all(&node, &[&p1, &p2, &p3]).await;
     let bare = |product: &str| product.trim_start_matches("urn:X-shs:").to_owned();
 
     assert_eq!(listed(&node, "").await, ids(&[&p1, &p2, &p3]));
-    assert_eq!(listed(&node, &format!("?producttype={}", bare(PRODUCT))).await, ids(&[&p1]));
+    assert_eq!(
+        listed(&node, &format!("?producttype={}", bare(PRODUCT))).await,
+        ids(&[&p1])
+    );
     let two = format!("?producttype={PRODUCT},{}", bare(PRODUCT_2));
     assert_eq!(listed(&node, &two).await, ids(&[&p1, &p2]));
     let spaced = format!("?producttype={}%20,%20{PRODUCT_3}", bare(PRODUCT));
@@ -65,10 +72,18 @@ async fn producttype_takes_a_comma_list_with_or_without_prefix_and_the_path_prod
 
     assert_eq!(listed(&node, &format!("/{PRODUCT_2}")).await, ids(&[&p2]));
     let both = format!("/{PRODUCT_2}?producttype={PRODUCT}");
-    assert_eq!(listed(&node, &both).await, ids(&[&p2]), "the path product wins");
+    assert_eq!(
+        listed(&node, &both).await,
+        ids(&[&p2]),
+        "the path product wins"
+    );
     // A bare UUID segment is a tx.id, not a product (spec §3): fetch, 404.
     let path = format!("/shs/ds/{MAILBOX}/{}", bare(PRODUCT));
-    assert_refused(&call(node.bygglov().get(node.url(&path))).await, 404, ErrorCode::OtherError);
+    assert_refused(
+        &call(node.bygglov().get(node.url(&path))).await,
+        404,
+        ErrorCode::OtherError,
+    );
 
     assert_bad_parameter(&node, "?producttype=bygglov", "producttype").await;
     node.stop().await;
@@ -77,7 +92,11 @@ async fn producttype_takes_a_comma_list_with_or_without_prefix_and_the_path_prod
 #[tokio::test]
 async fn filter_noack_adds_fetched_and_drops_acknowledged() {
     let node = Node::start().await;
-    let (fetched, acked, fresh) = (label_to(Some(BYGGLOV)), label_to(Some(BYGGLOV)), label_to(Some(BYGGLOV)));
+    let (fetched, acked, fresh) = (
+        label_to(Some(BYGGLOV)),
+        label_to(Some(BYGGLOV)),
+        label_to(Some(BYGGLOV)),
+    );
     send_all(&node, &[&fetched, &acked, &fresh]).await;
     let bygglov = node.bygglov();
     fetch(&node, &bygglov, MAILBOX, &fetched.tx_id).await;
@@ -86,7 +105,10 @@ async fn filter_noack_adds_fetched_and_drops_acknowledged() {
     assert_eq!(call(bygglov.post(node.url(&ack))).await.status, 200);
 
     assert_eq!(listed(&node, "").await, ids(&[&fresh]));
-    assert_eq!(listed(&node, "?filter=noack").await, ids(&[&fetched, &fresh]));
+    assert_eq!(
+        listed(&node, "?filter=noack").await,
+        ids(&[&fetched, &fresh])
+    );
     assert_bad_parameter(&node, "?filter=all", "filter").await;
     node.stop().await;
 }
@@ -118,7 +140,11 @@ async fn maxhits_defaults_to_200_and_rejects_non_numbers() {
     send_many(&node, 203).await;
     let all = listed(&node, "?maxhits=1000").await;
     assert_eq!(all.len(), 203);
-    assert_eq!(listed(&node, "").await, all[..200], "default 200, oldest first");
+    assert_eq!(
+        listed(&node, "").await,
+        all[..200],
+        "default 200, oldest first"
+    );
     assert_eq!(listed(&node, "?maxhits=3").await, all[..3]);
     assert!(listed(&node, "?maxhits=0").await.is_empty());
     for bad in ["ten", "-1", "", "1.5"] {
@@ -145,7 +171,10 @@ async fn status_test_messages_are_listed_only_when_asked_for() {
     test.status = Status::Test;
     send_all(&node, &[&production, &test]).await;
     assert_eq!(listed(&node, "").await, ids(&[&production]));
-    assert_eq!(listed(&node, "?status=production").await, ids(&[&production]));
+    assert_eq!(
+        listed(&node, "?status=production").await,
+        ids(&[&production])
+    );
     assert_eq!(listed(&node, "?status=test").await, ids(&[&test]));
     let entry = list(&node, &node.bygglov(), &format!("{MAILBOX}?status=test")).await;
     assert_eq!(entry.messages[0].status, Status::Test);
@@ -196,19 +225,40 @@ async fn originator_matches_originator_or_from_without_one_and_endrecipient_matc
 
     let portal_ids = ids(&[&from_only, &originator_only]);
     for query in ["urn:X-shs:5590000001", "5590000001", "URN:x-shs:5590000001"] {
-        assert_eq!(listed(&node, &format!("?originator={query}")).await, portal_ids, "{query}");
+        assert_eq!(
+            listed(&node, &format!("?originator={query}")).await,
+            portal_ids,
+            "{query}"
+        );
     }
-    assert_eq!(listed(&node, "?originator=1212121212").await, ids(&[&for_citizen]));
+    assert_eq!(
+        listed(&node, "?originator=1212121212").await,
+        ids(&[&for_citizen])
+    );
     assert!(listed(&node, "?originator=9999999999").await.is_empty());
 
     let wanted = ids(&[&for_citizen]);
-    assert_eq!(listed(&node, "?endrecipient=urn:X-shs:2120000142.handlaggare").await, wanted);
-    assert_eq!(listed(&node, "?endrecipient=2120000142.handlaggare").await, wanted);
+    assert_eq!(
+        listed(&node, "?endrecipient=urn:X-shs:2120000142.handlaggare").await,
+        wanted
+    );
+    assert_eq!(
+        listed(&node, "?endrecipient=2120000142.handlaggare").await,
+        wanted
+    );
     assert!(listed(&node, "?endrecipient=2120000142").await.is_empty());
-    let entry = list(&node, &node.bygglov(), &format!("{MAILBOX}?originator=1212121212")).await;
+    let entry = list(
+        &node,
+        &node.bygglov(),
+        &format!("{MAILBOX}?originator=1212121212"),
+    )
+    .await;
     let entry = &entry.messages[0];
     assert_eq!(entry.originator.as_deref(), Some("urn:X-shs:1212121212"));
-    assert_eq!(entry.end_recipient.as_deref(), Some("urn:X-shs:2120000142.handlaggare"));
+    assert_eq!(
+        entry.end_recipient.as_deref(),
+        Some("urn:X-shs:2120000142.handlaggare")
+    );
     node.stop().await;
 }
 
@@ -216,7 +266,11 @@ async fn originator_matches_originator_or_from_without_one_and_endrecipient_matc
 async fn sequencetype_filters_and_is_checked() {
     let node = Node::start().await;
     let mut labels = Vec::new();
-    for sequence in [SequenceType::Event, SequenceType::Request, SequenceType::Reply] {
+    for sequence in [
+        SequenceType::Event,
+        SequenceType::Request,
+        SequenceType::Reply,
+    ] {
         let mut label = label_to(Some(BYGGLOV));
         label.sequence_type = sequence;
         labels.push(label);
@@ -224,7 +278,10 @@ async fn sequencetype_filters_and_is_checked() {
     let refs: Vec<&Label> = labels.iter().collect();
     send_all(&node, &refs).await;
     assert_eq!(listed(&node, "?sequencetype=event").await, ids(&refs[..1]));
-    assert_eq!(listed(&node, "?sequencetype=request").await, ids(&refs[1..2]));
+    assert_eq!(
+        listed(&node, "?sequencetype=request").await,
+        ids(&refs[1..2])
+    );
     assert_eq!(listed(&node, "?sequencetype=reply").await, ids(&refs[2..]));
     assert!(listed(&node, "?sequencetype=adm").await.is_empty());
     assert_bad_parameter(&node, "?sequencetype=question", "sequencetype").await;
@@ -247,16 +304,32 @@ async fn since_takes_node_local_time_or_rfc_3339() {
 
     let early_local = early_arrival.header("x-shs-arrivaldate");
     let late_local = late_arrival.header("x-shs-arrivaldate");
-    assert_eq!(listed(&node, &format!("?since={early_local}")).await, ids(&[&early, &late]));
-    assert_eq!(listed(&node, &format!("?since={late_local}")).await, ids(&[&late]));
+    assert_eq!(
+        listed(&node, &format!("?since={early_local}")).await,
+        ids(&[&early, &late])
+    );
+    assert_eq!(
+        listed(&node, &format!("?since={late_local}")).await,
+        ids(&[&late])
+    );
     let rfc3339 = between.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    assert_eq!(listed(&node, &format!("?since={rfc3339}")).await, ids(&[&late]));
+    assert_eq!(
+        listed(&node, &format!("?since={rfc3339}")).await,
+        ids(&[&late])
+    );
     let offset = between
         .with_timezone(&chrono::FixedOffset::east_opt(3600).unwrap())
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
         .replace('+', "%2B");
-    assert_eq!(listed(&node, &format!("?since={offset}")).await, ids(&[&late]));
-    assert!(listed(&node, "?since=2999-01-01T00:00:00Z").await.is_empty());
+    assert_eq!(
+        listed(&node, &format!("?since={offset}")).await,
+        ids(&[&late])
+    );
+    assert!(
+        listed(&node, "?since=2999-01-01T00:00:00Z")
+            .await
+            .is_empty()
+    );
     assert_bad_parameter(&node, "?since=yesterday", "since").await;
     assert_bad_parameter(&node, "?since=2026-13-01T00:00:00", "since").await;
     node.stop().await;
@@ -270,15 +343,28 @@ async fn metaname_and_metavalue_select_by_meta_element() {
         value: value.into(),
     };
     let mut one = label_to(Some(BYGGLOV));
-    one.meta = vec![meta("BN 2026/1"), Meta { name: "typ".into(), value: "bygglov".into() }];
+    one.meta = vec![
+        meta("BN 2026/1"),
+        Meta {
+            name: "typ".into(),
+            value: "bygglov".into(),
+        },
+    ];
     let mut two = label_to(Some(BYGGLOV));
     two.meta = vec![meta("BN 2026/2")];
     let none = label_to(Some(BYGGLOV));
     send_all(&node, &[&one, &two, &none]).await;
     assert_eq!(listed(&node, "?metaname=arende").await, ids(&[&one, &two]));
-    assert_eq!(listed(&node, "?metaname=arende&metavalue=BN+2026%2F1").await, ids(&[&one]));
+    assert_eq!(
+        listed(&node, "?metaname=arende&metavalue=BN+2026%2F1").await,
+        ids(&[&one])
+    );
     assert_eq!(listed(&node, "?metaname=typ").await, ids(&[&one]));
-    assert!(listed(&node, "?metaname=arende&metavalue=BN").await.is_empty());
+    assert!(
+        listed(&node, "?metaname=arende&metavalue=BN")
+            .await
+            .is_empty()
+    );
     assert!(listed(&node, "?metaname=okand").await.is_empty());
     let listed_meta = list(&node, &node.bygglov(), &format!("{MAILBOX}?metaname=typ")).await;
     assert_eq!(listed_meta.messages[0].meta, one.meta);
@@ -300,24 +386,31 @@ async fn sort_by_an_attribute_with_arrival_order_as_tie_breaker() {
     let [m1, m2, m3, m4] = [refs[0], refs[1], refs[2], refs[3]];
 
     assert_eq!(listed(&node, "").await, ids(&[m1, m2, m3, m4]));
-    assert_eq!(listed(&node, "?arrivalorder=desc").await, ids(&[m4, m3, m2, m1]));
-    assert_eq!(listed(&node, "?sortattribute=corr.id").await, ids(&[m2, m4, m1, m3]));
+    assert_eq!(
+        listed(&node, "?arrivalorder=desc").await,
+        ids(&[m4, m3, m2, m1])
+    );
+    assert_eq!(
+        listed(&node, "?sortattribute=corr.id").await,
+        ids(&[m2, m4, m1, m3])
+    );
     assert_eq!(
         listed(&node, "?sortattribute=corr.id&sortorder=desc").await,
         ids(&[m3, m1, m2, m4])
     );
     assert_eq!(
-        listed(&node, "?sortattribute=corrid&sortorder=desc&arrivalorder=desc").await,
+        listed(
+            &node,
+            "?sortattribute=corrid&sortorder=desc&arrivalorder=desc"
+        )
+        .await,
         ids(&[m3, m1, m4, m2])
     );
-    assert_eq!(
-        listed(&node, "?sortattribute=tx.id&sortorder=asc").await,
-        {
-            let mut sorted = ids(&refs);
-            sorted.sort();
-            sorted
-        }
-    );
+    assert_eq!(listed(&node, "?sortattribute=tx.id&sortorder=asc").await, {
+        let mut sorted = ids(&refs);
+        sorted.sort();
+        sorted
+    });
     assert_bad_parameter(&node, "?sortattribute=colour", "sortattribute").await;
     assert_bad_parameter(&node, "?sortattribute=corr.id&sortorder=up", "sortorder").await;
     assert_bad_parameter(&node, "?arrivalorder=sideways", "arrivalorder").await;
@@ -335,7 +428,10 @@ async fn sort_by_size_is_numeric() {
         sent.push(label);
     }
     let [big, small, middle] = [&sent[0], &sent[1], &sent[2]];
-    assert_eq!(listed(&node, "?sortattribute=size").await, ids(&[small, middle, big]));
+    assert_eq!(
+        listed(&node, "?sortattribute=size").await,
+        ids(&[small, middle, big])
+    );
     assert_eq!(
         listed(&node, "?sortattribute=size&sortorder=desc").await,
         ids(&[big, middle, small])

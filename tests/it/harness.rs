@@ -42,7 +42,8 @@ pub const MAILBOXES: [&str; 4] = [
 /// A running node.
 pub struct Node {
     pub pki: ExamplePki,
-    pub dir: tempfile::TempDir,
+    /// The node's folder (certificates, configuration, store), removed on drop.
+    _dir: tempfile::TempDir,
     pub base: String,
     pub app_broker: Arc<shsd::broker::Broker>,
     shutdown: CancellationToken,
@@ -87,7 +88,7 @@ impl Node {
         });
         Node {
             pki,
-            dir,
+            _dir: dir,
             base: format!("https://localhost:{port}"),
             app_broker,
             shutdown,
@@ -273,13 +274,4 @@ pub async fn send(
         .send()
         .await
         .expect("send")
-}
-
-/// The `X-shs-errorcode` of a response.
-pub fn error_code(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("x-shs-errorcode")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
 }

@@ -96,10 +96,18 @@ async fn more_data_parts_than_max_data_parts_is_400() {
     let document = assert_refused(&reply, 400, ErrorCode::IllegalMessageStructure);
     assert_eq!(document.corr_id, RAW_CORR_ID);
     assert_eq!(document.content_id, RAW_CONTENT_ID);
-    assert!(error_info(&reply).contains("data parts"), "{}", error_info(&reply));
+    assert!(
+        error_info(&reply).contains("data parts"),
+        "{}",
+        error_info(&reply)
+    );
     // Extra parts beyond those described count too.
     let (body, ct) = raw_message(&raw_label(), &[b"<a/>", b"<b/>", b"<c/>"]);
-    assert_refused(&post(&node, &portal, body, &ct).await, 400, ErrorCode::IllegalMessageStructure);
+    assert_refused(
+        &post(&node, &portal, body, &ct).await,
+        400,
+        ErrorCode::IllegalMessageStructure,
+    );
     assert_nothing_stored(&node).await;
 
     let two = raw_label().replace(
@@ -125,7 +133,9 @@ impl Body for SlowBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
     }
 }
 
@@ -160,7 +170,13 @@ async fn max_requests_per_identity_refuses_the_extra_request_with_503() {
     let refused = refused.expect("the second request of the identity is refused");
     assert_refused(&refused, 503, ErrorCode::OtherError);
     // Other identities are not affected.
-    assert_eq!(list(&node, &node.bygglov(), "2120000142.bygglov").await.messages.len(), 0);
+    assert_eq!(
+        list(&node, &node.bygglov(), "2120000142.bygglov")
+            .await
+            .messages
+            .len(),
+        0
+    );
 
     feed.send(Bytes::copy_from_slice(tail)).await.unwrap();
     drop(feed);
@@ -178,4 +194,65 @@ async fn assert_still_serving_after(node: &Node, tx: &str) {
     let ack = format!("/shs/ds/2120000142.bygglov/{tx}?action=ack");
     assert_eq!(call(node.bygglov().post(node.url(&ack))).await.status, 200);
     assert_still_serving(node).await;
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_refused_after_the_idle_timeout_and_nothing_is_kept() {
+    let node = Node::start_with(Extra("[limits]\nbody_idle_timeout_secs = 1\n".into())).await;
+    let (body, ct, label) = message_to(Some(BYGGLOV), &vec![b'x'; 200_000]);
+    let (feed, receiver) = mpsc::channel(4);
+    let stalled = node
+        .portal()
+        .post(node.url("/shs/rs"))
+        .header("content-type", ct)
+        .body(reqwest::Body::wrap(SlowBody(receiver)))
+        .send();
+    let stalled = tokio::spawn(stalled);
+    // The label and part of the data part, then silence.
+    feed.send(Bytes::copy_from_slice(&body[..100_000]))
+        .await
+        .unwrap();
+    let reply = Reply::of(stalled.await.unwrap().expect("an answer, not a hang")).await;
+    let document = assert_refused(&reply, 400, ErrorCode::IllegalMessageStructure);
+    assert_eq!(document.corr_id, label.corr_id);
+    assert!(
+        error_info(&reply).contains("stalled"),
+        "{}",
+        error_info(&reply)
+    );
+    drop(feed);
+    assert_nothing_stored(&node).await;
+    assert_still_serving(&node).await;
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_cannot_hold_the_last_connection_slot() {
+    let node = Node::start_with(Extra(
+        "[limits]\nmax_connections = 1\nheader_timeout_secs = 1\n".into(),
+    ))
+    .await;
+    let port = node
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u16>()
+        .unwrap();
+    // A TCP connection that never starts TLS takes the only slot...
+    let idle = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...until the handshake timeout drops it; then the waiting client is served.
+    let started = std::time::Instant::now();
+    let listed = list(&node, &node.portal(), "5590000001").await;
+    assert!(listed.messages.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "served only after the idle connection was dropped: {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    node.stop().await;
 }

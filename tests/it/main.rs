@@ -2,10 +2,12 @@
 
 mod authorisation;
 mod check;
+mod duplicates;
 mod endpoints;
 mod filters;
 mod harness;
-mod malformed;
 mod interop;
 mod limits;
+mod malformed;
 mod roundtrip;
+mod routing;

@@ -79,19 +79,42 @@ async fn broken_mime_is_400_illegal_message_structure() {
     // The label was read before the MIME structure broke: its ids are in the answer.
     let after_label = vec![
         ("no closing boundary", unclosed.clone(), ct.clone()),
-        ("cut in the data part", unclosed[..unclosed.len() - 3].to_vec(), ct.clone()),
+        (
+            "cut in the data part",
+            unclosed[..unclosed.len() - 3].to_vec(),
+            ct.clone(),
+        ),
     ];
     let ids = (label.corr_id.as_str(), label.content.content_id.as_str());
-    assert_all_refused(&node, after_label, 400, ErrorCode::IllegalMessageStructure, Some(ids)).await;
+    assert_all_refused(
+        &node,
+        after_label,
+        400,
+        ErrorCode::IllegalMessageStructure,
+        Some(ids),
+    )
+    .await;
 
     let before_label = vec![
-        ("multipart without boundary, bare body", good.clone(), "multipart/mixed".to_owned()),
+        (
+            "multipart without boundary, bare body",
+            good.clone(),
+            "multipart/mixed".to_owned(),
+        ),
         ("no content type, bare body", good.clone(), String::new()),
-        ("wrong boundary", good.clone(), multipart("not-the-boundary")),
+        (
+            "wrong boundary",
+            good.clone(),
+            multipart("not-the-boundary"),
+        ),
         ("garbage", garbage.clone(), ct.clone()),
         ("garbage as rfc822", garbage, "message/rfc822".to_owned()),
         ("empty body", Vec::new(), ct.clone()),
-        ("only the closing boundary", format!("--{boundary}--\r\n").into_bytes(), ct.clone()),
+        (
+            "only the closing boundary",
+            format!("--{boundary}--\r\n").into_bytes(),
+            ct.clone(),
+        ),
         ("cut in the label", good[..60].to_vec(), ct.clone()),
         (
             "rfc822 header block not multipart",
@@ -99,7 +122,14 @@ async fn broken_mime_is_400_illegal_message_structure() {
             "message/rfc822".to_owned(),
         ),
     ];
-    assert_all_refused(&node, before_label, 400, ErrorCode::IllegalMessageStructure, None).await;
+    assert_all_refused(
+        &node,
+        before_label,
+        400,
+        ErrorCode::IllegalMessageStructure,
+        None,
+    )
+    .await;
     assert_still_serving(&node).await;
     node.stop().await;
 }
@@ -130,9 +160,17 @@ async fn missing_required_attributes_are_400_illegal_message_structure() {
         case("no tx.id", &format!(" tx.id=\"{RAW_TX_ID}\""), ""),
         case("no corr.id", &format!(" corr.id=\"{RAW_CORR_ID}\""), ""),
         case("no sequence-type", " sequence-type=\"event\"", ""),
-        case("no content.id", &format!(" content.id=\"{RAW_CONTENT_ID}\""), ""),
+        case(
+            "no content.id",
+            &format!(" content.id=\"{RAW_CONTENT_ID}\""),
+            "",
+        ),
         case("no product", &format!("<product>{PRODUCT}</product>"), ""),
-        case("no datetime", "<datetime>2026-11-22T12:00:00</datetime>", ""),
+        case(
+            "no datetime",
+            "<datetime>2026-11-22T12:00:00</datetime>",
+            "",
+        ),
     ];
     assert_all_refused(&node, cases, 400, ErrorCode::IllegalMessageStructure, None).await;
     assert_still_serving(&node).await;
@@ -145,7 +183,11 @@ async fn ids_that_are_not_nmtokens_are_400_illegal_message_structure() {
     let cases = vec![
         case("tx.id with a slash", "tx.id=\"", "tx.id=\"../"),
         case("tx.id with a space", "tx.id=\"", "tx.id=\"a b"),
-        case("empty corr.id", &format!("corr.id=\"{RAW_CORR_ID}\""), "corr.id=\"\""),
+        case(
+            "empty corr.id",
+            &format!("corr.id=\"{RAW_CORR_ID}\""),
+            "corr.id=\"\"",
+        ),
     ];
     assert_all_refused(&node, cases, 400, ErrorCode::IllegalMessageStructure, None).await;
     assert_still_serving(&node).await;
@@ -156,11 +198,27 @@ async fn ids_that_are_not_nmtokens_are_400_illegal_message_structure() {
 async fn invalid_enumerated_attributes_are_400_illegal_message_structure() {
     let node = Node::start().await;
     let cases = vec![
-        case("sequence-type", "sequence-type=\"event\"", "sequence-type=\"question\""),
-        case("sequence-type case", "sequence-type=\"event\"", "sequence-type=\"Event\""),
-        case("transfer-type", "transfer-type=\"asynch\"", "transfer-type=\"sometimes\""),
+        case(
+            "sequence-type",
+            "sequence-type=\"event\"",
+            "sequence-type=\"question\"",
+        ),
+        case(
+            "sequence-type case",
+            "sequence-type=\"event\"",
+            "sequence-type=\"Event\"",
+        ),
+        case(
+            "transfer-type",
+            "transfer-type=\"asynch\"",
+            "transfer-type=\"sometimes\"",
+        ),
         case("status", "status=\"production\"", "status=\"prod\""),
-        case("message-type", "status=\"production\"", "status=\"production\" message-type=\"many\""),
+        case(
+            "message-type",
+            "status=\"production\"",
+            "status=\"production\" message-type=\"many\"",
+        ),
     ];
     assert_all_refused(&node, cases, 400, ErrorCode::IllegalMessageStructure, None).await;
     assert_still_serving(&node).await;
@@ -173,7 +231,11 @@ async fn entities_are_refused_fast_and_an_unused_doctype_is_ignored() {
     let declaration = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
     let mut laughs = String::from("<!DOCTYPE shs.label [\n<!ENTITY lol \"lol\">\n");
     for n in 1..=9 {
-        let previous = if n == 1 { "lol".to_owned() } else { format!("lol{}", n - 1) };
+        let previous = if n == 1 {
+            "lol".to_owned()
+        } else {
+            format!("lol{}", n - 1)
+        };
         let ten = format!("&{previous};").repeat(10);
         laughs.push_str(&format!("<!ENTITY lol{n} \"{ten}\">\n"));
     }
@@ -184,13 +246,23 @@ async fn entities_are_refused_fast_and_an_unused_doctype_is_ignored() {
     let external = raw_label()
         .replace(
             declaration,
-            &format!("{declaration}\n<!DOCTYPE shs.label [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"),
+            &format!(
+                "{declaration}\n<!DOCTYPE shs.label [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+            ),
         )
         .replace("<datetime>", "<subject>&x;</subject><datetime>");
     let started = Instant::now();
     let cases = vec![
-        ("billion laughs", raw_message(&billion, &[b"<d/>"]).0, raw_ct()),
-        ("external entity", raw_message(&external, &[b"<d/>"]).0, raw_ct()),
+        (
+            "billion laughs",
+            raw_message(&billion, &[b"<d/>"]).0,
+            raw_ct(),
+        ),
+        (
+            "external entity",
+            raw_message(&external, &[b"<d/>"]).0,
+            raw_ct(),
+        ),
     ];
     assert_all_refused(&node, cases, 400, ErrorCode::IllegalMessageStructure, None).await;
     assert!(
@@ -219,7 +291,11 @@ async fn no_sender_is_400_illegal_sender() {
         case("no from, no originator", &from, ""),
         case("blank from", &from, "<from>  </from>"),
         case("blank originator", &from, "<originator> </originator>"),
-        case("from not an address", &from, "<from>Exempelportalen AB</from>"),
+        case(
+            "from not an address",
+            &from,
+            "<from>Exempelportalen AB</from>",
+        ),
     ];
     let ids = Some((RAW_CORR_ID, RAW_CONTENT_ID));
     assert_all_refused(&node, cases, 400, ErrorCode::IllegalSender, ids).await;
@@ -235,7 +311,11 @@ async fn a_bad_to_is_400_illegal_receiver() {
         case("too few digits", &to, "<to>urn:X-shs:21200001</to>"),
         case("a name", &to, "<to>Exempelkommun</to>"),
         case("empty", &to, "<to></to>"),
-        case("bad sub-address", &to, "<to>urn:X-shs:2120000142.bygg lov</to>"),
+        case(
+            "bad sub-address",
+            &to,
+            "<to>urn:X-shs:2120000142.bygg lov</to>",
+        ),
     ];
     let ids = Some((RAW_CORR_ID, RAW_CONTENT_ID));
     assert_all_refused(&node, cases, 400, ErrorCode::IllegalReceiver, ids).await;
@@ -249,7 +329,11 @@ async fn a_bad_product_is_400_illegal_product_type() {
     let product = format!("<product>{PRODUCT}</product>");
     let cases = vec![
         case("a name", &product, "<product>bygglov</product>"),
-        case("a broken UUID", &product, "<product>urn:X-shs:6b4a4e2c-0f8b</product>"),
+        case(
+            "a broken UUID",
+            &product,
+            "<product>urn:X-shs:6b4a4e2c-0f8b</product>",
+        ),
         case("empty", &product, "<product></product>"),
     ];
     let ids = Some((RAW_CORR_ID, RAW_CONTENT_ID));
@@ -268,7 +352,11 @@ async fn adm_synch_and_compound_asynch_are_400_illegal_message_structure() {
             "transfer-type=\"asynch\" sequence-type=\"event\"",
             "transfer-type=\"synch\" sequence-type=\"adm\"",
         ),
-        case("compound content asynch", data, "<compound no-of-parts=\"1\"/>"),
+        case(
+            "compound content asynch",
+            data,
+            "<compound no-of-parts=\"1\"/>",
+        ),
         case(
             "message-type compound asynch",
             "status=\"production\"",
@@ -287,8 +375,16 @@ async fn fewer_parts_than_data_elements_is_400_illegal_message_structure() {
     let one = "<data datapartType=\"xml\" filename=\"a.xml\"/>";
     let label = raw_label().replace(one, &format!("{one}<data datapartType=\"pdf\"/>"));
     let cases = vec![
-        ("two described, one sent", raw_message(&label, &[b"<a/>"]).0, raw_ct()),
-        ("one described, none sent", raw_message(&raw_label(), &[]).0, raw_ct()),
+        (
+            "two described, one sent",
+            raw_message(&label, &[b"<a/>"]).0,
+            raw_ct(),
+        ),
+        (
+            "one described, none sent",
+            raw_message(&raw_label(), &[]).0,
+            raw_ct(),
+        ),
     ];
     let ids = Some((RAW_CORR_ID, RAW_CONTENT_ID));
     assert_all_refused(&node, cases, 400, ErrorCode::IllegalMessageStructure, ids).await;
