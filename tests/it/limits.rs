@@ -256,3 +256,29 @@ async fn an_idle_connection_cannot_hold_the_last_connection_slot() {
     drop(idle);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn a_streaming_fetch_holds_its_identitys_slot_until_the_body_is_sent() {
+    let node = Node::start_with(Extra("[limits]\nmax_requests_per_identity = 1\n".into())).await;
+    let data = vec![b'z'; 8 << 20];
+    let (body, ct, label) = message_to(Some(BYGGLOV), &data);
+    assert_eq!(post(&node, &node.portal(), body, &ct).await.status, 202);
+
+    let bygglov = node.bygglov();
+    let path = format!("/shs/ds/2120000142.bygglov/{}", label.tx_id);
+    let mut fetching = bygglov.get(node.url(&path)).send().await.unwrap();
+    assert_eq!(fetching.status(), 200);
+    let mut received = fetching.chunk().await.unwrap().expect("a first chunk").len();
+    // The handler has answered, but the body is still streaming: still in flight.
+    let reply = call(node.bygglov().get(node.url("/shs/ds/2120000142.bygglov"))).await;
+    assert_refused(&reply, 503, ErrorCode::OtherError);
+    assert_eq!(list(&node, &node.portal(), "5590000001").await.messages.len(), 0);
+
+    while let Some(chunk) = fetching.chunk().await.unwrap() {
+        received += chunk.len();
+    }
+    assert!(received > data.len());
+    let listed = list(&node, &node.bygglov(), "2120000142.bygglov?filter=noack").await;
+    assert_eq!(tx_ids(&listed), [label.tx_id.as_str()]);
+    node.stop().await;
+}
