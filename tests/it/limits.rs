@@ -268,11 +268,22 @@ async fn a_streaming_fetch_holds_its_identitys_slot_until_the_body_is_sent() {
     let path = format!("/shs/ds/2120000142.bygglov/{}", label.tx_id);
     let mut fetching = bygglov.get(node.url(&path)).send().await.unwrap();
     assert_eq!(fetching.status(), 200);
-    let mut received = fetching.chunk().await.unwrap().expect("a first chunk").len();
+    let mut received = fetching
+        .chunk()
+        .await
+        .unwrap()
+        .expect("a first chunk")
+        .len();
     // The handler has answered, but the body is still streaming: still in flight.
     let reply = call(node.bygglov().get(node.url("/shs/ds/2120000142.bygglov"))).await;
     assert_refused(&reply, 503, ErrorCode::OtherError);
-    assert_eq!(list(&node, &node.portal(), "5590000001").await.messages.len(), 0);
+    assert_eq!(
+        list(&node, &node.portal(), "5590000001")
+            .await
+            .messages
+            .len(),
+        0
+    );
 
     while let Some(chunk) = fetching.chunk().await.unwrap() {
         received += chunk.len();
