@@ -84,6 +84,17 @@ async fn broken_mime_is_400_illegal_message_structure() {
             unclosed[..unclosed.len() - 3].to_vec(),
             ct.clone(),
         ),
+        (
+            "unknown transfer encoding of a data part",
+            String::from_utf8_lossy(&good)
+                .replacen(
+                    "Content-Transfer-Encoding: binary\r\nContent-Disposition",
+                    "Content-Transfer-Encoding: x-zip\r\nContent-Disposition",
+                    1,
+                )
+                .into_bytes(),
+            ct.clone(),
+        ),
     ];
     let ids = (label.corr_id.as_str(), label.content.content_id.as_str());
     assert_all_refused(

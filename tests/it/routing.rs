@@ -5,8 +5,10 @@
 use std::time::{Duration, Instant};
 
 use shsd::protocol::ErrorCode;
+use shsd::protocol::label::{EndRecipient, Originator, Status};
 use shsd::protocol::label::{Label, SequenceType};
 use shsd::protocol::management::{ManagementBody, ManagementDocument};
+use shsd::protocol::validate::check_label;
 
 use crate::check::*;
 use crate::harness::*;
@@ -40,12 +42,29 @@ async fn assert_error_notice(
     };
     let split = fetch(node, &reader, sender_mailbox, &entry.tx_id).await;
     let error_label = Label::parse(&split.label).unwrap();
+    // The node never hands out a label its own intake would refuse (a reply label needs a
+    // from or originator: DTD and spec §4.2).
+    let envelope = check_label(&error_label)
+        .unwrap_or_else(|err| panic!("the error label is not a valid label: {err}"));
+    assert_eq!(error_label.status, label.status);
     let original_from = label.from.as_ref().unwrap().value.as_str();
     assert_eq!(error_label.to.as_ref().unwrap().value, original_from);
-    let original_to = label.to.as_ref().map(|to| to.value.as_str());
-    if let Some(to) = original_to {
-        assert_eq!(error_label.from.as_ref().unwrap().value, to);
-    }
+    // From the original receiver, or, product-addressed, from the sender's organisation.
+    let expected_from = match &label.to {
+        Some(to) => to.value.clone(),
+        None => envelope.receiver.as_ref().unwrap().org().to_string(),
+    };
+    assert_eq!(error_label.from.as_ref().unwrap().value, expected_from);
+    // originator and end-recipient swap (spec §4.4).
+    let value = |field: Option<&str>| field.map(str::to_owned);
+    assert_eq!(
+        value(error_label.originator.as_ref().map(|o| o.value.as_str())),
+        value(label.end_recipient.as_ref().map(|e| e.value.as_str()))
+    );
+    assert_eq!(
+        value(error_label.end_recipient.as_ref().map(|e| e.value.as_str())),
+        value(label.originator.as_ref().map(|o| o.value.as_str()))
+    );
     assert_eq!(split.parts.len(), 1);
     let document = ManagementDocument::parse(&split.parts[0].1).unwrap();
     assert_eq!(document.corr_id, label.corr_id);
@@ -107,6 +126,31 @@ async fn without_to_it_is_unresolved_receiver() {
     let label = label_to(None);
     let code = ErrorCode::UnresolvedReceiver;
     assert_error_notice(&node, &node.portal(), &label, "5590000001", code).await;
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn the_error_label_swaps_originator_and_end_recipient_and_keeps_the_status() {
+    let node = Node::start().await;
+    let mut label = label_to(Some("urn:X-shs:5560000002"));
+    label.originator = Some(Originator {
+        value: "urn:X-shs:1212121212".into(),
+        ..Originator::default()
+    });
+    label.end_recipient = Some(EndRecipient {
+        value: "urn:X-shs:5560000002.diarium".into(),
+        ..EndRecipient::default()
+    });
+    let code = ErrorCode::MissingDeliveryAddress;
+    assert_error_notice(&node, &node.portal(), &label, "5590000001", code).await;
+
+    // A test message's error is a test message: listed only with status=test.
+    let mut test = label_to(None);
+    test.status = Status::Test;
+    assert_accepted(&post_label(&node, &node.portal(), &test).await, &test);
+    let errors = wait_for_messages(&node, "5590000001", "/error?status=test").await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].corr_id.as_deref(), Some(test.corr_id.as_str()));
     node.stop().await;
 }
 
