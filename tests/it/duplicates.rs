@@ -163,12 +163,17 @@ async fn the_same_tx_id_from_another_sender_organisation_is_409() {
     second.tx_id.clone_from(&first.tx_id);
     let reply = post_label(&node, &node.portal(), &second).await;
     assert_refused(&reply, 409, ErrorCode::OtherError);
-    assert!(
-        list(&node, &node.bygglov(), &format!("{MAILBOX}?filter=noack"))
-            .await
-            .messages
-            .len()
-            == 1
+    let listed = list(&node, &node.bygglov(), &format!("{MAILBOX}?filter=noack")).await;
+    assert_eq!(
+        tx_ids(&listed),
+        [label.tx_id.as_str()],
+        "only the first original"
+    );
+    let listed = list(&node, &node.portal(), "5590000001").await;
+    assert_eq!(
+        tx_ids(&listed),
+        [first.tx_id.as_str()],
+        "the peer's original"
     );
     node.stop().await;
 }
