@@ -293,3 +293,24 @@ async fn a_streaming_fetch_holds_its_identitys_slot_until_the_body_is_sent() {
     assert_eq!(tx_ids(&listed), [label.tx_id.as_str()]);
     node.stop().await;
 }
+
+/// A part header block is bounded too (64 KiB, not configurable): a size limit, so 413.
+#[tokio::test]
+async fn a_data_part_header_block_over_64_kib_is_413() {
+    let node = Node::start().await;
+    let boundary = RAW_BOUNDARY;
+    let mut body = format!(
+        "--{boundary}\r\nContent-Type: text/xml\r\n\r\n{}\r\n",
+        raw_label()
+    )
+    .into_bytes();
+    body.extend(format!("--{boundary}\r\nContent-Type: text/xml\r\nX-Padding: ").as_bytes());
+    body.extend(vec![b'a'; 70 * 1024]);
+    body.extend(format!("\r\n\r\n<a/>\r\n--{boundary}--\r\n").as_bytes());
+    let reply = post(&node, &node.portal(), body, &multipart(boundary)).await;
+    let document = assert_refused(&reply, 413, ErrorCode::IllegalMessageStructure);
+    assert_eq!(document.corr_id, RAW_CORR_ID, "the label was read first");
+    assert_nothing_stored(&node).await;
+    assert_still_serving(&node).await;
+    node.stop().await;
+}
