@@ -326,3 +326,25 @@ async fn a_from_with_display_name_is_judged_by_its_address() {
     assert_refused(&reply, 403, ErrorCode::IllegalSender);
     node.stop().await;
 }
+
+#[tokio::test]
+async fn plain_http_is_refused() {
+    let node = Node::start().await;
+    let plain = node.base.replace("https://", "http://");
+    let answer = reqwest::Client::new()
+        .get(format!("{plain}/shs/ds/5590000001"))
+        .send()
+        .await;
+    match answer {
+        Err(_) => {}
+        Ok(response) => panic!("plain HTTP was answered: {}", response.status()),
+    }
+    assert_eq!(
+        list(&node, &node.portal(), "5590000001")
+            .await
+            .messages
+            .len(),
+        0
+    );
+    node.stop().await;
+}
