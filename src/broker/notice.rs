@@ -4,7 +4,7 @@
 use crate::clock;
 use crate::config::Config;
 use crate::protocol::ErrorCode;
-use crate::protocol::label::{History, Label};
+use crate::protocol::label::{From as LabelFrom, History, Label};
 use crate::protocol::management::{self, ManagementBody};
 use crate::protocol::urn::Address;
 use crate::store::{LocalId, NewMessage, Route, Store};
@@ -59,6 +59,23 @@ pub async fn build(
     };
     let tx_id = uuid::Uuid::new_v4().to_string();
     let (mut label, document) = management::reply(original, body, tx_id, datetime.clone());
+    // The notice comes from the original receiver's organisation, or from the original
+    // sender's own when the original was product-addressed (the tx.id is fresh either way).
+    let sender = original
+        .to
+        .as_ref()
+        .and_then(|to| to.value.parse::<Address>().ok())
+        .map(|to| to.org())
+        .unwrap_or(recipient.org());
+    if label.from.is_none() && label.originator.is_none() {
+        // A product-addressed original has no `to` for the reply's `from`, but a label
+        // needs a `from` or `originator` (DTD; spec §4.2, which our own intake enforces):
+        // name the organisation the notice is recorded as coming from.
+        label.from = Some(LabelFrom {
+            value: Address::organisation(sender).to_string(),
+            ..LabelFrom::default()
+        });
+    }
     label.history.push(History::received(
         &label,
         config.node_id.clone(),
@@ -78,14 +95,6 @@ pub async fn build(
     writer.end_part().await?;
     let payload = writer.finish().await?;
 
-    // The notice comes from the original receiver's organisation, or from the original
-    // sender's own when the original was product-addressed (the tx.id is fresh either way).
-    let sender = original
-        .to
-        .as_ref()
-        .and_then(|to| to.value.parse::<Address>().ok())
-        .map(|to| to.org())
-        .unwrap_or(recipient.org());
     let route = if config.is_local_mailbox(&recipient) {
         Route::Mailbox(recipient)
     } else {

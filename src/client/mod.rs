@@ -23,7 +23,7 @@ use crate::protocol::management::ManagementDocument;
 use crate::protocol::message_list::MessageList;
 use crate::protocol::urn::Address;
 
-pub use message::{OutgoingPart, build_message};
+pub use message::{OutgoingPart, build_message, write_message};
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]

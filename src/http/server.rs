@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -230,7 +231,7 @@ impl Connection {
                 ErrorContext::default(),
             )
         })?;
-        let _slot = self.server.request_slot(caller.org).ok_or_else(|| {
+        let slot = self.server.request_slot(caller.org).ok_or_else(|| {
             (
                 ApiError::Broker(BrokerError::Unavailable(format!(
                     "{} has more than {} requests in flight",
@@ -241,7 +242,7 @@ impl Connection {
             )
         })?;
         let raw_query = request.uri().query().map(str::to_owned);
-        match endpoint {
+        let answer = match endpoint {
             Endpoint::Send => {
                 tracing::Span::current().record("endpoint", "send");
                 let idle = broker.config().limits.body_idle_timeout;
@@ -261,6 +262,18 @@ impl Connection {
                 tracing::Span::current().record("shs.txid", tx_id.as_str());
                 handlers::ack(broker, caller, &mailbox, &tx_id, raw_query.as_deref()).await
             }
-        }
+        };
+        // A fetch answers as soon as its body starts streaming: the response body keeps the
+        // slot until its last byte is sent (or the client goes away), so that a streaming
+        // fetch counts as a request in flight.
+        answer.map(|response| {
+            response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _held = &slot;
+                    frame
+                })
+                .boxed()
+            })
+        })
     }
 }

@@ -1,8 +1,16 @@
 //! shsd's integration tests: one test binary, one module per area, a shared harness.
 
+mod authorisation;
+mod check;
 mod cli;
 mod crash;
+mod duplicates;
+mod endpoints;
+mod filters;
 mod harness;
 mod interop;
+mod limits;
+mod malformed;
 mod roundtrip;
+mod routing;
 mod store_failure;
