@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 
 use shsd::pki::{ExamplePki, PkiOptions};
 
+use crate::harness::config_text;
+
+/// The test configuration with JSON logs at info level: the daemon's own lines, easy to
+/// search.
+fn cli_config() -> String {
+    config_text("").replace("filter = \"warn\"", "format = \"json\"\nfilter = \"info\"")
+}
+
 const SHSD: &str = env!("CARGO_BIN_EXE_shsd");
 
 /// A folder with a generated PKI under `certs/` and a configuration listening on port 0.
@@ -13,30 +21,9 @@ fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let pki = ExamplePki::generate(PkiOptions::default()).unwrap();
     pki.write_to(&dir.path().join("certs"), false).unwrap();
-    std::fs::write(dir.path().join("shsd.toml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("shsd.toml"), cli_config()).unwrap();
     dir
 }
-
-const CONFIG: &str = r#"
-[node]
-node_id = "cli-test"
-[listen]
-address = "127.0.0.1:0"
-[tls]
-certificate = "certs/server.pem"
-private_key = "certs/server-key.pem"
-client_cas = ["certs/ca.pem"]
-crls = ["certs/ca-crl.pem"]
-[[organisations]]
-number = "2120000142"
-sub_addresses = ["bygglov", "socialtjanst"]
-[[organisations]]
-number = "5590000001"
-[store]
-path = "store"
-[log]
-format = "json"
-"#;
 
 fn config(dir: &Path) -> String {
     dir.join("shsd.toml").to_string_lossy().into_owned()
@@ -60,8 +47,8 @@ fn check_config_accepts_a_good_file() {
 #[test]
 fn check_config_reports_every_problem_and_exits_64() {
     let dir = setup();
-    let bad = CONFIG
-        .replace("node_id = \"cli-test\"", "node_id = \"\"")
+    let bad = cli_config()
+        .replace("node_id = \"test-node\"", "node_id = \"\"")
         .replace("address = \"127.0.0.1:0\"", "address = \"nowhere\"")
         .replace("certs/server.pem", "certs/missing.pem");
     std::fs::write(dir.path().join("shsd.toml"), bad).unwrap();

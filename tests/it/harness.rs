@@ -14,7 +14,6 @@ use shsd::client::{OutgoingPart, build_message, write_message};
 use shsd::config::Config;
 use shsd::pki::{ExamplePki, PkiItem, PkiOptions};
 use shsd::protocol::label::{Label, SequenceType};
-use shsd::protocol::mime::{MessageWriter, PartHeaders, new_boundary};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -248,25 +247,8 @@ pub fn message_with_tx(
     let (_, _, mut label) = build_message(from, Some(to), PRODUCT, SequenceType::Event, parts);
     label.tx_id = tx_id.to_owned();
     label.corr_id = tx_id.to_owned();
-    let boundary = new_boundary();
-    let writer = MessageWriter::new(boundary.clone());
-    let label_headers = PartHeaders::from_fields(&[
-        ("Content-Type", "text/xml; charset=UTF-8"),
-        ("Content-Transfer-Encoding", "binary"),
-    ]);
-    let mut body = writer.label_part(&label_headers, &label.to_xml());
-    for (index, part) in parts.iter().enumerate() {
-        let disposition = format!("attachment; filename=\"part-{index}.bin\"");
-        let headers = PartHeaders::from_fields(&[
-            ("Content-Type", part.content_type.as_str()),
-            ("Content-Transfer-Encoding", "binary"),
-            ("Content-Disposition", disposition.as_str()),
-        ]);
-        body.extend(writer.part_head(&headers));
-        body.extend(&part.bytes);
-    }
-    body.extend(writer.end());
-    (body, String::from_utf8_lossy(&boundary).into_owned(), label)
+    let (body, boundary) = write_message(&label, parts);
+    (body, boundary, label)
 }
 
 /// Writes `label` with one data part holding `data`; returns (body, content type).
