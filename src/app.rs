@@ -12,6 +12,7 @@ use crate::config::{Config, StoreConfig};
 use crate::http::Server;
 use crate::store::sled::{SledConfig, SledEngine};
 use crate::store::{KvStore, Store, StoreError};
+use crate::systemd;
 use crate::tls::{ReloadableServerConfig, ServerTlsFiles, TlsError};
 
 /// Why the daemon could not start or stopped with an error.
@@ -93,16 +94,30 @@ impl App {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), AppError> {
-        let router_stop = CancellationToken::new();
+        let background_stop = CancellationToken::new();
         let router = tokio::spawn(jobs::run_router(
             Arc::clone(&self.broker),
-            router_stop.clone(),
+            background_stop.clone(),
         ));
+        let watchdog = systemd::spawn_watchdog(background_stop.clone());
+        let address = listener
+            .local_addr()
+            .map(|address| address.to_string())
+            .unwrap_or_default();
+        systemd::ready(&format!("listening on {address}"));
+        let draining = shutdown.clone();
+        tokio::spawn(async move {
+            draining.cancelled().await;
+            systemd::stopping();
+        });
         Server::new(Arc::clone(&self.broker), self.tls)
             .run(listener, shutdown)
             .await;
-        router_stop.cancel();
+        background_stop.cancel();
         let _ = router.await;
+        if let Some(watchdog) = watchdog {
+            let _ = watchdog.await;
+        }
         self.broker.store().flush().await?;
         tracing::info!("stopped; store flushed");
         Ok(())

@@ -13,6 +13,7 @@
 //! - [`cli`]: the `shsd` subcommands behind the thin `main.rs`.
 //! - [`client`]: the SHS client used by the CLI, the demo, the tests and the load generator.
 //! - [`clock`]: time as SHS writes it.
+//! - [`systemd`]: READY / WATCHDOG / STOPPING notifications for `Type=notify`.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -25,4 +26,5 @@ pub mod http;
 pub mod pki;
 pub mod protocol;
 pub mod store;
+pub mod systemd;
 pub mod tls;

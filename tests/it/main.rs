@@ -14,3 +14,4 @@ mod malformed;
 mod roundtrip;
 mod routing;
 mod store_failure;
+mod systemd;
