@@ -47,10 +47,10 @@ pub fn spawn_watchdog(stop: CancellationToken) -> Option<JoinHandle<()>> {
 
 /// `WATCHDOG_USEC`, when `WATCHDOG_PID` is unset or names this process.
 fn watchdog_interval() -> Option<Duration> {
-    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
-        if pid.trim() != std::process::id().to_string() {
-            return None;
-        }
+    if let Ok(pid) = std::env::var("WATCHDOG_PID")
+        && pid.trim() != std::process::id().to_string()
+    {
+        return None;
     }
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
     (usec > 0).then(|| Duration::from_micros(usec))
