@@ -91,6 +91,9 @@ impl Broker {
                     if job.is_some() {
                         tracing::debug!(shs.txid = %created.tx_id, "generated message waits for routing");
                         self.jobs.nudge.notify_one();
+                    } else {
+                        // Generated for a local organisation: stored straight in its mailbox.
+                        self.metrics.message_delivered();
                     }
                 }
             }

@@ -182,6 +182,10 @@ impl Broker {
                 self.metrics.message_acknowledged();
                 if generated.is_some() {
                     self.metrics.notice_generated(NoticeKind::Confirm);
+                    if generated_job.is_none() {
+                        // For a local sender: stored straight in its mailbox.
+                        self.metrics.message_delivered();
+                    }
                 }
                 tracing::info!(
                     shs.txid = %record.tx_id,
