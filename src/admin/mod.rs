@@ -118,3 +118,6 @@ impl AdminServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -67,6 +67,46 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
+/// Asserts the limit rejection counters: `counts` for the limits named there, 0 for every
+/// other. Limits are counted before the refusal is answered, so no waiting is needed.
+pub async fn assert_limit_rejections(node: &Node, counts: &[(&str, f64)]) {
+    let samples = scrape(node).await;
+    let mut seen = 0;
+    for (series, value) in &samples {
+        let Some(rest) = series.strip_prefix("shsd_limit_rejections_total{limit=\"") else {
+            continue;
+        };
+        seen += 1;
+        let limit = rest.trim_end_matches("\"}");
+        let want = counts
+            .iter()
+            .find(|(name, _)| *name == limit)
+            .map_or(0.0, |(_, count)| *count);
+        assert_eq!(*value, want, "{series}");
+    }
+    assert_eq!(seen, 5, "every limit is rendered");
+}
+
+/// Scrapes until every series of `expected` has its value, or ten seconds passed; returns
+/// the last scrape. Routing, the end of a fetch stream and the server's side of a failed
+/// handshake may finish just after the client has its answer.
+pub async fn wait_for_samples(
+    node: &Node,
+    expected: &BTreeMap<&str, f64>,
+) -> BTreeMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let samples = scrape(node).await;
+        let done = expected
+            .iter()
+            .all(|(series, value)| samples.get(*series) == Some(value));
+        if done || Instant::now() > deadline {
+            return samples;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -186,19 +226,7 @@ async fn the_counters_count_exactly_the_traffic() {
     ]
     .into_iter()
     .collect();
-    // Routing, the end of a fetch stream and the server's side of a failed handshake may
-    // finish just after the client has its answer: wait for them.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let samples = loop {
-        let samples = scrape(&node).await;
-        let done = expected
-            .iter()
-            .all(|(series, value)| samples.get(*series) == Some(value));
-        if done || Instant::now() > deadline {
-            break samples;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let samples = wait_for_samples(&node, &expected).await;
     for (series, value) in &samples {
         let counted = series.contains("_total");
         match expected.get(series.as_str()) {
