@@ -1,5 +1,5 @@
-//! Wires the parts together: store, TLS, broker, router task and listener; runs until the
-//! shutdown token fires, then drains and flushes.
+//! Wires the parts together: store, TLS, broker, router task, the SHS listener and the
+//! admin listener; runs until the shutdown token fires, then drains and flushes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{AdminServer, Readiness};
 use crate::broker::{Broker, jobs};
 use crate::config::{Config, StoreConfig};
 use crate::http::Server;
@@ -33,6 +34,8 @@ pub enum AppError {
 pub struct App {
     broker: Arc<Broker>,
     tls: Arc<ReloadableServerConfig>,
+    admin: Option<TcpListener>,
+    readiness: Arc<Readiness>,
 }
 
 impl App {
@@ -65,6 +68,8 @@ impl App {
         Ok(App {
             broker: Broker::new(store, Arc::new(config)),
             tls: Arc::new(tls),
+            admin: None,
+            readiness: Readiness::new(),
         })
     }
 
@@ -76,15 +81,21 @@ impl App {
     /// Binds the configured SHS listener and logs `listening on <address> (shs)` with the
     /// real port (scripts and tests read it).
     pub async fn bind(&self) -> Result<TcpListener, AppError> {
-        let address = self.broker.config().listen;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|err| AppError::Bind(address, err))?;
-        let local = listener
-            .local_addr()
-            .map_err(|err| AppError::Bind(address, err))?;
-        tracing::info!("listening on {local} (shs)");
-        Ok(listener)
+        bind_logged(self.broker.config().listen, "shs").await
+    }
+
+    /// Binds the configured admin listener and logs `listening on <address> (admin)` with
+    /// the real port. Hand it to [`App::with_admin`] to serve it; tests read its address.
+    pub async fn bind_admin(&self) -> Result<TcpListener, AppError> {
+        bind_logged(self.broker.config().admin.address, "admin").await
+    }
+
+    /// Serves `listener` as the admin listener (health, readiness, metrics) alongside the
+    /// SHS listener; both stop on the same shutdown token. Without it, [`App::run`] serves
+    /// SHS alone (the demo and the load generator do).
+    pub fn with_admin(mut self, listener: TcpListener) -> App {
+        self.admin = Some(listener);
+        self
     }
 
     /// Serves until `shutdown` fires: resumes routing jobs, accepts connections, then
@@ -100,6 +111,11 @@ impl App {
             background_stop.clone(),
         ));
         let watchdog = systemd::spawn_watchdog(background_stop.clone());
+        let admin = self.admin.map(|admin| {
+            let server = AdminServer::new(Arc::clone(&self.broker), Arc::clone(&self.readiness));
+            tokio::spawn(server.run(admin, shutdown.clone()))
+        });
+        self.readiness.set_shs_serving(true);
         let address = listener
             .local_addr()
             .map(|address| address.to_string())
@@ -113,6 +129,10 @@ impl App {
         Server::new(Arc::clone(&self.broker), self.tls)
             .run(listener, shutdown)
             .await;
+        self.readiness.set_shs_serving(false);
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         background_stop.cancel();
         let _ = router.await;
         if let Some(watchdog) = watchdog {
@@ -122,4 +142,17 @@ impl App {
         tracing::info!("stopped; store flushed");
         Ok(())
     }
+}
+
+/// Binds `address` and logs `listening on <address> (<name>)` with the real port (spec
+/// §11: scripts and tests read it).
+async fn bind_logged(address: SocketAddr, name: &str) -> Result<TcpListener, AppError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|err| AppError::Bind(address, err))?;
+    let local = listener
+        .local_addr()
+        .map_err(|err| AppError::Bind(address, err))?;
+    tracing::info!("listening on {local} ({name})");
+    Ok(listener)
 }

@@ -10,12 +10,15 @@
 //! - [`store`]: durable messages, payloads, mailboxes and routing jobs (sled by default).
 //! - [`broker`]: intake, routing and mailboxes — the SHS logic between HTTP and the store.
 //! - [`http`]: the SHS endpoints over hyper: routing, handlers, errors rendered in one place.
+//! - [`metrics`]: the node's counters and gauges (atomics), rendered for Prometheus.
+//! - [`admin`]: the admin listener (loopback HTTP): health, readiness, metrics.
 //! - [`cli`]: the `shsd` subcommands behind the thin `main.rs`.
 //! - [`client`]: the SHS client used by the CLI, the demo, the tests and the load generator.
 //! - [`clock`]: time as SHS writes it.
 //! - [`systemd`]: READY / WATCHDOG / STOPPING notifications for `Type=notify`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod broker;
 pub mod cli;
@@ -23,6 +26,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod pki;
 pub mod protocol;
 pub mod store;

@@ -163,6 +163,9 @@ fn listening_port(line: &str) -> Option<u16> {
         .ok()
         .and_then(|value| value["fields"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| line.to_owned());
+    if !message.contains("(shs)") {
+        return None;
+    }
     let rest = message.split("listening on ").nth(1)?;
     let address = rest.split_whitespace().next()?;
     address
@@ -195,6 +198,8 @@ name = "Exempelportalen AB"
 [store]
 engine = "sled"
 path = "store"
+[admin]
+address = "127.0.0.1:0"
 [limits]
 # All senders share the portal's identity; the default (64) would answer 503 above that.
 max_requests_per_identity = {identity_limit}

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::clock;
+use crate::metrics::{Limit, Received};
 use crate::protocol::ProtocolError;
 use crate::protocol::label::{History, Label, TransferType, append_history};
 use crate::protocol::mime::{self, Event, MessageReader};
@@ -107,6 +108,7 @@ impl Broker {
         let result = self
             .intake_inner(caller, content_type, body, &mut upload)
             .await;
+        self.count_intake(&result);
         if let Some(writer) = upload.writer.take() {
             // Only left here on failure: remove the partial upload.
             if let Err(err) = writer.abort().await {
@@ -139,11 +141,15 @@ impl Broker {
         let mut received: u64 = 0;
         let mut parts = 0usize;
         loop {
-            match reader.next_event()? {
+            let event = reader
+                .next_event()
+                .inspect_err(|err| self.count_reader_limit(err, parts))?;
+            match event {
                 Event::NeedMore => match body.next_chunk().await {
                     Some(Ok(chunk)) => {
                         received = received.saturating_add(chunk.len() as u64);
                         if received > limits.max_message_bytes {
+                            self.metrics.limit_hit(Limit::MessageSize);
                             return Err(ProtocolError::TooLarge {
                                 what: "message",
                                 limit: limits.max_message_bytes,
@@ -152,7 +158,12 @@ impl Broker {
                         }
                         reader.push(&chunk);
                     }
-                    Some(Err(err)) => return Err(ProtocolError::mime(err.to_string()).into()),
+                    Some(Err(err)) => {
+                        if let BodyError::IdleTimeout(_) = err {
+                            self.metrics.limit_hit(Limit::BodyIdle);
+                        }
+                        return Err(ProtocolError::mime(err.to_string()).into());
+                    }
                     None => reader.finish(),
                 },
                 Event::Label { body: original, .. } => {
@@ -191,6 +202,33 @@ impl Broker {
             return Err(err.into());
         }
         self.store_message(caller, checked, payload).await
+    }
+
+    /// Counts intake's verdict: accepted, duplicate, refused (by code) or failed.
+    fn count_intake(&self, result: &Result<Receipt, BrokerError>) {
+        let metrics = &self.metrics;
+        match result {
+            Ok(receipt) if receipt.duplicate => metrics.message_received(Received::Duplicate, None),
+            Ok(_) => metrics.message_received(Received::Accepted, None),
+            Err(error) if error.status().is_server_error() => {
+                metrics.message_received(Received::Failed, None)
+            }
+            Err(error) => metrics.message_received(Received::Refused, Some(error.code())),
+        }
+    }
+
+    /// Counts the limits the MIME reader enforces (spec §12): the label's size, and the
+    /// number of data parts (the reader refuses the part after the last allowed one).
+    fn count_reader_limit(&self, err: &ProtocolError, parts: usize) {
+        match err {
+            ProtocolError::TooLarge { what: "label", .. } => {
+                self.metrics.limit_hit(Limit::LabelSize)
+            }
+            ProtocolError::Mime(_) if parts >= self.config.limits.max_data_parts => {
+                self.metrics.limit_hit(Limit::Parts)
+            }
+            _ => {}
+        }
     }
 
     /// The checks that need only the label: intake rules, the caller's right to send as

@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::NoticeKind;
+use crate::protocol::ErrorCode;
 use crate::protocol::label::Label;
 use crate::protocol::urn::Address;
 use crate::store::{JobCompletion, JobOutcome, RoutingJob};
@@ -67,6 +69,7 @@ impl Broker {
                 }
             }
         };
+        let counted = Counted::of(&outcome);
         let generated = match &outcome {
             JobOutcome::Quarantine {
                 notify: Some(message),
@@ -76,6 +79,7 @@ impl Broker {
         };
         match self.store.complete_job(job.id, outcome).await? {
             JobCompletion::Applied { record, created } => {
+                counted.record(self);
                 tracing::info!(
                     shs.txid = %record.tx_id,
                     local_id = %record.local_id,
@@ -87,6 +91,9 @@ impl Broker {
                     if job.is_some() {
                         tracing::debug!(shs.txid = %created.tx_id, "generated message waits for routing");
                         self.jobs.nudge.notify_one();
+                    } else {
+                        // Generated for a local organisation: stored straight in its mailbox.
+                        self.metrics.message_delivered();
                     }
                 }
             }
@@ -146,6 +153,40 @@ pub async fn run_router(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = broker.jobs.nudge.notified() => {}
             _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// What an applied job adds to the metrics, noted before the outcome moves into the store.
+enum Counted {
+    Delivered,
+    Quarantined { code: ErrorCode, notice: bool },
+    Nothing,
+}
+
+impl Counted {
+    fn of(outcome: &JobOutcome) -> Counted {
+        match outcome {
+            JobOutcome::Deliver { .. } => Counted::Delivered,
+            JobOutcome::Quarantine { code, notify, .. } => Counted::Quarantined {
+                code: *code,
+                notice: notify.is_some(),
+            },
+            _ => Counted::Nothing,
+        }
+    }
+
+    fn record(&self, broker: &Broker) {
+        let metrics = broker.metrics();
+        match self {
+            Counted::Delivered => metrics.message_delivered(),
+            Counted::Quarantined { code, notice } => {
+                metrics.message_quarantined(*code);
+                if *notice {
+                    metrics.notice_generated(NoticeKind::Error);
+                }
+            }
+            Counted::Nothing => {}
         }
     }
 }

@@ -6,6 +6,7 @@ use std::io;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::metrics::NoticeKind;
 use crate::protocol::label::Label;
 use crate::protocol::message_list::MessageList;
 use crate::protocol::mime::{MessageWriter, PartHeaders, new_boundary};
@@ -80,6 +81,7 @@ impl Broker {
     ) {
         match self.write_message(&record, &out).await {
             Ok(true) => {
+                self.metrics.message_fetched();
                 if let Err(err) = self.store.mark_fetched(record.local_id).await {
                     tracing::warn!(shs.txid = %record.tx_id, error = %err, "could not mark fetched");
                 }
@@ -177,6 +179,14 @@ impl Broker {
                 generated,
                 generated_job,
             } => {
+                self.metrics.message_acknowledged();
+                if generated.is_some() {
+                    self.metrics.notice_generated(NoticeKind::Confirm);
+                    if generated_job.is_none() {
+                        // For a local sender: stored straight in its mailbox.
+                        self.metrics.message_delivered();
+                    }
+                }
                 tracing::info!(
                     shs.txid = %record.tx_id,
                     confirm = generated.as_ref().map(|g| g.tx_id.as_str()).unwrap_or("none"),

@@ -19,6 +19,7 @@ pub mod summary;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use caller::Caller;
@@ -30,6 +31,7 @@ pub struct Broker {
     store: Arc<dyn Store>,
     config: Arc<Config>,
     jobs: jobs::JobQueue,
+    metrics: Metrics,
 }
 
 impl Broker {
@@ -40,12 +42,19 @@ impl Broker {
             store,
             config,
             jobs: jobs::JobQueue::default(),
+            metrics: Metrics::new(),
         })
     }
 
     /// The configuration the broker runs with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The node's metrics: recorded here and by the HTTP layer, rendered by the admin
+    /// listener.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The store, for the admin side and tests.

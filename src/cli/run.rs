@@ -32,7 +32,9 @@ pub async fn serve(path: &Path) -> Result<(), Failure> {
     super::telemetry::init(config.log.format, &config.log.filter);
     let app = App::build(config).map_err(Failure::other)?;
     let listener = app.bind().await.map_err(Failure::other)?;
-    app.run(listener, shutdown_signal())
+    let admin = app.bind_admin().await.map_err(Failure::other)?;
+    app.with_admin(admin)
+        .run(listener, shutdown_signal())
         .await
         .map_err(Failure::other)
 }

@@ -22,6 +22,8 @@ pub(super) struct ConfigFile {
     pub shutdown: ShutdownSection,
     #[serde(default)]
     pub log: LogSection,
+    #[serde(default)]
+    pub admin: AdminSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +159,20 @@ impl Default for LogSection {
         LogSection {
             format: "human".to_owned(),
             filter: "info".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct AdminSection {
+    pub address: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            address: super::DEFAULT_ADMIN_ADDRESS.to_owned(),
         }
     }
 }

@@ -20,6 +20,10 @@ use file::ConfigFile;
 /// The exit code for a bad configuration (EX_USAGE), which systemd is told not to restart on.
 pub const EXIT_BAD_CONFIG: i32 = 64;
 
+/// Where the admin listener binds by default: loopback only, plain HTTP, on a port that
+/// does not look like HTTPS (nor Prometheus' own 9090).
+pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9180";
+
 /// The whole, checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -45,6 +49,15 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Log output.
     pub log: LogConfig,
+    /// The admin listener (health, readiness, metrics).
+    pub admin: AdminConfig,
+}
+
+/// The admin listener: plain HTTP, so it is restricted to loopback until admin mTLS exists.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where it binds; always a loopback address.
+    pub address: SocketAddr,
 }
 
 /// TLS files, already resolved against the configuration folder.
@@ -309,6 +322,8 @@ impl Checker {
             filter: file.log.filter,
         };
 
+        let admin = self.admin(&file.admin);
+
         Config {
             source: source.to_owned(),
             node_id,
@@ -321,7 +336,25 @@ impl Checker {
             limits,
             drain_timeout: Duration::from_secs(file.shutdown.drain_timeout_secs),
             log,
+            admin,
         }
+    }
+
+    /// The admin listener has no authentication of its own (plain HTTP): only loopback is
+    /// safe until admin mTLS identities are built (spec §11).
+    fn admin(&mut self, section: &file::AdminSection) -> AdminConfig {
+        let address = section.address.parse().unwrap_or_else(|err| {
+            self.problem(format!("admin.address {:?}: {err}", section.address));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        if !address.ip().is_loopback() {
+            self.problem(format!(
+                "admin.address {address} is not a loopback address: the admin listener is \
+                 plain HTTP, and exposing it needs admin mTLS, which is not built yet; use \
+                 127.0.0.1 or [::1] (and a reverse proxy or SSH tunnel to reach it)"
+            ));
+        }
+        AdminConfig { address }
     }
 
     fn problem(&mut self, problem: String) {

@@ -42,6 +42,41 @@ fn minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.limits.list_max_hits, 10_000);
     assert_eq!(config.drain_timeout, Duration::from_secs(30));
     assert_eq!(config.log.format, LogFormat::Human);
+    assert_eq!(
+        config.admin.address,
+        DEFAULT_ADMIN_ADDRESS.parse::<SocketAddr>().unwrap()
+    );
+    assert!(config.admin.address.ip().is_loopback());
+}
+
+#[test]
+fn the_admin_listener_takes_loopback_addresses() {
+    let dir = folder_with_files();
+    for address in ["127.0.0.1:0", "[::1]:9180", "127.0.0.2:9000"] {
+        let text = format!("{MINIMAL}\n[admin]\naddress = \"{address}\"\n");
+        let config = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap();
+        assert_eq!(config.admin.address, address.parse::<SocketAddr>().unwrap());
+    }
+}
+
+#[test]
+fn a_non_loopback_admin_address_is_refused_until_admin_mtls_exists() {
+    let dir = folder_with_files();
+    for address in ["0.0.0.0:9180", "192.0.2.10:9180", "[::]:9180"] {
+        let text = format!("{MINIMAL}\n[admin]\naddress = \"{address}\"\n");
+        let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
+        assert_eq!(errors.problems.len(), 1, "{errors}");
+        let problem = &errors.problems[0];
+        assert!(problem.starts_with("admin.address"), "{problem}");
+        assert!(problem.contains("not a loopback address"), "{problem}");
+        assert!(problem.contains("admin mTLS"), "{problem}");
+        assert!(problem.contains("not built yet"), "{problem}");
+    }
+    let text = format!("{MINIMAL}\n[admin]\naddress = \"localhost\"\n");
+    let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
+    assert!(errors.problems[0].starts_with("admin.address"), "{errors}");
+    let text = format!("{MINIMAL}\n[admin]\nport = 1\n");
+    assert!(Config::from_toml(&text, &dir.path().join("shsd.toml")).is_err());
 }
 
 #[test]
@@ -144,4 +179,6 @@ fn the_shipped_example_configuration_is_valid() {
     assert_eq!(config.organisations.len(), 2);
     assert!(config.is_local_mailbox(&"2120000142.socialtjanst".parse().unwrap()));
     assert!(config.tls.certificate.ends_with("certs-example/server.pem"));
+    // The example documents the admin default with its real value.
+    assert_eq!(config.admin.address.to_string(), DEFAULT_ADMIN_ADDRESS);
 }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::{Broker, BrokerError, Caller};
+use crate::metrics::{EndpointLabel, Limit, TlsFailure};
 use crate::protocol::ErrorCode;
 use crate::protocol::urn::OrgNumber;
 use crate::tls::{IdentityMap, PeerIdentity, ReloadableServerConfig};
@@ -104,16 +105,21 @@ impl Server {
         _permit: OwnedSemaphorePermit,
         watcher: hyper_util::server::graceful::Watcher,
     ) {
+        let _open = self.broker.metrics().connection_opened();
         let limits = &self.broker.config().limits;
         let handshake =
             tokio::time::timeout(limits.header_timeout, self.tls.acceptor().accept(stream));
         let tls = match handshake.await {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => {
+                let reason = tls_failure(&err);
+                self.broker.metrics().tls_handshake_failed(reason);
                 tracing::info!(reason = %err, "tls handshake refused");
                 return;
             }
             Err(_) => {
+                let metrics = self.broker.metrics();
+                metrics.tls_handshake_failed(TlsFailure::Timeout);
                 tracing::info!("tls handshake timed out");
                 return;
             }
@@ -159,7 +165,11 @@ impl Server {
                     .or_insert_with(|| Arc::new(Semaphore::new(limit))),
             )
         };
-        semaphore.try_acquire_owned().ok()
+        let slot = semaphore.try_acquire_owned().ok();
+        if slot.is_none() {
+            self.broker.metrics().limit_hit(Limit::PerIdentity);
+        }
+        slot
     }
 }
 
@@ -176,6 +186,8 @@ impl Connection {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        let prefix = &self.server.broker.config().path_prefix;
+        let endpoint = endpoint_label(route(method.as_str(), &path, prefix));
         let span = tracing::info_span!(
             "request",
             endpoint = tracing::field::Empty,
@@ -185,14 +197,18 @@ impl Connection {
             Ok(response) => response,
             Err((error, context)) => span.in_scope(|| error_response(&error, &context)),
         };
+        let status = response.status().as_u16();
+        let elapsed = started.elapsed();
+        let metrics = self.server.broker.metrics();
+        metrics.request_answered(endpoint, status, elapsed);
         span.in_scope(|| {
             tracing::info!(
                 method = %method,
                 path = %path,
-                status = response.status().as_u16(),
+                status,
                 caller = self.caller.as_ref().map(|c| c.org.to_string()).unwrap_or_default(),
                 peer = %self.peer,
-                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
                 "request"
             )
         });
@@ -275,5 +291,40 @@ impl Connection {
                 .boxed()
             })
         })
+    }
+}
+
+/// The metrics label of a routed request.
+fn endpoint_label(routed: Result<Endpoint, RouteError>) -> EndpointLabel {
+    match routed {
+        Ok(Endpoint::Send) => EndpointLabel::Send,
+        Ok(Endpoint::List { .. }) => EndpointLabel::List,
+        Ok(Endpoint::Fetch { .. }) => EndpointLabel::Fetch,
+        Ok(Endpoint::Ack { .. }) => EndpointLabel::Ack,
+        Err(_) => EndpointLabel::Other,
+    }
+}
+
+/// Why a handshake failed, read from the rustls error tokio-rustls wraps in the I/O error.
+fn tls_failure(err: &std::io::Error) -> TlsFailure {
+    use rustls::{CertificateError, Error};
+    let Some(err) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+    else {
+        return TlsFailure::Other;
+    };
+    match err {
+        Error::NoCertificatesPresented => TlsFailure::NoCertificate,
+        Error::InvalidCertificate(cert) => match cert {
+            CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => TlsFailure::Expired,
+            CertificateError::Revoked => TlsFailure::Revoked,
+            _ => TlsFailure::Other,
+        },
+        _ => TlsFailure::Other,
     }
 }

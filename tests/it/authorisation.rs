@@ -2,10 +2,13 @@
 //! the `[[clients]]` rules (peer node, sub-address and product narrowing, fingerprint
 //! mapping), and the certificates the TLS handshake must refuse.
 
+use std::collections::BTreeMap;
+
 use shsd::pki::PkiItem;
 use shsd::protocol::ErrorCode;
 use shsd::protocol::label::{From, Originator};
 
+use crate::admin::wait_for_samples;
 use crate::check::*;
 use crate::harness::*;
 
@@ -300,6 +303,30 @@ async fn refused_certificates_fail_the_tls_handshake() {
                 .await;
             assert!(old.is_err(), "{case} over TLS 1.2: {old:?}");
         }
+    }
+    // Each refusal is counted by its reason: three handshakes per certificate (TLS 1.3
+    // twice, TLS 1.2 once), two without one.
+    let series: Vec<(String, f64)> = [
+        ("unknown_issuer", 3.0),
+        ("expired", 3.0),
+        ("revoked", 3.0),
+        ("no_certificate", 2.0),
+        ("timeout", 0.0),
+        ("other", 0.0),
+    ]
+    .into_iter()
+    .map(|(reason, count)| {
+        let name = format!("shsd_tls_handshake_failures_total{{reason=\"{reason}\"}}");
+        (name, count)
+    })
+    .collect();
+    let expected: BTreeMap<&str, f64> = series
+        .iter()
+        .map(|(name, count)| (name.as_str(), *count))
+        .collect();
+    let samples = wait_for_samples(&node, &expected).await;
+    for (name, count) in &expected {
+        assert_eq!(samples.get(*name), Some(count), "{name}");
     }
     // The node is unharmed and nothing was taken in.
     assert_nothing_stored(&node).await;

@@ -45,11 +45,35 @@ fn check_config_accepts_a_good_file() {
 }
 
 #[test]
+fn check_config_refuses_an_exposed_admin_listener() {
+    let dir = setup();
+    let exposed = cli_config().replace(
+        "[admin]\naddress = \"127.0.0.1:0\"",
+        "[admin]\naddress = \"0.0.0.0:0\"",
+    );
+    assert_ne!(exposed, cli_config());
+    std::fs::write(dir.path().join("shsd.toml"), exposed).unwrap();
+    let out = Command::new(SHSD)
+        .args(["check-config", "--config", &config(dir.path())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 problem(s)"), "{stderr}");
+    assert!(stderr.contains("admin.address"), "{stderr}");
+    assert!(
+        stderr.contains("admin mTLS, which is not built yet"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_config_reports_every_problem_and_exits_64() {
     let dir = setup();
     let bad = cli_config()
         .replace("node_id = \"test-node\"", "node_id = \"\"")
-        .replace("address = \"127.0.0.1:0\"", "address = \"nowhere\"")
+        // The first address is [listen]'s ([admin] has one too).
+        .replacen("address = \"127.0.0.1:0\"", "address = \"nowhere\"", 1)
         .replace("certs/server.pem", "certs/missing.pem");
     std::fs::write(dir.path().join("shsd.toml"), bad).unwrap();
     let out = Command::new(SHSD)
@@ -177,5 +201,6 @@ fn sigterm_drains_flushes_and_exits_cleanly() {
     let log = log.join("\n");
     assert!(log.contains("listening on 127.0.0.1:"), "{log}");
     assert!(log.contains("(shs)"), "{log}");
+    assert!(log.contains("(admin)"), "{log}");
     assert!(log.contains("store flushed"), "{log}");
 }

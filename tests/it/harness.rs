@@ -45,6 +45,8 @@ pub struct Node {
     /// The node's folder (certificates, configuration, store), removed on drop.
     _dir: tempfile::TempDir,
     pub base: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin_base: String,
     pub app_broker: Arc<shsd::broker::Broker>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), AppError>>>,
@@ -94,6 +96,9 @@ impl Node {
         let app = make(config);
         let listener = app.bind().await.expect("bind");
         let port = listener.local_addr().unwrap().port();
+        let admin = app.bind_admin().await.expect("bind admin");
+        let admin_base = format!("http://{}", admin.local_addr().unwrap());
+        let app = app.with_admin(admin);
         let app_broker = Arc::clone(app.broker());
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
@@ -102,6 +107,7 @@ impl Node {
             pki,
             _dir: dir,
             base: format!("https://localhost:{port}"),
+            admin_base,
             app_broker,
             shutdown,
             task: Some(task),
@@ -193,6 +199,8 @@ cache_mib = 16
 drain_timeout_secs = 5
 [log]
 filter = "warn"
+[admin]
+address = "127.0.0.1:0"
 {extra}
 "#
     )

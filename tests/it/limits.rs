@@ -1,6 +1,7 @@
 //! The limits of spec §12, configured small: message size and label size (413
 //! `IllegalMessageStructure`), data parts per message, concurrent requests per identity;
-//! each violation gets its own answer, and the node keeps serving normally afterwards.
+//! each violation gets its own answer, is counted in the metrics, and the node keeps serving
+//! normally afterwards.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,6 +12,7 @@ use hyper::body::{Body, Frame};
 use shsd::protocol::ErrorCode;
 use tokio::sync::mpsc;
 
+use crate::admin::assert_limit_rejections;
 use crate::check::*;
 use crate::harness::*;
 
@@ -52,6 +54,7 @@ async fn a_message_over_max_message_bytes_is_413_and_one_at_the_limit_is_taken()
     let ack = format!("/shs/ds/2120000142.bygglov/{}?action=ack", label.tx_id);
     assert_eq!(call(node.bygglov().post(node.url(&ack))).await.status, 200);
     assert_still_serving(&node).await;
+    assert_limit_rejections(&node, &[("message_size", 3.0)]).await;
     node.stop().await;
 }
 
@@ -75,6 +78,7 @@ async fn a_label_over_max_label_bytes_is_413() {
     let ack = format!("/shs/ds/2120000142.bygglov/{}?action=ack", label.tx_id);
     assert_eq!(call(node.bygglov().post(node.url(&ack))).await.status, 200);
     assert_still_serving(&node).await;
+    assert_limit_rejections(&node, &[("label_size", 1.0)]).await;
     node.stop().await;
 }
 
@@ -119,6 +123,7 @@ async fn more_data_parts_than_max_data_parts_is_400() {
     assert_eq!(reply.status, 202, "{}", reply.text());
     let split = fetch(&node, &node.bygglov(), "2120000142.bygglov", RAW_TX_ID).await;
     assert_eq!(split.parts.len(), 2);
+    assert_limit_rejections(&node, &[("parts", 2.0)]).await;
     node.stop().await;
 }
 
@@ -186,6 +191,7 @@ async fn max_requests_per_identity_refuses_the_extra_request_with_503() {
     let listed = list(&node, &portal, "5590000001").await;
     assert!(listed.messages.is_empty());
     assert_still_serving_after(&node, &label.tx_id).await;
+    assert_limit_rejections(&node, &[("per_identity", 1.0)]).await;
     node.stop().await;
 }
 
@@ -223,6 +229,7 @@ async fn a_stalled_body_is_refused_after_the_idle_timeout_and_nothing_is_kept() 
     drop(feed);
     assert_nothing_stored(&node).await;
     assert_still_serving(&node).await;
+    assert_limit_rejections(&node, &[("body_idle", 1.0)]).await;
     node.stop().await;
 }
 

@@ -1,5 +1,6 @@
 //! shsd's integration tests: one test binary, one module per area, a shared harness.
 
+mod admin;
 mod authorisation;
 mod check;
 mod cli;

@@ -1,0 +1,79 @@
+//! The admin endpoints. Every answer is a short plain-text body built by [`text`], the one
+//! place admin responses are rendered; causes of failures are logged, not shown.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::store::LocalId;
+
+use super::AdminServer;
+
+/// How long `/readyz` waits for the store before calling it unready: a probe must answer
+/// even when the store hangs.
+const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl AdminServer {
+    /// Answers one admin request; the request body, if any, is ignored.
+    pub(super) async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
+            return text(StatusCode::NOT_FOUND, "no such path\n");
+        }
+        if request.method() != Method::GET {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return response;
+        }
+        match path {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => match self.unready_reason().await {
+                None => text(StatusCode::OK, "ready\n"),
+                Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{reason}\n")),
+            },
+            _ => {
+                let mut response = text(StatusCode::OK, &self.broker.metrics().render());
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(METRICS_CONTENT_TYPE),
+                );
+                response
+            }
+        }
+    }
+
+    /// Why the node should not get traffic, or `None` when it should.
+    async fn unready_reason(&self) -> Option<&'static str> {
+        if !self.readiness.shs_serving() {
+            return Some("not ready: the SHS listener is not serving");
+        }
+        // A point read of an id that does not exist: touches the store, costs one lookup.
+        let probe = self.broker.store().message(LocalId::random());
+        match tokio::time::timeout(STORE_PROBE_TIMEOUT, probe).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness: the store failed a read");
+                Some("not ready: the store fails reads")
+            }
+            Err(_) => {
+                tracing::warn!("readiness: the store did not answer in time");
+                Some("not ready: the store does not answer")
+            }
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,161 @@
+//! The node's metrics (spec §11, §12): plain atomics in fixed arrays, recorded with one call
+//! at each counting point and rendered in the Prometheus text format by the admin listener.
+//!
+//! No metrics crate: the label sets are closed enums, so a counter is an array slot and a
+//! scrape is a walk over them. Recording never locks or allocates, so it is safe on every
+//! request path. Depends on nothing of ours but [`ErrorCode`], so every layer may record.
+
+mod labels;
+mod render;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::protocol::ErrorCode;
+
+use labels::slot;
+pub use labels::{
+    EndpointLabel, Limit, NoticeKind, Received, STATUS_CLASSES, TlsFailure, status_class,
+};
+pub use render::CONTENT_TYPE;
+
+/// Upper bounds, in seconds, of the request latency histogram's buckets (`+Inf` is
+/// implied). From a millisecond list to a minute-long upload.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0,
+];
+
+const CODES: usize = ErrorCode::ALL.len();
+
+/// Every counter and gauge of the node. One per process, owned by the broker.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    received: [AtomicU64; Received::ALL.len()],
+    refused: [AtomicU64; CODES],
+    delivered: AtomicU64,
+    quarantined: [AtomicU64; CODES],
+    fetched: AtomicU64,
+    acknowledged: AtomicU64,
+    notices: [AtomicU64; NoticeKind::ALL.len()],
+    tls_failures: [AtomicU64; TlsFailure::ALL.len()],
+    limits: [AtomicU64; Limit::ALL.len()],
+    requests: [[AtomicU64; STATUS_CLASSES.len()]; EndpointLabel::ALL.len()],
+    latency: [Histogram; EndpointLabel::ALL.len()],
+    open_connections: AtomicI64,
+}
+
+impl Metrics {
+    /// A registry with every series at 0.
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// Intake's verdict on one message; `code` is the SHS code of a refusal.
+    pub fn message_received(&self, outcome: Received, code: Option<ErrorCode>) {
+        bump(&self.received[slot(&Received::ALL, outcome)]);
+        if let (Received::Refused, Some(code)) = (outcome, code) {
+            bump(&self.refused[slot(&ErrorCode::ALL, code)]);
+        }
+    }
+
+    /// A routing job put a message into a local mailbox.
+    pub fn message_delivered(&self) {
+        bump(&self.delivered);
+    }
+
+    /// A routing job quarantined a message with `code`.
+    pub fn message_quarantined(&self, code: ErrorCode) {
+        bump(&self.quarantined[slot(&ErrorCode::ALL, code)]);
+    }
+
+    /// A message was streamed to its reader to the last byte.
+    pub fn message_fetched(&self) {
+        bump(&self.fetched);
+    }
+
+    /// A message was acknowledged for the first time.
+    pub fn message_acknowledged(&self) {
+        bump(&self.acknowledged);
+    }
+
+    /// The node stored a confirm or error message for a sender.
+    pub fn notice_generated(&self, kind: NoticeKind) {
+        bump(&self.notices[slot(&NoticeKind::ALL, kind)]);
+    }
+
+    /// A TLS handshake on the SHS listener failed.
+    pub fn tls_handshake_failed(&self, reason: TlsFailure) {
+        bump(&self.tls_failures[slot(&TlsFailure::ALL, reason)]);
+    }
+
+    /// A limit of spec §12 refused a request.
+    pub fn limit_hit(&self, limit: Limit) {
+        bump(&self.limits[slot(&Limit::ALL, limit)]);
+    }
+
+    /// One SHS request was answered with `status` after `elapsed` (until the response
+    /// head; a fetch's streamed body is not included).
+    pub fn request_answered(&self, endpoint: EndpointLabel, status: u16, elapsed: Duration) {
+        let endpoint = slot(&EndpointLabel::ALL, endpoint);
+        bump(&self.requests[endpoint][status_class(status)]);
+        self.latency[endpoint].observe(elapsed);
+    }
+
+    /// Counts an open connection until the returned guard drops.
+    pub fn connection_opened(&self) -> OpenConnection<'_> {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection { metrics: self }
+    }
+
+    /// The registry in the Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        render::render(self)
+    }
+}
+
+/// Holds one count in the open-connections gauge.
+#[derive(Debug)]
+pub struct OpenConnection<'a> {
+    metrics: &'a Metrics,
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .open_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A latency histogram with [`LATENCY_BUCKETS`]: per-bucket counts (made cumulative when
+/// rendered), the sum in microseconds, and the count.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
+            bump(&self.buckets[bucket]);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        bump(&self.count);
+    }
+}
+
+/// Counters only need to be eventually visible to a scrape: relaxed ordering is enough.
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests;

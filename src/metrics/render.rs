@@ -1,0 +1,190 @@
+//! The Prometheus text exposition format 0.0.4: per family a `# HELP` and a `# TYPE` line,
+//! then one `name{labels} value` line per series. Label values here are fixed ASCII words,
+//! so no escaping is needed.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use crate::protocol::ErrorCode;
+
+use super::labels::{EndpointLabel, Limit, NoticeKind, Received, STATUS_CLASSES, TlsFailure};
+use super::{LATENCY_BUCKETS, Metrics, read};
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub(super) fn render(metrics: &Metrics) -> String {
+    let mut out = Exposition(String::with_capacity(16 * 1024));
+    out.family(
+        "shsd_messages_received_total",
+        "counter",
+        "Messages offered to intake, by outcome.",
+    );
+    for (outcome, counter) in Received::ALL.iter().zip(&metrics.received) {
+        out.series(
+            "shsd_messages_received_total",
+            &[("outcome", outcome.as_str())],
+            read(counter),
+        );
+    }
+    out.by_code(
+        "shsd_messages_refused_total",
+        "Messages refused at intake for the sender's fault, by SHS error code.",
+        &metrics.refused,
+    );
+    out.family(
+        "shsd_messages_delivered_total",
+        "counter",
+        "Messages put into a local mailbox by routing (generated confirms and errors included).",
+    );
+    out.series(
+        "shsd_messages_delivered_total",
+        &[],
+        read(&metrics.delivered),
+    );
+    out.by_code(
+        "shsd_messages_quarantined_total",
+        "Messages routing could not deliver, by SHS error code.",
+        &metrics.quarantined,
+    );
+    out.family(
+        "shsd_messages_fetched_total",
+        "counter",
+        "Messages streamed to their reader to the last byte.",
+    );
+    out.series("shsd_messages_fetched_total", &[], read(&metrics.fetched));
+    out.family(
+        "shsd_messages_acknowledged_total",
+        "counter",
+        "Messages acknowledged for the first time.",
+    );
+    out.series(
+        "shsd_messages_acknowledged_total",
+        &[],
+        read(&metrics.acknowledged),
+    );
+    out.family(
+        "shsd_notices_generated_total",
+        "counter",
+        "Confirm and error messages the node generated for senders.",
+    );
+    for (kind, counter) in NoticeKind::ALL.iter().zip(&metrics.notices) {
+        out.series(
+            "shsd_notices_generated_total",
+            &[("kind", kind.as_str())],
+            read(counter),
+        );
+    }
+    out.family(
+        "shsd_tls_handshake_failures_total",
+        "counter",
+        "Failed TLS handshakes on the SHS listener, by reason.",
+    );
+    for (reason, counter) in TlsFailure::ALL.iter().zip(&metrics.tls_failures) {
+        out.series(
+            "shsd_tls_handshake_failures_total",
+            &[("reason", reason.as_str())],
+            read(counter),
+        );
+    }
+    out.family(
+        "shsd_limit_rejections_total",
+        "counter",
+        "Requests refused by a configured limit, by limit.",
+    );
+    for (limit, counter) in Limit::ALL.iter().zip(&metrics.limits) {
+        out.series(
+            "shsd_limit_rejections_total",
+            &[("limit", limit.as_str())],
+            read(counter),
+        );
+    }
+    out.family(
+        "shsd_http_requests_total",
+        "counter",
+        "SHS requests answered, by endpoint and status class.",
+    );
+    for (endpoint, row) in EndpointLabel::ALL.iter().zip(&metrics.requests) {
+        for (class, counter) in STATUS_CLASSES.iter().zip(row) {
+            out.series(
+                "shsd_http_requests_total",
+                &[("endpoint", endpoint.as_str()), ("status", class)],
+                read(counter),
+            );
+        }
+    }
+    out.latency(metrics);
+    out.family(
+        "shsd_open_connections",
+        "gauge",
+        "Connections open on the SHS listener (TLS handshakes included).",
+    );
+    let open = metrics.open_connections.load(Ordering::Relaxed);
+    out.line("shsd_open_connections", &[], &open.to_string());
+    out.0
+}
+
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn series(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.line(name, labels, &value.to_string());
+    }
+
+    fn line(&mut self, name: &str, labels: &[(&str, &str)], value: &str) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (key, label)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{key}=\"{label}\"");
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn by_code(&mut self, name: &str, help: &str, counters: &[std::sync::atomic::AtomicU64]) {
+        self.family(name, "counter", help);
+        for (code, counter) in ErrorCode::ALL.iter().zip(counters) {
+            self.series(name, &[("code", code.as_str())], read(counter));
+        }
+    }
+
+    fn latency(&mut self, metrics: &Metrics) {
+        const NAME: &str = "shsd_http_request_duration_seconds";
+        self.family(
+            NAME,
+            "histogram",
+            "Time from request to response head, by endpoint (a fetch's streamed body excluded).",
+        );
+        let bucket = format!("{NAME}_bucket");
+        for (endpoint, histogram) in EndpointLabel::ALL.iter().zip(&metrics.latency) {
+            let endpoint = endpoint.as_str();
+            let mut cumulative = 0;
+            for (bound, counter) in LATENCY_BUCKETS.iter().zip(&histogram.buckets) {
+                cumulative += read(counter);
+                let le = bound.to_string();
+                self.series(&bucket, &[("endpoint", endpoint), ("le", &le)], cumulative);
+            }
+            // Read after the buckets: a request observed mid-scrape must not make +Inf
+            // smaller than the last bucket.
+            let count = read(&histogram.count).max(cumulative);
+            self.series(&bucket, &[("endpoint", endpoint), ("le", "+Inf")], count);
+            let sum = read(&histogram.sum_micros) as f64 / 1e6;
+            self.line(
+                &format!("{NAME}_sum"),
+                &[("endpoint", endpoint)],
+                &sum.to_string(),
+            );
+            self.series(&format!("{NAME}_count"), &[("endpoint", endpoint)], count);
+        }
+    }
+}
