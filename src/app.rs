@@ -73,6 +73,12 @@ impl App {
         })
     }
 
+    /// The TLS configuration, which SIGHUP reloads from its files (certificates, client
+    /// CAs, CRLs) for new connections; established connections are not touched.
+    pub fn tls(&self) -> Arc<ReloadableServerConfig> {
+        Arc::clone(&self.tls)
+    }
+
     /// The broker, for tests that look behind the HTTP layer.
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker

@@ -30,11 +30,15 @@ impl Failure {
 pub async fn serve(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
     super::telemetry::init(config.log.format, &config.log.filter);
+    // Signal handlers first: a signal that arrives during start-up is then handled, not
+    // acted on with its default action (which would end the process abruptly).
+    let shutdown = shutdown_signal();
     let app = App::build(config).map_err(Failure::other)?;
+    reload_on_sighup(app.tls());
     let listener = app.bind().await.map_err(Failure::other)?;
     let admin = app.bind_admin().await.map_err(Failure::other)?;
     app.with_admin(admin)
-        .run(listener, shutdown_signal())
+        .run(listener, shutdown)
         .await
         .map_err(Failure::other)
 }
@@ -73,6 +77,29 @@ pub fn certs(out: &Path, force: bool, validity_days: u64) -> Result<(), Failure>
         out.join(crate::pki::README_FILE).display()
     );
     Ok(())
+}
+
+/// Reloads the TLS files (certificate, key, client CAs, CRLs) on every SIGHUP. A file that
+/// does not load is reported and the previous configuration stays in force.
+fn reload_on_sighup(tls: std::sync::Arc<crate::tls::ReloadableServerConfig>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP; reloading is unavailable");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("SIGHUP: reloaded certificates and CRLs"),
+                Err(err) => {
+                    tracing::error!(error = %err, "SIGHUP: reload failed; keeping the previous certificates and CRLs")
+                }
+            }
+        }
+    });
 }
 
 /// A token that fires on SIGTERM or SIGINT (Ctrl-C). The handlers are installed before

@@ -204,3 +204,104 @@ fn sigterm_drains_flushes_and_exits_cleanly() {
     assert!(log.contains("(admin)"), "{log}");
     assert!(log.contains("store flushed"), "{log}");
 }
+
+#[test]
+fn sighup_reloads_the_crl_for_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ExamplePki::generate(PkiOptions::default()).unwrap();
+    pki.write_to(&dir.path().join("certs"), false).unwrap();
+    std::fs::write(dir.path().join("shsd.toml"), cli_config()).unwrap();
+    let mut child = Command::new(SHSD)
+        .args(["serve", "--config", &config(dir.path())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines_rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {needle:?} logged"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    };
+    let line = wait_for("(shs)");
+    let port: u16 = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line}"));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let list_as_portal = || {
+        runtime.block_on(async {
+            let client = shsd::client::ShsClient::new(
+                &format!("https://localhost:{port}"),
+                pki.client_config(Some(&pki.portal)).unwrap(),
+            )
+            .unwrap();
+            client.list(&"5590000001".parse().unwrap(), "").await
+        })
+    };
+    assert!(
+        list_as_portal().is_ok(),
+        "the portal is trusted before the reload"
+    );
+
+    let crl = pki.crl_revoking(&[&pki.portal]).unwrap();
+    std::fs::write(dir.path().join("certs/ca-crl.pem"), &crl.pem).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for("reloaded certificates and CRLs");
+    assert!(
+        list_as_portal().is_err(),
+        "the portal is revoked after the reload"
+    );
+
+    // A broken CRL is reported and the previous set stays in force.
+    std::fs::write(
+        dir.path().join("certs/ca-crl.pem"),
+        "-----BEGIN X509 CRL-----\nnot base64\n",
+    )
+    .unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    wait_for("reload failed");
+    assert!(list_as_portal().is_err(), "still revoked");
+    let bygglov = runtime.block_on(async {
+        shsd::client::ShsClient::new(
+            &format!("https://localhost:{port}"),
+            pki.client_config(Some(&pki.bygglov)).unwrap(),
+        )
+        .unwrap()
+        .list(&"2120000142.bygglov".parse().unwrap(), "")
+        .await
+    });
+    assert!(bygglov.is_ok(), "others keep working: {bygglov:?}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
