@@ -158,47 +158,88 @@ fn demo_runs_the_whole_round_trip() {
     }
 }
 
+/// `shsd serve` as a child process whose log lines are read on a thread.
+struct Daemon {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Daemon {
+    fn serve(dir: &Path) -> Daemon {
+        let mut child = Command::new(SHSD)
+            .args(["serve", "--config", &config(dir)])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = sender.send(line);
+            }
+        });
+        Daemon {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next log line containing `needle` (all lines read are kept in `seen`).
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {needle:?} logged in {:?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// The port of the SHS listener, from its `listening on … (shs)` line.
+    fn shs_port(&mut self) -> u16 {
+        let line = self.wait_for("(shs)");
+        line.split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line}"))
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// SIGTERM, then the exit status and every line logged.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        self.signal("-TERM");
+        let exit = self.child.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        (exit, self.seen.join("\n"))
+    }
+}
+
 #[test]
 fn sigterm_drains_flushes_and_exits_cleanly() {
     let dir = setup();
-    let mut child = Command::new(SHSD)
-        .args(["serve", "--config", &config(dir.path())])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !log
-        .iter()
-        .any(|line: &String| line.contains("listening on"))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        log.push(
-            lines_rx
-                .recv_timeout(left)
-                .expect("the daemon logs its listener"),
-        );
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
+    let mut daemon = Daemon::serve(dir.path());
+    daemon.wait_for("(admin)");
+    let (exit, log) = daemon.terminate();
     assert!(exit.success(), "exit status {exit:?}");
-    log.extend(lines_rx.iter());
-    let log = log.join("\n");
     assert!(log.contains("listening on 127.0.0.1:"), "{log}");
     assert!(log.contains("(shs)"), "{log}");
     assert!(log.contains("(admin)"), "{log}");
@@ -211,69 +252,32 @@ fn sighup_reloads_the_crl_for_new_connections() {
     let pki = ExamplePki::generate(PkiOptions::default()).unwrap();
     pki.write_to(&dir.path().join("certs"), false).unwrap();
     std::fs::write(dir.path().join("shsd.toml"), cli_config()).unwrap();
-    let mut child = Command::new(SHSD)
-        .args(["serve", "--config", &config(dir.path())])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let wait_for = |needle: &str| -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines_rx
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {needle:?} logged"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    };
-    let line = wait_for("(shs)");
-    let port: u16 = line
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line}"));
+    let mut daemon = Daemon::serve(dir.path());
+    let port = daemon.shs_port();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let list_as_portal = || {
+    let list_as = |who: &shsd::pki::PkiItem, mailbox: &str| {
         runtime.block_on(async {
             let client = shsd::client::ShsClient::new(
                 &format!("https://localhost:{port}"),
-                pki.client_config(Some(&pki.portal)).unwrap(),
+                pki.client_config(Some(who)).unwrap(),
             )
             .unwrap();
-            client.list(&"5590000001".parse().unwrap(), "").await
+            client.list(&mailbox.parse().unwrap(), "").await
         })
     };
     assert!(
-        list_as_portal().is_ok(),
-        "the portal is trusted before the reload"
+        list_as(&pki.portal, "5590000001").is_ok(),
+        "trusted before the reload"
     );
 
     let crl = pki.crl_revoking(&[&pki.portal]).unwrap();
     std::fs::write(dir.path().join("certs/ca-crl.pem"), &crl.pem).unwrap();
-    let status = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    wait_for("reloaded certificates and CRLs");
+    daemon.signal("-HUP");
+    daemon.wait_for("reloaded certificates and CRLs");
     assert!(
-        list_as_portal().is_err(),
-        "the portal is revoked after the reload"
+        list_as(&pki.portal, "5590000001").is_err(),
+        "revoked after the reload"
     );
 
     // A broken CRL is reported and the previous set stays in force.
@@ -282,26 +286,12 @@ fn sighup_reloads_the_crl_for_new_connections() {
         "-----BEGIN X509 CRL-----\nnot base64\n",
     )
     .unwrap();
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    wait_for("reload failed");
-    assert!(list_as_portal().is_err(), "still revoked");
-    let bygglov = runtime.block_on(async {
-        shsd::client::ShsClient::new(
-            &format!("https://localhost:{port}"),
-            pki.client_config(Some(&pki.bygglov)).unwrap(),
-        )
-        .unwrap()
-        .list(&"2120000142.bygglov".parse().unwrap(), "")
-        .await
-    });
+    daemon.signal("-HUP");
+    daemon.wait_for("reload failed");
+    assert!(list_as(&pki.portal, "5590000001").is_err(), "still revoked");
+    let bygglov = list_as(&pki.bygglov, "2120000142.bygglov");
     assert!(bygglov.is_ok(), "others keep working: {bygglov:?}");
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let (exit, _) = daemon.terminate();
+    assert!(exit.success());
 }
