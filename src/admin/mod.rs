@@ -5,10 +5,12 @@
 //!   serving, else 503 with the reason (readiness: take the node out of a load balancer
 //!   while it starts, drains or has lost its store).
 //! - `GET /metrics`: the [`Metrics`](crate::metrics::Metrics) in the Prometheus text format.
+//! - `GET /api/…`: the read-only JSON API (message search, detail, quarantine); see [`api`].
 //!
 //! No authentication: the configuration refuses a non-loopback address until admin mTLS
 //! identities are built. Shuts down on the same token as the SHS listener.
 
+mod api;
 mod routes;
 
 use std::convert::Infallible;

@@ -1,5 +1,6 @@
-//! The admin endpoints. Every answer is a short plain-text body built by [`text`], the one
-//! place admin responses are rendered; causes of failures are logged, not shown.
+//! The admin endpoints. Probe and metrics answers are short plain-text bodies built by
+//! [`text`]; the JSON API renders its own in [`super::api`]. Causes of failures are logged,
+//! not shown.
 
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ impl AdminServer {
     /// Answers one admin request; the request body, if any, is ignored.
     pub(super) async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
         let path = request.uri().path();
-        if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        let api = super::api::is_api_path(path);
+        if !api && !matches!(path, "/healthz" | "/readyz" | "/metrics") {
             return text(StatusCode::NOT_FOUND, "no such path\n");
         }
         if request.method() != Method::GET {
@@ -29,6 +31,9 @@ impl AdminServer {
                 .headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
             return response;
+        }
+        if api {
+            return self.api(path, request.uri().query()).await;
         }
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),

@@ -5,7 +5,7 @@ pub mod body;
 pub mod endpoint;
 pub mod error;
 pub mod handlers;
-mod percent;
+pub(crate) mod percent;
 pub mod query;
 pub mod server;
 

@@ -3,9 +3,9 @@
 //! Each case is an `async fn(Fixture)`; [`conformance_suite!`] instantiates all of them as
 //! `#[tokio::test]`s for one engine factory, and the bottom of this file does so for the
 //! memory and sled engines. A new engine adds one line. Routing-job cases live in
-//! `conformance_jobs.rs`, list, fetch and acknowledge cases in `conformance_list.rs`, and
-//! tests of the group commit through `KvStore` (with a counting engine wrapper) in
-//! `conformance_commit.rs`.
+//! `conformance_jobs.rs`, list, fetch and acknowledge cases in `conformance_list.rs`, admin
+//! search cases in `conformance_search.rs`, and tests of the group commit through
+//! `KvStore` (with a counting engine wrapper) in `conformance_commit.rs`.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -24,9 +24,12 @@ mod jobs;
 mod list;
 #[path = "conformance_props.rs"]
 mod props;
+#[path = "conformance_search.rs"]
+mod search;
 
 use jobs::*;
 use list::*;
+use search::*;
 
 /// A store under test and whatever must outlive it (a temporary directory).
 pub(super) struct Fixture {
@@ -188,6 +191,8 @@ macro_rules! conformance_suite {
             fetch_then_ack_with_generated_confirm,
             ack_is_idempotent,
             ack_and_fetch_refuse_wrong_states,
+            search_filters_each_field,
+            search_is_newest_first_and_limited,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -23,6 +23,7 @@ use super::codec::{as_org, as_timestamp};
 use super::record::{LocalId, MessageRecord, MessageSummary, PayloadId, State};
 use crate::protocol::urn::{Address, OrgNumber, ProductId};
 
+pub const MESSAGE_PREFIX: &[u8] = b"m/";
 pub const PENDING_PREFIX: &[u8] = b"u/";
 pub const JOB_PREFIX: &[u8] = b"j/";
 
@@ -85,7 +86,7 @@ pub struct PendingPayload {
 }
 
 pub fn message(id: LocalId) -> Vec<u8> {
-    with_prefix(b"m/", id.0.as_bytes())
+    with_prefix(MESSAGE_PREFIX, id.0.as_bytes())
 }
 
 pub fn tx(tx_id: &str) -> Vec<u8> {

@@ -23,6 +23,7 @@ use super::query::MailboxQuery;
 use super::record::{
     JobId, LocalId, MessageRecord, PayloadId, State, StateChange, stored_precision,
 };
+use super::search::AdminSearch;
 use super::{
     Acceptance, AckOutcome, ErrorInfo, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Route,
     RoutingJob, Store, StoreError,
@@ -162,6 +163,11 @@ impl<E: KvEngine> Store for KvStore<E> {
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let (mailbox, query) = (mailbox.clone(), query.clone());
         self.read(move |inner| inner.list(&mailbox, &query)).await
+    }
+
+    async fn search(&self, search: &AdminSearch) -> Result<Vec<MessageRecord>, StoreError> {
+        let search = search.clone();
+        self.read(move |inner| inner.search(&search)).await
     }
 
     async fn read_chunk(

@@ -16,7 +16,7 @@
 //!   batch commits them; the leftovers of an interrupted upload are removed at open.
 //!
 //! - [`record`]: the message record, summary and ids; [`codec`]: the versioned stored form.
-//! - [`query`]: the mailbox list filters of spec §3.3.
+//! - [`query`]: the mailbox list filters of spec §3.3; [`search`]: the admin search of §11.
 //! - [`error`]: [`StoreError`], why an operation failed, grouped by fault.
 
 use async_trait::async_trait;
@@ -33,10 +33,12 @@ mod keys;
 pub mod kv;
 mod kv_list;
 mod kv_payload;
+mod kv_search;
 pub mod kv_store;
 pub mod memory;
 pub mod query;
 pub mod record;
+pub mod search;
 pub mod sled;
 
 #[cfg(test)]
@@ -49,6 +51,7 @@ pub use record::{
     DataPartSummary, ErrorInfo, JobId, LocalId, MessageRecord, MessageSummary, MetaEntry, PartInfo,
     PayloadId, PayloadInfo, State, StateChange,
 };
+pub use search::AdminSearch;
 
 /// The size of the chunks payloads are stored in: bounded memory per stream, and small
 /// enough that sled keeps them in its fdatasync'd log (see [`sled`]).
@@ -91,6 +94,11 @@ pub trait Store: Send + Sync {
         mailbox: &Address,
         query: &MailboxQuery,
     ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// The messages that match an administrator's `search` (spec §11), newest first, at
+    /// most [`AdminSearch::limit`]. Filtering happens here, not in the caller, so an
+    /// engine with indexes can push it down; see [`AdminSearch::matches`].
+    async fn search(&self, search: &AdminSearch) -> Result<Vec<MessageRecord>, StoreError>;
 
     /// Chunk `index` of data part `part` of a committed payload; `None` past the end or for
     /// a payload that is not (or no longer) visible. Every chunk but the last of a part
