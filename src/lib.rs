@@ -27,6 +27,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod metrics;
+mod percent;
 pub mod pki;
 pub mod protocol;
 pub mod store;

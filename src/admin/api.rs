@@ -16,7 +16,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 
-use crate::http::percent::query_pairs;
+use crate::percent::query_pairs;
 use crate::protocol::urn::{OrgNumber, ProductId};
 use crate::store::{AdminSearch, LocalId, MessageRecord, State};
 

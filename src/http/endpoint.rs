@@ -4,7 +4,7 @@
 
 use crate::protocol::urn::{Address, ProductId, strip_prefix};
 
-use super::percent::percent_decode;
+use crate::percent::percent_decode;
 
 /// One of the SHS endpoints, with its path parameters parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

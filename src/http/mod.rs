@@ -5,7 +5,6 @@ pub mod body;
 pub mod endpoint;
 pub mod error;
 pub mod handlers;
-pub(crate) mod percent;
 pub mod query;
 pub mod server;
 

@@ -8,7 +8,7 @@ use crate::protocol::label::{SequenceType, Status};
 use crate::protocol::urn::ProductId;
 use crate::store::{MailboxQuery, MetaFilter, SortAttribute, SortBy, SortOrder};
 
-use super::percent::query_pairs;
+use crate::percent::query_pairs;
 
 /// Parses a list request's query string. `max_hits_cap` is the configured cap on `maxhits`.
 pub fn list_query(query: Option<&str>, max_hits_cap: usize) -> Result<MailboxQuery, BrokerError> {

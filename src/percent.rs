@@ -1,4 +1,5 @@
-//! Percent-decoding of URL path segments and query components.
+//! Percent-decoding of URL path segments and query components, shared by the SHS
+//! listener (`http`) and the admin listener (`admin`).
 
 /// Decodes `%XX` escapes in a path segment; `None` for broken escapes or non-UTF-8 results.
 pub fn percent_decode(segment: &str) -> Option<String> {
