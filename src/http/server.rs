@@ -186,6 +186,7 @@ impl Connection {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        let bytes_in = Bytes(hyper::body::Body::size_hint(request.body()).exact());
         let prefix = &self.server.broker.config().path_prefix;
         let endpoint = endpoint_label(route(method.as_str(), &path, prefix));
         let span = tracing::info_span!(
@@ -199,6 +200,14 @@ impl Connection {
         };
         let status = response.status().as_u16();
         let elapsed = started.elapsed();
+        let bytes_out = Bytes(hyper::body::Body::size_hint(response.body()).exact());
+        if let Some(tx_id) = response
+            .headers()
+            .get("x-shs-txid")
+            .and_then(|v| v.to_str().ok())
+        {
+            span.record("shs.txid", tx_id);
+        }
         let metrics = self.server.broker.metrics();
         metrics.request_answered(endpoint, status, elapsed);
         span.in_scope(|| {
@@ -208,6 +217,8 @@ impl Connection {
                 status,
                 caller = self.caller.as_ref().map(|c| c.org.to_string()).unwrap_or_default(),
                 peer = %self.peer,
+                bytes_in = %bytes_in,
+                bytes_out = %bytes_out,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 "request"
             )
@@ -326,5 +337,18 @@ fn tls_failure(err: &std::io::Error) -> TlsFailure {
             _ => TlsFailure::Other,
         },
         _ => TlsFailure::Other,
+    }
+}
+
+/// A body size for the request log: the byte count, or `streamed` when it is not known in
+/// advance (a chunked upload, a fetch streamed from the store).
+struct Bytes(Option<u64>);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(count) => write!(f, "{count}"),
+            None => f.write_str("streamed"),
+        }
     }
 }

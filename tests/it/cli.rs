@@ -270,6 +270,16 @@ fn sighup_reloads_the_crl_for_new_connections() {
         list_as(&pki.portal, "5590000001").is_ok(),
         "trusted before the reload"
     );
+    // One log line per request, with the caller, status and sizes.
+    let line = daemon.wait_for("/shs/ds/5590000001");
+    for field in [
+        "\"status\":200",
+        "\"caller\":\"urn:X-shs:5590000001\"",
+        "\"bytes_in\":\"0\"",
+        "\"bytes_out\":\"",
+    ] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
 
     let crl = pki.crl_revoking(&[&pki.portal]).unwrap();
     std::fs::write(dir.path().join("certs/ca-crl.pem"), &crl.pem).unwrap();
