@@ -1,6 +1,5 @@
 //! Unit tests of the admin endpoints over a broker whose store can be made to fail reads.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -58,23 +57,7 @@ impl KvEngine for FlakyReads {
 }
 
 fn config() -> Config {
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["n.pem", "k.pem", "ca.pem"] {
-        std::fs::write(dir.path().join(name), "x").unwrap();
-    }
-    let text = r#"
-[node]
-node_id = "n"
-[listen]
-address = "127.0.0.1:0"
-[tls]
-certificate = "n.pem"
-private_key = "k.pem"
-client_cas = ["ca.pem"]
-[[organisations]]
-number = "2120000142"
-"#;
-    Config::from_toml(text, &dir.path().join(Path::new("c.toml"))).unwrap()
+    crate::config::for_tests()
 }
 
 struct Fixture {

@@ -50,27 +50,9 @@ pub fn decide(to: Option<&Address>, config: &Config) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn config() -> Config {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["n.pem", "k.pem", "ca.pem"] {
-            std::fs::write(dir.path().join(name), "x").unwrap();
-        }
-        let text = r#"
-[node]
-node_id = "n"
-[listen]
-address = "127.0.0.1:0"
-[tls]
-certificate = "n.pem"
-private_key = "k.pem"
-client_cas = ["ca.pem"]
-[[organisations]]
-number = "2120000142"
-sub_addresses = ["bygglov"]
-"#;
-        Config::from_toml(text, &dir.path().join(Path::new("c.toml"))).unwrap()
+        crate::config::for_tests()
     }
 
     fn addr(text: &str) -> Address {

@@ -513,5 +513,30 @@ impl Checker {
     }
 }
 
+/// A small valid configuration for unit tests elsewhere in the crate: one organisation
+/// (2120000142) with the sub-address `bygglov`; the files it names are written to a
+/// temporary folder that is gone again when this returns (nothing reads them later).
+#[cfg(test)]
+pub(crate) fn for_tests() -> Config {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["n.pem", "k.pem", "ca.pem"] {
+        std::fs::write(dir.path().join(name), "x").expect("write");
+    }
+    let text = r#"
+[node]
+node_id = "n"
+[listen]
+address = "127.0.0.1:0"
+[tls]
+certificate = "n.pem"
+private_key = "k.pem"
+client_cas = ["ca.pem"]
+[[organisations]]
+number = "2120000142"
+sub_addresses = ["bygglov"]
+"#;
+    Config::from_toml(text, &dir.path().join("c.toml")).unwrap_or_else(|err| panic!("{err}"))
+}
+
 #[cfg(test)]
 mod tests;
