@@ -10,8 +10,11 @@
 //! No authentication: the configuration refuses a non-loopback address until admin mTLS
 //! identities are built. Shuts down on the same token as the SHS listener.
 
+mod actor;
 mod api;
 mod routes;
+
+pub use actor::Actor;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -83,9 +86,9 @@ impl AdminServer {
                 },
                 _ = shutdown.cancelled() => break,
             };
-            let stream = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok(accepted) => accepted,
                     Err(err) => {
                         tracing::warn!(error = %err, "admin accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -95,9 +98,11 @@ impl AdminServer {
                 _ = shutdown.cancelled() => break,
             };
             let server = Arc::clone(&self);
+            let actor = Arc::new(Actor::Loopback { peer });
             let service = service_fn(move |request| {
                 let server = Arc::clone(&server);
-                async move { Ok::<_, Infallible>(server.handle(request).await) }
+                let actor = Arc::clone(&actor);
+                async move { Ok::<_, Infallible>(server.handle(request, &actor).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder

@@ -11,15 +11,20 @@ use http_body_util::Full;
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::store::LocalId;
 
-use super::AdminServer;
+use super::{Actor, AdminServer};
 
 /// How long `/readyz` waits for the store before calling it unready: a probe must answer
 /// even when the store hangs.
 const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl AdminServer {
-    /// Answers one admin request; the request body, if any, is ignored.
-    pub(super) async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>> {
+    /// Answers one admin request from `actor`; the request body, if any, is ignored.
+    pub(super) async fn handle<B>(
+        &self,
+        request: Request<B>,
+        actor: &Actor,
+    ) -> Response<Full<Bytes>> {
+        let _ = actor;
         let path = request.uri().path();
         let api = super::api::is_api_path(path);
         if !api && !matches!(path, "/healthz" | "/readyz" | "/metrics") {

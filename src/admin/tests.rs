@@ -12,7 +12,7 @@ use crate::store::KvStore;
 use crate::store::kv::{Batch, Direction, EngineError, Entry, KvEngine};
 use crate::store::memory::MemoryEngine;
 
-use super::{AdminServer, Readiness};
+use super::{Actor, AdminServer, Readiness};
 
 /// An in-memory engine whose reads fail while `broken` is set.
 struct FlakyReads {
@@ -88,7 +88,14 @@ async fn call(server: &AdminServer, method: Method, path: &str) -> (StatusCode, 
         .uri(path)
         .body(())
         .unwrap();
-    let response = server.handle(request).await;
+    let response = server
+        .handle(
+            request,
+            &Actor::Loopback {
+                peer: "127.0.0.1:1".parse().unwrap(),
+            },
+        )
+        .await;
     let status = response.status();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8(body.to_vec()).unwrap())
