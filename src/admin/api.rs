@@ -214,16 +214,7 @@ fn search_of(query: &str, allow_state: bool) -> Result<AdminSearch, ApiError> {
 }
 
 fn state_of(value: &str) -> Result<State, ApiError> {
-    Ok(match value.to_ascii_uppercase().as_str() {
-        "NEW" => State::New,
-        "RECEIVED" => State::Received,
-        "FETCHED" => State::Fetched,
-        "ACKNOWLEDGED" => State::Acknowledged,
-        "QUARANTINED" => State::Quarantined,
-        "SENT" => State::Sent,
-        "FANNED_OUT" => State::FannedOut,
-        _ => return Err(ApiError::bad("state", format!("{value:?} is not a state"))),
-    })
+    State::parse(value).ok_or_else(|| ApiError::bad("state", format!("{value:?} is not a state")))
 }
 
 fn time_of(parameter: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
