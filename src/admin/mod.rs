@@ -5,11 +5,14 @@
 //!   serving, else 503 with the reason (readiness: take the node out of a load balancer
 //!   while it starts, drains or has lost its store).
 //! - `GET /metrics`: the [`Metrics`](crate::metrics::Metrics) in the Prometheus text format.
-//! - `GET /api/…`: the read-only JSON API (message search, detail, quarantine); see [`api`].
+//! - `GET /api/…`: the JSON API (message search, detail, quarantine); see [`api`].
+//! - `POST /api/messages/{id}/{action}`, `GET /api/audit`: admin actions and their audit
+//!   log; see [`actions`].
 //!
 //! No authentication: the configuration refuses a non-loopback address until admin mTLS
 //! identities are built. Shuts down on the same token as the SHS listener.
 
+mod actions;
 mod actor;
 mod api;
 mod routes;
