@@ -6,6 +6,9 @@
 //! example configuration works from any working directory.
 
 mod file;
+mod housekeeping;
+
+pub use housekeeping::HousekeepingConfig;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -51,6 +54,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener (health, readiness, metrics).
     pub admin: AdminConfig,
+    /// Retention and expiry (spec §10).
+    pub housekeeping: HousekeepingConfig,
 }
 
 /// The admin listener: plain HTTP, so it is restricted to loopback until admin mTLS exists.
@@ -323,6 +328,7 @@ impl Checker {
         };
 
         let admin = self.admin(&file.admin);
+        let housekeeping = self.housekeeping(&file.housekeeping);
 
         Config {
             source: source.to_owned(),
@@ -337,6 +343,7 @@ impl Checker {
             drain_timeout: Duration::from_secs(file.shutdown.drain_timeout_secs),
             log,
             admin,
+            housekeeping,
         }
     }
 
