@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod directory;
 pub mod http;
 pub mod metrics;
 mod percent;

@@ -59,14 +59,16 @@ fn minimal_file_gets_the_documented_defaults() {
 #[test]
 fn housekeeping_periods_must_be_positive() {
     let dir = folder_with_files();
-    let text = format!(
-        "{MINIMAL}\n[housekeeping]\nretention_days = 0\nexpiry_days = 0\nbatch_size = 0\n"
-    );
+    let text =
+        format!("{MINIMAL}\n[housekeeping]\nretention_days = 0\nexpiry_days = 0\nbatch_size = 0\n");
     let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
     let keys = ["retention_days", "expiry_days", "batch_size"];
     assert_eq!(errors.problems.len(), keys.len(), "{errors}");
     for (problem, key) in errors.problems.iter().zip(keys) {
-        assert_eq!(problem, &format!("housekeeping.{key} must be greater than 0"));
+        assert_eq!(
+            problem,
+            &format!("housekeeping.{key} must be greater than 0")
+        );
     }
     let text = format!("{MINIMAL}\n[housekeeping]\nretention = 3\n");
     assert!(Config::from_toml(&text, &dir.path().join("shsd.toml")).is_err());

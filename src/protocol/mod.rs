@@ -7,13 +7,17 @@
 //! - [`management`]: `shs.management` confirm/error documents and reply labels.
 //! - [`message_list`]: the `shs.message-list` document answered by list requests.
 //! - [`validate`]: the intake rules a label must pass before anything is stored.
+//! - [`agreement`], [`product_type`]: the `shs.agreement` and `shs.product` documents of
+//!   the directory.
 //! - [`error`]: the SHS error codes and the protocol error type that carries them.
 
+pub mod agreement;
 pub mod error;
 pub mod label;
 pub mod management;
 pub mod message_list;
 pub mod mime;
+pub mod product_type;
 pub mod urn;
 pub mod validate;
 mod xml;
