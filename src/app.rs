@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminServer, Readiness};
 use crate::broker::{Broker, housekeeping, jobs};
-use crate::config::{Config, StoreConfig};
+use crate::config::{Config, DirectoryEngine, StoreConfig};
+use crate::directory::{Directory, DirectoryError, FileDirectory};
 use crate::http::Server;
 use crate::store::sled::{SledConfig, SledEngine};
 use crate::store::{KvStore, Store, StoreError};
@@ -25,6 +26,9 @@ pub enum AppError {
     /// The store could not be opened.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The directory could not be opened (a configuration fault).
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
     /// The listener could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -65,8 +69,9 @@ impl App {
             client_cas: config.tls.client_cas.clone(),
             crls: config.tls.crls.clone(),
         })?;
+        let directory = open_directory(&config)?;
         Ok(App {
-            broker: Broker::new(store, Arc::new(config)),
+            broker: Broker::with_directory(store, Arc::new(config), directory),
             tls: Arc::new(tls),
             admin: None,
             readiness: Readiness::new(),
@@ -152,6 +157,20 @@ impl App {
         self.broker.store().flush().await?;
         tracing::info!("stopped; store flushed");
         Ok(())
+    }
+}
+
+/// Opens the configured directory, if any. Blocking (start-up only).
+fn open_directory(config: &Config) -> Result<Option<Arc<dyn Directory>>, DirectoryError> {
+    let Some(directory) = &config.directory else {
+        return Ok(None);
+    };
+    match &directory.engine {
+        DirectoryEngine::File { path } => {
+            let directory = FileDirectory::open(path)?;
+            tracing::info!(path = %path.display(), "directory loaded");
+            Ok(Some(Arc::new(directory)))
+        }
     }
 }
 

@@ -15,13 +15,13 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::NoticeKind;
 use crate::protocol::ErrorCode;
 use crate::protocol::label::Label;
-use crate::protocol::urn::Address;
-use crate::store::{JobCompletion, JobOutcome, RoutingJob};
+use crate::store::{JobCompletion, JobOutcome, MessageRecord, RoutingJob};
 
 use super::Broker;
 use super::error::BrokerError;
+use super::fanout;
 use super::notice::{self, Notice};
-use super::router::{self, Decision};
+use super::router::Decision;
 
 /// How often the router task looks for jobs nobody nudged it about.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -40,34 +40,18 @@ impl Broker {
     /// task is running or has completed.
     pub async fn run_job(&self, job: &RoutingJob) -> Result<(), BrokerError> {
         let record = &job.message;
-        let to = record
-            .summary
-            .to
-            .as_deref()
-            .and_then(|text| text.parse::<Address>().ok());
-        let outcome = match router::decide(to.as_ref(), &self.config) {
+        let outcome = match self.route(record).await? {
             Decision::Deliver(mailbox) => JobOutcome::Deliver { mailbox },
-            Decision::Quarantine { code, reason } => {
-                let label = Label::parse(&record.label).map_err(|err| {
-                    BrokerError::Internal(format!(
-                        "stored label of {} does not parse: {err}",
-                        record.local_id
-                    ))
-                })?;
-                let info = reason.clone();
-                let notify = notice::build(
-                    self.store.as_ref(),
-                    &self.config,
-                    &label,
-                    Notice::Error { code, info },
-                )
-                .await?;
-                JobOutcome::Quarantine {
-                    code,
-                    reason,
-                    notify,
-                }
+            Decision::FanOut(receivers) => JobOutcome::FanOut {
+                copies: fanout::copies(record, &receivers)?,
+            },
+            Decision::Push { to, url } => {
+                let reason =
+                    format!("{to} is reached by push to {url}, and push delivery is not built yet");
+                self.quarantine(record, ErrorCode::MissingDeliveryExecution, reason)
+                    .await?
             }
+            Decision::Quarantine { code, reason } => self.quarantine(record, code, reason).await?,
         };
         let counted = Counted::of(&outcome);
         let generated = match &outcome {
@@ -105,6 +89,34 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// The outcome that quarantines `record` with `code`, with the `error` to its sender.
+    async fn quarantine(
+        &self,
+        record: &MessageRecord,
+        code: ErrorCode,
+        reason: String,
+    ) -> Result<JobOutcome, BrokerError> {
+        let label = Label::parse(&record.label).map_err(|err| {
+            BrokerError::Internal(format!(
+                "stored label of {} does not parse: {err}",
+                record.local_id
+            ))
+        })?;
+        let info = reason.clone();
+        let notify = notice::build(
+            self.store.as_ref(),
+            &self.config,
+            &label,
+            Notice::Error { code, info },
+        )
+        .await?;
+        Ok(JobOutcome::Quarantine {
+            code,
+            reason,
+            notify,
+        })
     }
 
     /// Asks the router task to look for pending jobs now.

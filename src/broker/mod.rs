@@ -10,17 +10,20 @@
 pub mod admin;
 pub mod caller;
 pub mod error;
+pub mod fanout;
 pub mod housekeeping;
 pub mod intake;
 pub mod jobs;
 pub mod mailbox;
 pub mod notice;
 pub mod router;
+pub mod routing;
 pub mod summary;
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -33,6 +36,7 @@ pub use intake::{BodyError, BodySource, IntakeError, LabelIds, Receipt};
 pub struct Broker {
     store: Arc<dyn Store>,
     config: Arc<Config>,
+    directory: Option<Arc<dyn Directory>>,
     jobs: jobs::JobQueue,
     metrics: Metrics,
 }
@@ -41,9 +45,20 @@ impl Broker {
     /// A broker over `store`, configured by `config`. Call [`jobs::run_router`] to resume
     /// routing jobs left from before a restart.
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Arc<Broker> {
+        Broker::with_directory(store, config, None)
+    }
+
+    /// A broker that routes with `directory` (agreements, product addressing, remote
+    /// addresses); `None` delivers to local organisations without agreement checks.
+    pub fn with_directory(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        directory: Option<Arc<dyn Directory>>,
+    ) -> Arc<Broker> {
         Arc::new(Broker {
             store,
             config,
+            directory,
             jobs: jobs::JobQueue::default(),
             metrics: Metrics::new(),
         })
@@ -63,5 +78,10 @@ impl Broker {
     /// The store, for the admin side and tests.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The directory, if the node has one (reload, console).
+    pub fn directory(&self) -> Option<&Arc<dyn Directory>> {
+        self.directory.as_ref()
     }
 }

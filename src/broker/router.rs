@@ -1,8 +1,7 @@
-//! Where a new message goes (spec §5.1, §5.2) — pure: no store, no network.
-//!
-//! This node delivers direct-addressed messages to its local mailboxes. Forwarding to other
-//! nodes and product addressing need the directory and agreements, which are not built yet:
-//! such messages are quarantined with a clear code so that nothing is silently dropped.
+//! Where a new message goes (spec §5.1, §5.2): the decision type, and the pure decision
+//! for a node without a directory, which delivers direct-addressed messages to its local
+//! mailboxes and quarantines everything else with a clear code. With a directory,
+//! [`super::routing`] decides (agreements, product addressing, remote addresses).
 
 use crate::config::Config;
 use crate::protocol::ErrorCode;
@@ -13,6 +12,15 @@ use crate::protocol::urn::Address;
 pub enum Decision {
     /// Deliver to this local mailbox.
     Deliver(Address),
+    /// Send to another node or system by HTTPS POST (spec §5.3).
+    Push {
+        /// The receiver.
+        to: Address,
+        /// Its delivery address from the directory.
+        url: String,
+    },
+    /// Product addressing found several receivers: one copy each (spec §5.2).
+    FanOut(Vec<Address>),
     /// No way to deliver: quarantine with this code and reason.
     Quarantine {
         /// The SHS error code reported to the sender.

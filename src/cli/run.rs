@@ -6,7 +6,8 @@ use std::path::Path;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors, DirectoryEngine};
+use crate::directory::FileDirectory;
 use crate::pki::{ExamplePki, PkiOptions};
 
 /// How a subcommand failed: a bad configuration (exit 64) or anything else (exit 1).
@@ -34,7 +35,7 @@ pub async fn serve(path: &Path) -> Result<(), Failure> {
     // acted on with its default action (which would end the process abruptly).
     let shutdown = shutdown_signal();
     let app = App::build(config).map_err(Failure::other)?;
-    reload_on_sighup(app.tls());
+    reload_on_sighup(app.tls(), app.broker().directory().cloned());
     let listener = app.bind().await.map_err(Failure::other)?;
     let admin = app.bind_admin().await.map_err(Failure::other)?;
     app.with_admin(admin)
@@ -45,7 +46,17 @@ pub async fn serve(path: &Path) -> Result<(), Failure> {
 
 /// `shsd check-config`.
 pub fn check_config(path: &Path) -> Result<(), Failure> {
-    Config::load(path)?;
+    let config = Config::load(path)?;
+    // The directory's files are part of the configuration: check them too.
+    if let Some(directory) = &config.directory {
+        let DirectoryEngine::File { path: file } = &directory.engine;
+        if let Err(err) = FileDirectory::open(file) {
+            return Err(Failure::BadConfig(ConfigErrors {
+                source: path.to_owned(),
+                problems: vec![format!("directory {}: {err}", file.display())],
+            }));
+        }
+    }
     println!("{}: ok", path.display());
     Ok(())
 }
@@ -81,7 +92,10 @@ pub fn certs(out: &Path, force: bool, validity_days: u64) -> Result<(), Failure>
 
 /// Reloads the TLS files (certificate, key, client CAs, CRLs) on every SIGHUP. A file that
 /// does not load is reported and the previous configuration stays in force.
-fn reload_on_sighup(tls: std::sync::Arc<crate::tls::ReloadableServerConfig>) {
+fn reload_on_sighup(
+    tls: std::sync::Arc<crate::tls::ReloadableServerConfig>,
+    directory: Option<std::sync::Arc<dyn crate::directory::Directory>>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
@@ -96,6 +110,14 @@ fn reload_on_sighup(tls: std::sync::Arc<crate::tls::ReloadableServerConfig>) {
                 Ok(()) => tracing::info!("SIGHUP: reloaded certificates and CRLs"),
                 Err(err) => {
                     tracing::error!(error = %err, "SIGHUP: reload failed; keeping the previous certificates and CRLs")
+                }
+            }
+            if let Some(directory) = &directory {
+                match directory.reload().await {
+                    Ok(()) => tracing::info!("SIGHUP: reloaded the directory"),
+                    Err(err) => {
+                        tracing::error!(error = %err, "SIGHUP: directory reload failed; keeping the previous directory")
+                    }
                 }
             }
         }

@@ -26,6 +26,21 @@ pub(super) struct ConfigFile {
     pub admin: AdminSection,
     #[serde(default)]
     pub housekeeping: HousekeepingSection,
+    pub directory: Option<DirectorySection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DirectorySection {
+    #[serde(default = "default_directory_engine")]
+    pub engine: String,
+    pub file: Option<String>,
+    #[serde(default)]
+    pub known_products_only: bool,
+}
+
+fn default_directory_engine() -> String {
+    "file".to_owned()
 }
 
 #[derive(Debug, Deserialize)]

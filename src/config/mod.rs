@@ -5,9 +5,11 @@
 //! Relative paths resolve against the configuration file's own folder (spec §11), so the
 //! example configuration works from any working directory.
 
+mod directory;
 mod file;
 mod housekeeping;
 
+pub use directory::{DirectoryConfig, DirectoryEngine};
 pub use housekeeping::HousekeepingConfig;
 
 use std::fmt;
@@ -56,6 +58,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Retention and expiry (spec §10).
     pub housekeeping: HousekeepingConfig,
+    /// The directory; `None`: no agreement checks, local delivery only.
+    pub directory: Option<DirectoryConfig>,
 }
 
 /// The admin listener: plain HTTP, so it is restricted to loopback until admin mTLS exists.
@@ -329,6 +333,7 @@ impl Checker {
 
         let admin = self.admin(&file.admin);
         let housekeeping = self.housekeeping(&file.housekeeping);
+        let directory = self.directory(file.directory.as_ref());
 
         Config {
             source: source.to_owned(),
@@ -344,6 +349,7 @@ impl Checker {
             log,
             admin,
             housekeeping,
+            directory,
         }
     }
 
@@ -525,6 +531,12 @@ impl Checker {
 /// temporary folder that is gone again when this returns (nothing reads them later).
 #[cfg(test)]
 pub(crate) fn for_tests() -> Config {
+    for_tests_with("")
+}
+
+/// [`for_tests`] with `extra` TOML appended (more organisations, a directory…).
+#[cfg(test)]
+pub(crate) fn for_tests_with(extra: &str) -> Config {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in ["n.pem", "k.pem", "ca.pem"] {
         std::fs::write(dir.path().join(name), "x").expect("write");
@@ -542,7 +554,8 @@ client_cas = ["ca.pem"]
 number = "2120000142"
 sub_addresses = ["bygglov"]
 "#;
-    Config::from_toml(text, &dir.path().join("c.toml")).unwrap_or_else(|err| panic!("{err}"))
+    let text = format!("{text}\n{extra}");
+    Config::from_toml(&text, &dir.path().join("c.toml")).unwrap_or_else(|err| panic!("{err}"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,162 @@
+//! Routing with the directory (spec §5.1, §5.2, §9): known organisations, agreements,
+//! product addressing, and where remote receivers are reached. Without a directory the
+//! pure [`router::decide`] alone routes to local mailboxes.
+//!
+//! Directory outages are errors, not decisions: the routing job stays pending and the
+//! router retries it, so no message is quarantined because LDAP was down for a minute.
+
+use chrono::Local;
+
+use crate::directory::agreements::{self, Exchange};
+use crate::directory::{AgreementRefusal, Directory, DirectoryError};
+use crate::protocol::ErrorCode;
+use crate::protocol::label::{Label, SequenceType};
+use crate::protocol::urn::{Address, OrgNumber, ProductId};
+use crate::store::MessageRecord;
+
+use super::Broker;
+use super::error::BrokerError;
+use super::router::{self, Decision};
+
+impl Broker {
+    /// Where `record` goes.
+    pub(super) async fn route(&self, record: &MessageRecord) -> Result<Decision, BrokerError> {
+        let to = record
+            .summary
+            .to
+            .as_deref()
+            .and_then(|text| text.parse::<Address>().ok());
+        let Some(directory) = self.directory.as_deref() else {
+            return Ok(router::decide(to.as_ref(), &self.config));
+        };
+        let product = match record.summary.product.parse::<ProductId>() {
+            Ok(product) => product,
+            Err(err) => return Ok(quarantine(ErrorCode::UnknownProductType, err.to_string())),
+        };
+        // Management messages (confirm, error) answer an exchange that was checked: they
+        // go straight to their receiver.
+        if record.summary.sequence_type == "adm" {
+            return match to {
+                Some(to) => self.towards(directory, to, &product).await,
+                None => Ok(router::decide(None, &self.config)),
+            };
+        }
+        if self
+            .config
+            .directory
+            .as_ref()
+            .is_some_and(|d| d.known_products_only)
+            && directory
+                .product(&product)
+                .await
+                .map_err(unavailable)?
+                .is_none()
+        {
+            let reason = format!("the directory does not know product {product}");
+            return Ok(quarantine(ErrorCode::UnknownProductType, reason));
+        }
+        let sender = record.sender;
+        if !self.knows(directory, sender).await? {
+            let reason = format!("the directory does not know the sender {sender}");
+            return Ok(quarantine(ErrorCode::UnknownSender, reason));
+        }
+        let candidates = directory.agreements(&product).await.map_err(unavailable)?;
+        let today = Local::now().date_naive();
+        let Some(to) = to else {
+            let found = agreements::recipients(sender, &product, today, &candidates);
+            return match found.as_slice() {
+                [] => Ok(quarantine(
+                    ErrorCode::UnresolvedReceiver,
+                    format!("no agreement names a receiver of product {product} from {sender}"),
+                )),
+                [only] => {
+                    self.towards(directory, Address::organisation(*only), &product)
+                        .await
+                }
+                many => Ok(Decision::FanOut(
+                    many.iter().map(|org| Address::organisation(*org)).collect(),
+                )),
+            };
+        };
+        let receiver = to.org();
+        if !self.knows(directory, receiver).await? {
+            let reason = format!("the directory does not know the receiver {receiver}");
+            return Ok(quarantine(ErrorCode::UnknownReceiver, reason));
+        }
+        // The summary has no agreement name or transfer type: those come from the label.
+        let label = Label::parse(&record.label).map_err(|err| {
+            BrokerError::Internal(format!(
+                "stored label of {} does not parse: {err}",
+                record.local_id
+            ))
+        })?;
+        let exchange = Exchange {
+            sender,
+            receiver,
+            product: &product,
+            reply: label.sequence_type == SequenceType::Reply,
+            transfer: label.transfer_type,
+            date: today,
+            named: label.shs_agreement.as_deref(),
+        };
+        if let Err(refusal) = agreements::check(&exchange, &candidates) {
+            let code = match refusal {
+                AgreementRefusal::Missing { .. } => ErrorCode::MissingAgreement,
+                AgreementRefusal::Illegal { .. } => ErrorCode::IllegalAgreement,
+            };
+            return Ok(quarantine(code, refusal.to_string()));
+        }
+        self.towards(directory, to, &product).await
+    }
+
+    /// Delivery to one receiver: its local mailbox, or its address in the directory.
+    async fn towards(
+        &self,
+        directory: &dyn Directory,
+        to: Address,
+        product: &ProductId,
+    ) -> Result<Decision, BrokerError> {
+        if self.config.organisation(to.org()).is_some() {
+            return Ok(router::decide(Some(&to), &self.config));
+        }
+        match directory
+            .address(to.org(), product)
+            .await
+            .map_err(unavailable)?
+        {
+            Some(address) => Ok(Decision::Push {
+                to,
+                url: address.url,
+            }),
+            None => Ok(quarantine(
+                ErrorCode::MissingDeliveryAddress,
+                format!("the directory has no address for {to} and product {product}"),
+            )),
+        }
+    }
+
+    /// True for local organisations and those the directory knows.
+    async fn knows(&self, directory: &dyn Directory, org: OrgNumber) -> Result<bool, BrokerError> {
+        if self.config.organisation(org).is_some() {
+            return Ok(true);
+        }
+        Ok(directory
+            .organisation(org)
+            .await
+            .map_err(unavailable)?
+            .is_some())
+    }
+}
+
+fn quarantine(code: ErrorCode, reason: String) -> Decision {
+    Decision::Quarantine { code, reason }
+}
+
+/// A directory failure keeps the job pending (503-like): retried, never a verdict.
+fn unavailable(err: DirectoryError) -> BrokerError {
+    BrokerError::Unavailable(err.to_string())
+}
+
+#[cfg(test)]
+#[path = "routing_tests.rs"]
+mod tests;

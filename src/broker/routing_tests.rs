@@ -1,0 +1,242 @@
+//! Routing with a file directory over a memory store: agreements (missing, named and
+//! illegal), unknown parties, product addressing to one and to several receivers with a
+//! shared payload, remote receivers with and without an address, and reload.
+
+use std::sync::Arc;
+
+use crate::broker::Broker;
+use crate::client::{OutgoingPart, build_message};
+use crate::directory::{Directory, FileDirectory};
+use crate::protocol::ErrorCode;
+use crate::protocol::label::{Label, SequenceType};
+use crate::protocol::urn::Address;
+use crate::store::memory::MemoryEngine;
+use crate::store::{
+    Acceptance, KvStore, LocalId, MailboxQuery, MessageRecord, NewMessage, Route, RoutingJob,
+    State, Store,
+};
+
+const PORTAL: &str = "urn:X-shs:5590000001";
+const KOMMUN: &str = "2120000142";
+const GRANNE: &str = "2021005489";
+const REMOTE: &str = "5560000002";
+const PRODUCT: &str = "urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-0c7f3b2a1d00";
+
+/// Two local organisations (the municipality and a neighbour); the portal is known to
+/// the directory only; agreements let the portal send the product to both.
+const DIRECTORY: &str = r#"
+[[organisations]]
+number = "5590000001"
+name = "Portalen"
+
+[[agreements]]
+id = "kommun"
+principal = "2120000142"
+customer = "5590000001"
+products = ["urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-0c7f3b2a1d00"]
+flow = "from-customer"
+
+[[agreements]]
+id = "granne"
+principal = "2021005489"
+customer = "5590000001"
+products = ["urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-0c7f3b2a1d00"]
+flow = "from-customer"
+
+[[agreements]]
+id = "wrong-way"
+principal = "2120000142"
+customer = "5590000001"
+products = ["urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-0c7f3b2a1d00"]
+flow = "to-customer"
+"#;
+
+struct Fixture {
+    broker: Arc<Broker>,
+    directory: Arc<FileDirectory>,
+    dir: tempfile::TempDir,
+}
+
+fn fixture(directory_toml: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("directory.toml");
+    std::fs::write(&path, directory_toml).unwrap();
+    let config = crate::config::for_tests_with(&format!(
+        "[[organisations]]\nnumber = \"{GRANNE}\"\n[directory]\nfile = {:?}\n",
+        path.display().to_string()
+    ));
+    let directory = Arc::new(FileDirectory::open(&path).unwrap());
+    let store: Arc<dyn Store> = Arc::new(KvStore::open(MemoryEngine::new()).unwrap());
+    let shared: Arc<dyn Directory> = Arc::clone(&directory) as Arc<dyn Directory>;
+    let broker = Broker::with_directory(store, Arc::new(config), Some(shared));
+    Fixture {
+        broker,
+        directory,
+        dir,
+    }
+}
+
+/// Accepts a message from `from` to `to` (with `edit` applied to its label) and runs its
+/// routing job, then every job it created.
+async fn send(
+    broker: &Broker,
+    from: &str,
+    to: Option<&str>,
+    edit: impl FnOnce(&mut Label),
+) -> MessageRecord {
+    let part = OutgoingPart {
+        datapart_type: "xml".into(),
+        content_type: "text/xml".into(),
+        filename: None,
+        bytes: b"<ansokan/>".to_vec(),
+    };
+    let (_, _, mut label) = build_message(from, to, PRODUCT, SequenceType::Event, &[part]);
+    edit(&mut label);
+    let store = broker.store();
+    let mut writer = store.begin_payload().await.unwrap();
+    writer
+        .start_part(b"Content-Type: text/xml\r\n".to_vec())
+        .await
+        .unwrap();
+    writer.write(b"<ansokan/>").await.unwrap();
+    writer.end_part().await.unwrap();
+    let payload = writer.finish().await.unwrap();
+    let sender = crate::protocol::urn::strip_prefix(from).parse().unwrap();
+    let message = NewMessage {
+        local_id: LocalId::random(),
+        sender,
+        arrival: crate::clock::now(),
+        summary: crate::broker::summary::summarize(&label, payload.size),
+        label: label.to_xml(),
+        payload,
+        signer: None,
+        route: Route::Job,
+    };
+    let Acceptance::Accepted { record, job } = store.accept(message).await.unwrap() else {
+        panic!("not accepted");
+    };
+    broker
+        .run_job(&RoutingJob {
+            id: job.unwrap(),
+            message: record.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(broker.sweep_jobs().await.unwrap(), 0);
+    store.message(record.local_id).await.unwrap().unwrap()
+}
+
+async fn listed(broker: &Broker, mailbox: &str) -> Vec<MessageRecord> {
+    let mailbox: Address = mailbox.parse().unwrap();
+    broker
+        .store()
+        .list(&mailbox, &MailboxQuery::default())
+        .await
+        .unwrap()
+}
+
+fn quarantined_with(record: &MessageRecord, code: ErrorCode) {
+    assert_eq!(record.state, State::Quarantined, "{record:?}");
+    let error = record.error.as_ref().unwrap();
+    assert_eq!(error.code, code, "{}", error.text);
+}
+
+#[tokio::test]
+async fn an_agreement_lets_a_direct_message_through() {
+    let f = fixture(DIRECTORY);
+    let record = send(&f.broker, PORTAL, Some(KOMMUN), |_| {}).await;
+    assert_eq!(record.state, State::Received);
+    assert_eq!(listed(&f.broker, KOMMUN).await.len(), 1);
+}
+
+#[tokio::test]
+async fn no_agreement_is_missing_and_a_misfit_named_one_illegal() {
+    let f = fixture(DIRECTORY);
+    // The neighbour may not send the product to the portal (from-customer only).
+    let back = send(&f.broker, "urn:X-shs:2021005489", Some(PORTAL), |_| {}).await;
+    quarantined_with(&back, ErrorCode::MissingAgreement);
+    // Naming the to-customer agreement for a portal → municipality message.
+    let named = send(&f.broker, PORTAL, Some(KOMMUN), |label| {
+        label.shs_agreement = Some("wrong-way".into());
+    })
+    .await;
+    quarantined_with(&named, ErrorCode::IllegalAgreement);
+    // The error went to the neighbour's own mailbox (it is local).
+    let errors = listed(&f.broker, GRANNE).await;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].summary.product, "urn:X-shs:error");
+}
+
+#[tokio::test]
+async fn unknown_parties_are_refused_by_name() {
+    let f = fixture(DIRECTORY);
+    let stranger = send(&f.broker, "urn:X-shs:1111111111", Some(KOMMUN), |_| {}).await;
+    quarantined_with(&stranger, ErrorCode::UnknownSender);
+    let nowhere = send(&f.broker, PORTAL, Some("urn:X-shs:1111111111"), |_| {}).await;
+    quarantined_with(&nowhere, ErrorCode::UnknownReceiver);
+}
+
+#[tokio::test]
+async fn product_addressing_fans_out_to_every_receiver_sharing_the_payload() {
+    let f = fixture(DIRECTORY);
+    let parent = send(&f.broker, PORTAL, None, |_| {}).await;
+    assert_eq!(parent.state, State::FannedOut);
+    assert_eq!(parent.copies.len(), 2);
+    for mailbox in [KOMMUN, GRANNE] {
+        let copies = listed(&f.broker, mailbox).await;
+        assert_eq!(copies.len(), 1, "{mailbox}");
+        let copy = &copies[0];
+        assert_eq!(copy.parent, Some(parent.local_id));
+        assert_ne!(copy.tx_id, parent.tx_id);
+        assert_eq!(copy.summary.corr_id, parent.summary.corr_id);
+        assert_eq!(copy.summary.content_id, parent.summary.content_id);
+        assert_eq!(
+            copy.summary.to.as_deref(),
+            Some(format!("urn:X-shs:{mailbox}").as_str())
+        );
+        assert_eq!(copy.payload.id, parent.payload.id);
+        let label = Label::parse(&copy.label).unwrap();
+        assert_eq!(label.tx_id, copy.tx_id);
+    }
+}
+
+#[tokio::test]
+async fn product_addressing_with_one_receiver_delivers_the_message_itself() {
+    let only_kommun = DIRECTORY.replace("principal = \"2021005489\"", "principal = \"2120000142\"");
+    let f = fixture(&only_kommun);
+    let record = send(&f.broker, PORTAL, None, |_| {}).await;
+    assert_eq!(record.state, State::Received);
+    assert_eq!(record.mailbox.unwrap().to_string(), "urn:X-shs:2120000142");
+    // With no agreement at all: unresolved.
+    let none = fixture("");
+    let record = send(&none.broker, "urn:X-shs:2120000142", None, |_| {}).await;
+    quarantined_with(&record, ErrorCode::UnresolvedReceiver);
+}
+
+#[tokio::test]
+async fn remote_receivers_need_an_address() {
+    let remote = format!(
+        "{DIRECTORY}\n[[agreements]]\nid = \"remote\"\nprincipal = \"{REMOTE}\"\ncustomer = \"2120000142\"\nproducts = [\"{PRODUCT}\"]\nflow = \"any\"\n"
+    );
+    let f = fixture(&remote);
+    let from = "urn:X-shs:2120000142";
+    let to = format!("urn:X-shs:{REMOTE}");
+    let record = send(&f.broker, from, Some(&to), |_| {}).await;
+    quarantined_with(&record, ErrorCode::MissingDeliveryAddress);
+
+    let with_address = format!(
+        "{remote}\n[[addresses]]\norganisation = \"{REMOTE}\"\nurl = \"https://127.0.0.1:1/shs/rs\"\n"
+    );
+    std::fs::write(f.dir.path().join("directory.toml"), with_address).unwrap();
+    f.directory.reload().await.unwrap();
+    let record = send(&f.broker, from, Some(&to), |_| {}).await;
+    // Routed to push; push delivery itself is not built yet, so it is quarantined so.
+    quarantined_with(&record, ErrorCode::MissingDeliveryExecution);
+    assert!(
+        record
+            .error
+            .unwrap()
+            .text
+            .contains("https://127.0.0.1:1/shs/rs")
+    );
+}
