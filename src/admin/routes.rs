@@ -1,5 +1,6 @@
 //! The admin endpoints. Probe and metrics answers are short plain-text bodies built by
-//! [`text`]; the JSON API renders its own in [`super::api`]. Causes of failures are logged,
+//! [`text`]; the JSON API renders its own in [`super::api`], the console its pages in
+//! [`super::console`]. Causes of failures are logged,
 //! not shown.
 
 use std::time::Duration;
@@ -24,8 +25,10 @@ impl AdminServer {
         request: Request<B>,
         actor: &Actor,
     ) -> Response<Full<Bytes>> {
-        let _ = actor;
         let path = request.uri().path();
+        if super::console::is_console_path(path) {
+            return self.console(&request, actor).await;
+        }
         let api = super::api::is_api_path(path);
         if !api && !matches!(path, "/healthz" | "/readyz" | "/metrics") {
             return text(StatusCode::NOT_FOUND, "no such path\n");
