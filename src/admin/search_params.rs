@@ -8,17 +8,6 @@ use crate::percent::query_pairs;
 use crate::protocol::urn::{OrgNumber, ProductId};
 use crate::store::{AdminSearch, State};
 
-/// Every state, in the order of spec §5.4, for the console's state menu.
-pub(super) const STATES: [State; 7] = [
-    State::New,
-    State::Received,
-    State::Fetched,
-    State::Acknowledged,
-    State::Quarantined,
-    State::Sent,
-    State::FannedOut,
-];
-
 /// Who sends the parameters, which decides how forgiving the parser is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dialect {
@@ -91,25 +80,8 @@ pub(super) fn parse(
     Ok(search)
 }
 
-/// The wire name of a state, as the API serialises it (`QUARANTINED`).
-pub(super) fn state_name(state: State) -> &'static str {
-    match state {
-        State::New => "NEW",
-        State::Received => "RECEIVED",
-        State::Fetched => "FETCHED",
-        State::Acknowledged => "ACKNOWLEDGED",
-        State::Quarantined => "QUARANTINED",
-        State::Sent => "SENT",
-        State::FannedOut => "FANNED_OUT",
-    }
-}
-
 fn state_of(value: &str) -> Result<State, ParamError> {
-    let upper = value.to_ascii_uppercase();
-    STATES
-        .into_iter()
-        .find(|state| state_name(*state) == upper)
-        .ok_or_else(|| ParamError::new("state", format!("{value:?} is not a state")))
+    State::parse(value).ok_or_else(|| ParamError::new("state", format!("{value:?} is not a state")))
 }
 
 fn time_of(parameter: &str, value: &str, dialect: Dialect) -> Result<DateTime<Utc>, ParamError> {
@@ -162,12 +134,5 @@ mod tests {
         );
         assert_eq!(search.limit, 5);
         assert!(parse("org=12", true, Dialect::Form).is_err());
-    }
-
-    #[test]
-    fn every_state_has_a_name_that_parses_back() {
-        for state in STATES {
-            assert_eq!(state_of(state_name(state)), Ok(state));
-        }
     }
 }

@@ -10,12 +10,14 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 use super::memory::MemoryEngine;
 use super::sled::{SledConfig, SledEngine};
 use super::*;
 
+#[path = "conformance_admin.rs"]
+mod admin;
 #[path = "conformance_commit.rs"]
 mod commit;
 #[path = "conformance_jobs.rs"]
@@ -27,6 +29,7 @@ mod props;
 #[path = "conformance_search.rs"]
 mod search;
 
+use admin::*;
 use jobs::*;
 use list::*;
 use search::*;
@@ -193,6 +196,12 @@ macro_rules! conformance_suite {
             ack_and_fetch_refuse_wrong_states,
             search_filters_each_field,
             search_is_newest_first_and_limited,
+            requeue_release_and_resend_are_audited,
+            admin_changes_refuse_wrong_states,
+            delete_removes_every_trace_but_the_audit,
+            due_messages_follow_their_state_in_time_order,
+            expiry_unlists_and_stores_the_notice,
+            shared_payload_goes_with_the_last_copy,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

@@ -10,6 +10,9 @@
 //! | `j/<job id:8 BE>` | [`JobEntry`] | routing jobs, oldest first |
 //! | `u/<payload:16>` | [`PendingPayload`] | an upload not yet accepted |
 //! | `p/<payload:16><part:4 BE><chunk:4 BE>` | raw bytes | payload chunks |
+//! | `h/<class:1>/<since µs:8 BE><local id:16>` | empty | housekeeping: `r` unfetched, `f` fetched, `d` done (acked, sent, expired), by the time the state was entered |
+//! | `a/<seq:8 BE>` | [`AuditRecord`](super::AuditRecord) | the admin audit log |
+//! | `k/<name>` | marker | one-time migrations done |
 //!
 //! A mailbox is written in its bare form (`5565317129.bygglov`), which never contains `/`,
 //! so `x/<mailbox>/` is a prefix of exactly that mailbox's keys. Integers are big-endian so
@@ -26,6 +29,16 @@ use crate::protocol::urn::{Address, OrgNumber, ProductId};
 pub const MESSAGE_PREFIX: &[u8] = b"m/";
 pub const PENDING_PREFIX: &[u8] = b"u/";
 pub const JOB_PREFIX: &[u8] = b"j/";
+pub const AUDIT_PREFIX: &[u8] = b"a/";
+pub const MAILBOX_PREFIX: &[u8] = b"x/";
+
+/// The housekeeping classes of `h/` keys.
+pub const UNFETCHED: u8 = b'r';
+pub const FETCHED: u8 = b'f';
+pub const DONE: u8 = b'd';
+
+/// Set once every record has its `h/` key (records stored before the index existed).
+pub const HOUSEKEEPING_INDEXED: &[u8] = b"k/housekeeping-index-1";
 
 /// The value of `t/<tx.id>`: who used the tx.id, and for which message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +179,40 @@ pub fn chunk(payload: PayloadId, part: u32, index: u32) -> Vec<u8> {
     key
 }
 
+pub fn housekeeping_prefix(class: u8) -> Vec<u8> {
+    vec![b'h', b'/', class, b'/']
+}
+
+/// The `h/` key of a record that entered its state at `since`. Times before 1970 sort
+/// first (they do not occur; clamping keeps the key well-formed).
+pub fn housekeeping(class: u8, since: DateTime<Utc>, id: LocalId) -> Vec<u8> {
+    let mut key = housekeeping_prefix(class);
+    let micros = u64::try_from(since.timestamp_micros()).unwrap_or(0);
+    key.extend_from_slice(&micros.to_be_bytes());
+    key.extend_from_slice(id.0.as_bytes());
+    key
+}
+
+/// The time and local id of an `h/` key.
+pub fn housekeeping_of(key: &[u8]) -> Option<(DateTime<Utc>, LocalId)> {
+    let rest = key.get(4..)?;
+    let micros: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+    let id: [u8; 16] = rest.get(8..)?.try_into().ok()?;
+    let micros = i64::try_from(u64::from_be_bytes(micros)).ok()?;
+    let since = DateTime::from_timestamp_micros(micros)?;
+    Some((since, LocalId(uuid::Uuid::from_bytes(id))))
+}
+
+pub fn audit(seq: u64) -> Vec<u8> {
+    with_prefix(AUDIT_PREFIX, &seq.to_be_bytes())
+}
+
+/// The mailbox of an `x/` key, in its bare form.
+pub fn mailbox_of_entry(key: &[u8]) -> Option<&[u8]> {
+    let rest = key.strip_prefix(MAILBOX_PREFIX)?;
+    rest.get(..rest.len().checked_sub(9)?)
+}
+
 fn with_prefix(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + rest.len());
     key.extend_from_slice(prefix);
@@ -188,6 +235,26 @@ mod tests {
         assert!(mailbox_entry(&a, 1) < mailbox_entry(&a, 256));
         let product: ProductId = "confirm".parse().unwrap();
         assert!(!product_prefix(&ab, &product).starts_with(&product_prefix(&a, &product)));
+    }
+
+    #[test]
+    fn housekeeping_keys_sort_by_time_and_round_trip() {
+        let id = LocalId(uuid::Uuid::from_u128(7));
+        let early = DateTime::from_timestamp_micros(1_000_000).unwrap();
+        let late = DateTime::from_timestamp_micros(1_000_256).unwrap();
+        let key = housekeeping(DONE, early, id);
+        assert!(key < housekeeping(DONE, late, id));
+        assert!(key.starts_with(&housekeeping_prefix(DONE)));
+        assert_eq!(housekeeping_of(&key), Some((early, id)));
+        assert_eq!(housekeeping_of(b"h/d/short"), None);
+    }
+
+    #[test]
+    fn mailbox_entries_name_their_mailbox() {
+        let mailbox: Address = "5565317129.a".parse().unwrap();
+        let key = mailbox_entry(&mailbox, 3);
+        assert_eq!(mailbox_of_entry(&key), Some(&b"5565317129.a"[..]));
+        assert_eq!(mailbox_of_entry(b"x/"), None);
     }
 
     #[test]

@@ -99,6 +99,11 @@ pub trait KvEngine: Send + Sync + 'static {
 
     /// A number larger than any returned before, also across restarts (gaps allowed).
     fn next_id(&self) -> Result<u64, EngineError>;
+
+    /// The engine's size on disk in bytes; `None` for an engine without files.
+    fn size_on_disk(&self) -> Result<Option<u64>, EngineError> {
+        Ok(None)
+    }
 }
 
 /// The key bounds of a [`KvEngine::scan`], shared by the engines so that they agree.

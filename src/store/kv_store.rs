@@ -6,7 +6,6 @@
 //! across an `.await`: engine calls are blocking and run on tokio's blocking pool, and
 //! the wait for durability happens after the mutex is released.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -19,14 +18,16 @@ use super::group_commit::{GroupCommit, Ticket};
 use super::keys::{self, IndexEntry, JobEntry, TxEntry};
 use super::kv::{Batch, KvEngine};
 use super::kv_payload::KvPayloadWriter;
+use super::lifecycle::{self, MailboxDepths, Staging, mailbox_of, stage_delivery, wrong_state};
 use super::query::MailboxQuery;
 use super::record::{
     JobId, LocalId, MessageRecord, PayloadId, State, StateChange, stored_precision,
 };
 use super::search::AdminSearch;
 use super::{
-    Acceptance, AckOutcome, ErrorInfo, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Route,
-    RoutingJob, Store, StoreError,
+    Acceptance, AckOutcome, AdminChange, Administered, AuditNote, AuditRecord, Due, ErrorInfo,
+    Expiry, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Route, RoutingJob,
+    Store, StoreError,
 };
 use crate::protocol::urn::Address;
 
@@ -48,6 +49,8 @@ pub(super) struct Inner<E> {
     commit: GroupCommit,
     /// Serialises read-check-write sequences; held for microseconds, never across await.
     write_lock: Mutex<()>,
+    /// Messages listed per mailbox, moved by every committed batch.
+    pub(super) depths: MailboxDepths,
 }
 
 impl<E: KvEngine> KvStore<E> {
@@ -59,6 +62,8 @@ impl<E: KvEngine> KvStore<E> {
         if orphans > 0 {
             tracing::info!(count = orphans, "removed interrupted payload uploads");
         }
+        lifecycle::index_for_housekeeping(&*engine)?;
+        let depths = MailboxDepths::count(&*engine)?;
         let sync_engine = Arc::clone(&engine);
         let commit = GroupCommit::start(Box::new(move || {
             sync_engine.sync().map_err(|err| err.to_string())
@@ -69,6 +74,7 @@ impl<E: KvEngine> KvStore<E> {
                 engine,
                 commit,
                 write_lock: Mutex::new(()),
+                depths,
             }),
         })
     }
@@ -222,10 +228,80 @@ impl<E: KvEngine> Store for KvStore<E> {
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.commit.sync_now().await
     }
+
+    async fn administer(
+        &self,
+        id: LocalId,
+        change: AdminChange,
+        note: AuditNote,
+    ) -> Result<Administered, StoreError> {
+        let (answer, removal) = self
+            .run(move |inner| inner.administer(id, change, note))
+            .await?;
+        self.delete_removed_payload(removal).await;
+        Ok(answer)
+    }
+
+    async fn audit_log(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |inner| inner.audit_log(before, limit)).await
+    }
+
+    async fn due(
+        &self,
+        due: Due,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LocalId>, StoreError> {
+        self.read(move |inner| inner.due(due, before, limit)).await
+    }
+
+    async fn expire(&self, id: LocalId, notice: Option<NewMessage>) -> Result<Expiry, StoreError> {
+        self.run(move |inner| inner.expire(id, notice)).await
+    }
+
+    async fn remove(&self, id: LocalId) -> Result<Removal, StoreError> {
+        let removal = self.run(move |inner| inner.remove(id)).await?;
+        self.delete_removed_payload(removal.clone()).await;
+        Ok(removal)
+    }
+
+    async fn mailbox_depths(&self) -> Result<Vec<(Address, u64)>, StoreError> {
+        Ok(self.inner.depths.snapshot())
+    }
+
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        self.read(|inner| Ok(inner.engine.size_on_disk()?)).await
+    }
+}
+
+impl<E: KvEngine> KvStore<E> {
+    /// Deletes the chunks of a payload whose removal is durable. A failure only leaves the
+    /// deletion marker, which the next open acts on.
+    async fn delete_removed_payload(&self, removal: Removal) {
+        let Some(payload) = removal.payload_deleted else {
+            return;
+        };
+        let deleted = self
+            .read(move |inner| super::kv_payload::delete_payload(&*inner.engine, payload))
+            .await;
+        if let Err(err) = deleted {
+            tracing::warn!(payload = %payload, error = %err,
+                "could not delete a removed payload; the next start finishes it");
+        }
+    }
 }
 
 impl<E: KvEngine> Inner<E> {
-    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+    /// A ticket for the batches applied so far: wait on it to know they are durable.
+    pub(super) fn commit_ticket(&self) -> Ticket {
+        self.commit.request()
+    }
+
+    pub(super) fn lock_writes(&self) -> MutexGuard<'_, ()> {
         self.write_lock
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -261,9 +337,9 @@ impl<E: KvEngine> Inner<E> {
             self.discard_quietly(message.payload.id);
             return Ok(answer);
         }
-        let mut batch = Batch::default();
-        let (record, job) = self.stage_new(&mut batch, message, &mut HashSet::new())?;
-        self.engine.apply(batch)?;
+        let mut staging = Staging::default();
+        let (record, job) = self.stage_new(&mut staging, message)?;
+        staging.apply(&*self.engine, &self.depths)?;
         let ticket = self.commit.request();
         drop(guard);
         Ok((Acceptance::Accepted { record, job }, Some(ticket)))
@@ -275,17 +351,19 @@ impl<E: KvEngine> Inner<E> {
         match record.state {
             State::Fetched => return Ok(record),
             State::Received => {}
-            state => return Err(wrong_state(&record, state, "fetch")),
+            _ => return Err(wrong_state(&record, "fetch")),
         }
         let mailbox = mailbox_of(&record)?;
+        let before = record.clone();
         record.enter(State::Fetched, Utc::now());
-        let mut batch = Batch::default();
+        let mut staging = Staging::default();
         let entry = encode(&IndexEntry::of(&record))?;
         for key in keys::index_keys(&mailbox, &record) {
-            batch.put(key, entry.clone());
+            staging.batch.put(key, entry.clone());
         }
-        batch.put(keys::message(id), encode(&record)?);
-        self.engine.apply(batch)?;
+        staging.batch.put(keys::message(id), encode(&record)?);
+        staging.transition(Some(&before), Some(&record));
+        staging.apply(&*self.engine, &self.depths)?;
         Ok(record)
     }
 
@@ -307,29 +385,29 @@ impl<E: KvEngine> Inner<E> {
                 let ticket = self.commit.request();
                 return Ok((AckOutcome::AlreadyAcknowledged(record), Some(ticket)));
             }
-            state => {
+            _ => {
                 drop(guard);
                 if let Some(generated) = generated {
                     self.discard_quietly(generated.payload.id);
                 }
-                return Err(wrong_state(&record, state, "acknowledge"));
+                return Err(wrong_state(&record, "acknowledge"));
             }
         }
-        let mailbox = mailbox_of(&record)?;
-        let mut batch = Batch::default();
-        for key in keys::index_keys(&mailbox, &record) {
-            batch.delete(key);
-        }
+        mailbox_of(&record)?;
+        let mut staging = Staging::default();
+        lifecycle::stage_unlisting(&mut staging.batch, &record);
+        let before = record.clone();
         record.enter(State::Acknowledged, Utc::now());
-        batch.put(keys::message(id), encode(&record)?);
+        staging.batch.put(keys::message(id), encode(&record)?);
+        staging.transition(Some(&before), Some(&record));
         let (generated, generated_job) = match generated {
             Some(message) => {
-                let (stored, job) = self.stage_new(&mut batch, message, &mut HashSet::new())?;
+                let (stored, job) = self.stage_new(&mut staging, message)?;
                 (Some(stored), job)
             }
             None => (None, None),
         };
-        self.engine.apply(batch)?;
+        staging.apply(&*self.engine, &self.depths)?;
         let ticket = self.commit.request();
         drop(guard);
         let outcome = AckOutcome::Acknowledged {
@@ -354,24 +432,24 @@ impl<E: KvEngine> Inner<E> {
             return Ok(JobCompletion::AlreadyCompleted);
         };
         let mut record = self.existing(entry.local_id)?;
-        let mut batch = Batch::default();
-        batch.delete(keys::job(job.0));
+        let mut staging = Staging::default();
+        staging.batch.delete(keys::job(job.0));
         if record.state != State::New {
             // Someone (an administrator) moved the message on; the job is stale.
             tracing::warn!(job = %job, local_id = %record.local_id, state = ?record.state,
                 "dropping routing job of a message that is no longer new");
-            self.engine.apply(batch)?;
+            staging.apply(&*self.engine, &self.depths)?;
             return Ok(JobCompletion::AlreadyCompleted);
         }
+        let before = record.clone();
         let now = Utc::now();
         let mut created = Vec::new();
         match outcome {
             JobOutcome::Deliver { mailbox } => {
-                stage_delivery(&mut batch, &mut record, mailbox, now)?
+                stage_delivery(&mut staging.batch, &mut record, mailbox, now)?
             }
             JobOutcome::Sent => record.enter(State::Sent, now),
             JobOutcome::FanOut { copies } => {
-                let mut seen = HashSet::new();
                 for copy in copies {
                     let mut child = record.clone();
                     child.local_id = copy.local_id;
@@ -384,7 +462,7 @@ impl<E: KvEngine> Inner<E> {
                     child.state_log = Vec::new();
                     child.enter(State::New, now);
                     record.copies.push(child.local_id);
-                    created.push(self.stage_record(&mut batch, child, copy.route, &mut seen)?);
+                    created.push(self.stage_record(&mut staging, child, copy.route)?);
                 }
                 record.enter(State::FannedOut, now);
             }
@@ -396,25 +474,27 @@ impl<E: KvEngine> Inner<E> {
                 record.error = Some(ErrorInfo { code, text: reason });
                 record.enter(State::Quarantined, now);
                 if let Some(notify) = notify {
-                    created.push(self.stage_new(&mut batch, notify, &mut HashSet::new())?);
+                    created.push(self.stage_new(&mut staging, notify)?);
                 }
             }
         }
-        batch.put(keys::message(record.local_id), encode(&record)?);
-        self.engine.apply(batch)?;
+        staging
+            .batch
+            .put(keys::message(record.local_id), encode(&record)?);
+        staging.transition(Some(&before), Some(&record));
+        staging.apply(&*self.engine, &self.depths)?;
         drop(guard);
         Ok(JobCompletion::Applied { record, created })
     }
 
     /// Stages a new message whose payload is pending: commits the payload and inserts the
     /// record with its keys.
-    fn stage_new(
+    pub(super) fn stage_new(
         &self,
-        batch: &mut Batch,
+        staging: &mut Staging,
         message: NewMessage,
-        seen_tx: &mut HashSet<String>,
     ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
-        self.stage_payload_commit(batch, message.payload.id)?;
+        self.stage_payload_commit(&mut staging.batch, message.payload.id)?;
         let arrival = stored_precision(message.arrival);
         let record = MessageRecord {
             local_id: message.local_id,
@@ -436,19 +516,18 @@ impl<E: KvEngine> Inner<E> {
             parent: None,
             copies: Vec::new(),
         };
-        self.stage_record(batch, record, message.route, seen_tx)
+        self.stage_record(staging, record, message.route)
     }
 
     /// Stages a record in state NEW with its duplicate key, arrival sequence and route.
     fn stage_record(
         &self,
-        batch: &mut Batch,
+        staging: &mut Staging,
         mut record: MessageRecord,
         route: Route,
-        seen_tx: &mut HashSet<String>,
     ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
         let tx_key = keys::tx(&record.tx_id);
-        if self.engine.get(&tx_key)?.is_some() || !seen_tx.insert(record.tx_id.clone()) {
+        if self.engine.get(&tx_key)?.is_some() || !staging.seen_tx.insert(record.tx_id.clone()) {
             return Err(StoreError::TxIdInUse(record.tx_id));
         }
         if self.engine.get(&keys::message(record.local_id))?.is_some() {
@@ -461,7 +540,7 @@ impl<E: KvEngine> Inner<E> {
             sender: record.sender,
             local_id: record.local_id,
         };
-        batch.put(tx_key, encode(&tx_entry)?);
+        staging.batch.put(tx_key, encode(&tx_entry)?);
         record.arrival_seq = self.engine.next_id()?;
         let job = match route {
             Route::Job => {
@@ -469,15 +548,18 @@ impl<E: KvEngine> Inner<E> {
                 let entry = JobEntry {
                     local_id: record.local_id,
                 };
-                batch.put(keys::job(id.0), encode(&entry)?);
+                staging.batch.put(keys::job(id.0), encode(&entry)?);
                 Some(id)
             }
             Route::Mailbox(mailbox) => {
-                stage_delivery(batch, &mut record, mailbox, Utc::now())?;
+                stage_delivery(&mut staging.batch, &mut record, mailbox, Utc::now())?;
                 None
             }
         };
-        batch.put(keys::message(record.local_id), encode(&record)?);
+        staging
+            .batch
+            .put(keys::message(record.local_id), encode(&record)?);
+        staging.transition(None, Some(&record));
         Ok((record, job))
     }
 
@@ -517,46 +599,9 @@ impl<E: KvEngine> Inner<E> {
 
     /// Discards a payload on a path that already has its answer; a failure only leaves an
     /// orphan that the next open removes.
-    fn discard_quietly(&self, payload: PayloadId) {
+    pub(super) fn discard_quietly(&self, payload: PayloadId) {
         if let Err(err) = self.discard_pending(payload) {
             tracing::warn!(payload = %payload, error = %err, "could not discard payload");
         }
-    }
-}
-
-/// Puts a NEW record into `mailbox`: RECEIVED, listed, findable by tx.id.
-fn stage_delivery(
-    batch: &mut Batch,
-    record: &mut MessageRecord,
-    mailbox: Address,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    record.enter(State::Received, now);
-    let entry = encode(&IndexEntry::of(record))?;
-    for key in keys::index_keys(&mailbox, record) {
-        batch.put(key, entry.clone());
-    }
-    batch.put(
-        keys::mailbox_tx(&mailbox, &record.tx_id),
-        encode(&record.local_id)?,
-    );
-    record.mailbox = Some(mailbox);
-    Ok(())
-}
-
-fn mailbox_of(record: &MessageRecord) -> Result<Address, StoreError> {
-    record.mailbox.clone().ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "message {} is {:?} without a mailbox",
-            record.local_id, record.state
-        ))
-    })
-}
-
-fn wrong_state(record: &MessageRecord, state: State, action: &'static str) -> StoreError {
-    StoreError::WrongState {
-        local_id: record.local_id,
-        state,
-        action,
     }
 }

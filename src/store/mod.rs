@@ -26,15 +26,20 @@ use chrono::{DateTime, Utc};
 use crate::protocol::ErrorCode;
 use crate::protocol::urn::{Address, OrgNumber};
 
+pub mod admin;
 pub mod codec;
 pub mod error;
 pub mod group_commit;
+pub mod housekeeping;
 mod keys;
 pub mod kv;
+mod kv_admin;
+mod kv_housekeeping;
 mod kv_list;
 mod kv_payload;
 mod kv_search;
 pub mod kv_store;
+mod lifecycle;
 pub mod memory;
 pub mod query;
 pub mod record;
@@ -44,7 +49,9 @@ pub mod sled;
 #[cfg(test)]
 mod conformance;
 
+pub use admin::{AdminChange, Administered, AuditNote, AuditRecord};
 pub use error::StoreError;
+pub use housekeeping::{Due, Expiry, Removal};
 pub use kv_store::KvStore;
 pub use query::{MailboxQuery, MetaFilter, SortAttribute, SortBy, SortOrder};
 pub use record::{
@@ -143,6 +150,50 @@ pub trait Store: Send + Sync {
     /// Makes every change applied so far durable, including the unsynced ones (fetch marks,
     /// job completions): called on shutdown so a clean stop loses nothing at all.
     async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Applies an administrator's `change` to message `id` together with its audit
+    /// record, atomically and durably (spec §11). A change that does not apply in the
+    /// message's state is [`StoreError::WrongState`] and changes nothing.
+    async fn administer(
+        &self,
+        id: LocalId,
+        change: AdminChange,
+        note: AuditNote,
+    ) -> Result<Administered, StoreError>;
+
+    /// The audit log, newest first: at most `limit` entries older than `before` (an
+    /// [`AuditRecord::seq`]) when given, so callers can page back.
+    async fn audit_log(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Up to `limit` messages of class `due` whose state began before `before`, oldest
+    /// first: the candidates of one housekeeping batch (spec §10).
+    async fn due(
+        &self,
+        due: Due,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<LocalId>, StoreError>;
+
+    /// Expires an unfetched (RECEIVED) message: EXPIRED, out of its mailbox, with
+    /// `notice` (the `error` to its sender) stored in the same durable batch. A message
+    /// that was fetched or removed meanwhile is left alone ([`Expiry::NotDue`]).
+    async fn expire(&self, id: LocalId, notice: Option<NewMessage>) -> Result<Expiry, StoreError>;
+
+    /// Removes a message for good (retention): the record, every key naming it, and the
+    /// payload when no fan-out sibling still holds it. Durable before it returns; an
+    /// unknown id is an empty [`Removal`].
+    async fn remove(&self, id: LocalId) -> Result<Removal, StoreError>;
+
+    /// The number of messages listed in each mailbox (RECEIVED or FETCHED), for the
+    /// metrics; cheap (no scan).
+    async fn mailbox_depths(&self) -> Result<Vec<(Address, u64)>, StoreError>;
+
+    /// The store's size on disk in bytes, where the engine knows it.
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError>;
 }
 
 /// Streams the data parts of one message into the store in bounded chunks.

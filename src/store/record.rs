@@ -75,9 +75,45 @@ pub enum State {
     Sent,
     /// Product-addressed to several recipients: this parent has one copy per recipient.
     FannedOut,
+    /// Not fetched within the expiry period: taken out of its mailbox, and the sender was
+    /// sent an `error` (spec §10). Deleted after the retention period like a done message.
+    Expired,
 }
 
 impl State {
+    /// Every state, in the order of the spec's state diagram.
+    pub const ALL: [State; 8] = [
+        State::New,
+        State::Received,
+        State::Fetched,
+        State::Acknowledged,
+        State::Quarantined,
+        State::Sent,
+        State::FannedOut,
+        State::Expired,
+    ];
+
+    /// The name the admin API, the console and the logs use (`FANNED_OUT`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::New => "NEW",
+            State::Received => "RECEIVED",
+            State::Fetched => "FETCHED",
+            State::Acknowledged => "ACKNOWLEDGED",
+            State::Quarantined => "QUARANTINED",
+            State::Sent => "SENT",
+            State::FannedOut => "FANNED_OUT",
+            State::Expired => "EXPIRED",
+        }
+    }
+
+    /// The state named by `name` as [`State::as_str`] writes it, case-insensitively.
+    pub fn parse(name: &str) -> Option<State> {
+        State::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(name))
+    }
+
     /// True for the states in which the message sits in its mailbox list index.
     pub fn in_mailbox(self) -> bool {
         matches!(self, State::Received | State::Fetched)

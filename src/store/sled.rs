@@ -208,6 +208,10 @@ impl KvEngine for SledEngine {
         Ok(())
     }
 
+    fn size_on_disk(&self) -> Result<Option<u64>, EngineError> {
+        Ok(Some(self.db.size_on_disk().map_err(from_sled)?))
+    }
+
     fn next_id(&self) -> Result<u64, EngineError> {
         self.db.generate_id().map_err(from_sled)
     }

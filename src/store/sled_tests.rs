@@ -11,6 +11,7 @@ use crate::store::conformance::{
     SENDER, accept, address, new_message, read_part, sled_config, summary, upload, upload_in,
 };
 use crate::store::kv::KvEngine;
+use crate::store::lifecycle;
 use crate::store::{
     Acceptance, CHUNK_SIZE, JobOutcome, KvStore, MailboxQuery, MessageRecord, Route, State, Store,
     keys,
@@ -92,6 +93,12 @@ async fn reopen_keeps_accepted_messages_jobs_and_mailboxes() {
         .await
         .unwrap();
     assert_eq!(listed, [routed]);
+    // Mailbox depths are counted from the index at open.
+    assert_eq!(
+        store.mailbox_depths().await.unwrap(),
+        [(mailbox.clone(), 1)]
+    );
+    assert!(store.size_on_disk().await.unwrap().unwrap() > 0);
 
     let jobs = store.pending_jobs(None, 10).await.unwrap();
     assert_eq!(jobs.len(), 1);
@@ -120,6 +127,62 @@ async fn reopen_keeps_accepted_messages_jobs_and_mailboxes() {
     let (newer, job) = accept(&store, summary("tx-newer"), SENDER, Route::Job).await;
     assert!(newer.arrival_seq > pending.0.arrival_seq);
     assert!(job.unwrap() > pending.1);
+}
+
+/// A store written before the housekeeping index existed gets it at open; a removal cut
+/// off between its batch and the chunk deletion is finished at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_indexes_old_records_and_finishes_removals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (record, removed_payload);
+    {
+        let store = open(dir.path());
+        record = accept(
+            &store,
+            summary("tx-old"),
+            SENDER,
+            Route::Mailbox(address("2120000142")),
+        )
+        .await
+        .0;
+        // As an older version left it: no `h/` key, no migration marker.
+        let mut batch = crate::store::kv::Batch::default();
+        batch.delete(lifecycle::housekeeping_key(&record).unwrap());
+        batch.delete(keys::HOUSEKEEPING_INDEXED.to_vec());
+        // A payload whose removal batch committed but whose chunks were not deleted yet.
+        removed_payload = crate::store::PayloadId(uuid::Uuid::new_v4());
+        let marker = keys::PendingPayload {
+            started_unix: 0,
+            discarding: true,
+        };
+        batch.put(
+            keys::pending(removed_payload),
+            crate::store::codec::encode(&marker).unwrap(),
+        );
+        batch.put(keys::chunk(removed_payload, 0, 0), vec![1; 8]);
+        store.engine().apply(batch).unwrap();
+        store.flush().await.unwrap();
+        let soon = chrono::Utc::now() + std::time::Duration::from_secs(1);
+        assert!(
+            store
+                .due(crate::store::Due::Unfetched, soon, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let store = open(dir.path());
+    let soon = chrono::Utc::now() + std::time::Duration::from_secs(1);
+    let due = store
+        .due(crate::store::Due::Unfetched, soon, 10)
+        .await
+        .unwrap();
+    assert_eq!(due, [record.local_id]);
+    let chunk = store
+        .engine()
+        .get(&keys::chunk(removed_payload, 0, 0))
+        .unwrap();
+    assert_eq!(chunk, None);
 }
 
 #[tokio::test]

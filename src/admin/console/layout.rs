@@ -132,7 +132,7 @@ pub(super) fn redirect(location: &str) -> Response<Full<Bytes>> {
 
 /// A state as a coloured badge.
 pub(super) fn state_badge(state: State) -> String {
-    let name = crate::admin::search_params::state_name(state);
+    let name = state.as_str();
     format!("<span class=\"state {name}\">{name}</span>")
 }
 

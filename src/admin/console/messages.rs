@@ -10,7 +10,7 @@ use http_body_util::Full;
 use super::html::{esc, url};
 use super::layout::{self, Nav, state_badge};
 use super::{store_failed, when};
-use crate::admin::search_params::{self, Dialect, STATES, state_name};
+use crate::admin::search_params::{self, Dialect};
 use crate::admin::{Actor, AdminServer};
 use crate::percent::query_pairs;
 use crate::store::{AdminSearch, MessageRecord, State};
@@ -128,8 +128,8 @@ fn write_form(body: &mut String, query: &str) {
     body.push_str(
         "<label>State<select name=\"state\" id=\"state\"><option value=\"\">any</option>",
     );
-    for state in STATES {
-        let name = state_name(state);
+    for state in State::ALL {
+        let name = state.as_str();
         let selected = if name == chosen { " selected" } else { "" };
         let _ = write!(body, "<option value=\"{name}\"{selected}>{name}</option>");
     }

@@ -1,9 +1,10 @@
 //! The overview: traffic since the process started (the [`Metrics`] totals), how many
 //! messages wait in quarantine, and how deep each local mailbox is.
 //!
-//! Mailbox depths come from the mailboxes' own list index (never a scan of all messages),
-//! counted up to [`DEPTH_CAP`] so one page view stays cheap however full a mailbox is.
+//! Mailbox depths are the store's running counts ([`Store::mailbox_depths`]), so a page
+//! view costs no scan; the quarantine count is a search capped at [`MAX_LIMIT`].
 //!
+//! [`Store::mailbox_depths`]: crate::store::Store::mailbox_depths
 //! [`Metrics`]: crate::metrics::Metrics
 
 use std::fmt::Write as _;
@@ -16,13 +17,9 @@ use super::html::{esc, url};
 use super::layout::{self, Nav};
 use super::store_failed;
 use crate::admin::{Actor, AdminServer};
-use crate::protocol::label::Status;
 use crate::protocol::urn::Address;
 use crate::store::search::MAX_LIMIT;
-use crate::store::{AdminSearch, MailboxQuery, State};
-
-/// Mailbox depths are counted up to this many messages per mailbox and status.
-const DEPTH_CAP: usize = 1000;
+use crate::store::{AdminSearch, State};
 
 impl AdminServer {
     /// The overview page.
@@ -93,59 +90,56 @@ impl AdminServer {
     }
 
     /// The table of mailbox depths: messages waiting (RECEIVED) or fetched but not yet
-    /// acknowledged (FETCHED), production and test traffic together.
+    /// acknowledged (FETCHED), from the store's running counts (no scan). Every
+    /// configured mailbox is listed, empty ones too.
     async fn write_depths(&self, body: &mut String) {
+        let depths = match self.broker.store().mailbox_depths().await {
+            Ok(depths) => Some(depths),
+            Err(err) => {
+                tracing::error!(error = %err, "console mailbox depths failed");
+                None
+            }
+        };
         body.push_str(
             "<h2>Mailboxes</h2><table id=\"mailboxes\"><thead><tr><th>Mailbox</th>\
              <th>Organisation</th><th>Not yet acknowledged</th></tr></thead><tbody>",
         );
         let config = self.broker.config();
+        let mut rows: Vec<(Address, String)> = Vec::new();
         for org in &config.organisations {
-            let mut mailboxes = vec![Address::organisation(org.number)];
-            mailboxes.extend(
+            rows.push((Address::organisation(org.number), org.name.clone()));
+            rows.extend(
                 org.sub_addresses
                     .iter()
-                    .filter_map(|sub| Address::with_sub(org.number, sub).ok()),
+                    .filter_map(|sub| Address::with_sub(org.number, sub).ok())
+                    .map(|address| (address, org.name.clone())),
             );
-            for mailbox in mailboxes {
-                let depth = match self.depth(&mailbox).await {
-                    Some(n) if n >= DEPTH_CAP => format!("{DEPTH_CAP}+"),
-                    Some(n) => n.to_string(),
-                    None => "store error".to_owned(),
-                };
-                let bare = mailbox.bare();
-                let _ = write!(
-                    body,
-                    "<tr><td class=\"mono\"><a href=\"/console/messages?org={}\">{}</a></td>\
-                     <td>{}</td><td>{}</td></tr>",
-                    esc(&url(org.number.as_str())),
-                    esc(&bare),
-                    esc(&org.name),
-                    esc(&depth)
-                );
+        }
+        // Mailboxes that hold messages but are no longer configured still show.
+        for (address, _) in depths.iter().flatten() {
+            if !rows.iter().any(|(known, _)| known == address) {
+                rows.push((address.clone(), "(not configured)".to_owned()));
             }
+        }
+        for (mailbox, name) in rows {
+            let depth = match &depths {
+                Some(depths) => depths
+                    .iter()
+                    .find(|(address, _)| *address == mailbox)
+                    .map_or(0, |(_, n)| *n)
+                    .to_string(),
+                None => "store error".to_owned(),
+            };
+            let _ = write!(
+                body,
+                "<tr><td class=\"mono\"><a href=\"/console/messages?org={}\">{}</a></td>\
+                 <td>{}</td><td>{}</td></tr>",
+                esc(&url(mailbox.org().as_str())),
+                esc(&mailbox.bare()),
+                esc(&name),
+                esc(&depth)
+            );
         }
         body.push_str("</tbody></table>");
-    }
-
-    /// How many messages sit in `mailbox`'s list, up to [`DEPTH_CAP`] per status.
-    async fn depth(&self, mailbox: &Address) -> Option<usize> {
-        let mut total = 0;
-        for status in [Status::Production, Status::Test] {
-            let query = MailboxQuery {
-                include_fetched: true,
-                max_hits: DEPTH_CAP,
-                status,
-                ..MailboxQuery::default()
-            };
-            match self.broker.store().list(mailbox, &query).await {
-                Ok(records) => total += records.len(),
-                Err(err) => {
-                    tracing::error!(error = %err, mailbox = %mailbox.bare(), "console depth failed");
-                    return None;
-                }
-            }
-        }
-        Some(total)
     }
 }

@@ -1,0 +1,253 @@
+//! The bookkeeping every state change of a record keeps in step, in one place so that no
+//! write path can forget it:
+//!
+//! - the housekeeping index (`h/` keys): which messages wait unfetched, fetched or done
+//!   since when, so that retention and expiry walk the due ones in time order instead of
+//!   scanning every record (spec §10);
+//! - the mailbox depths: an in-memory count per mailbox, counted once at open and then
+//!   moved by each committed batch, so `/metrics` answers without touching the disk.
+//!
+//! A write path builds a [`Staging`], records each record's transition with
+//! [`Staging::transition`], and commits it with [`Staging::apply`]: the depths move only if
+//! the batch was applied.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use super::codec::encode;
+use super::keys::{self, IndexEntry};
+use super::kv::{Batch, Direction, KvEngine};
+use super::record::{MessageRecord, State};
+use super::{StoreError, record::LocalId};
+use crate::protocol::urn::Address;
+
+/// How many keys one scan at open reads at a time.
+const PAGE: usize = 1024;
+
+/// A batch being built, with what it does to the mailbox depths.
+#[derive(Default)]
+pub(super) struct Staging {
+    /// The writes.
+    pub batch: Batch,
+    /// The tx.ids claimed by this batch (two records of one batch must not share one).
+    pub seen_tx: HashSet<String>,
+    /// Mailbox depth changes to apply once the batch is applied.
+    depths: Vec<(Address, i64)>,
+}
+
+impl Staging {
+    /// Records that a record goes from `before` to `after` (`None`: not stored): moves its
+    /// housekeeping key and notes the depth change. Call once per record and batch, after
+    /// the record's own writes are staged.
+    pub fn transition(&mut self, before: Option<&MessageRecord>, after: Option<&MessageRecord>) {
+        let old_key = before.and_then(housekeeping_key);
+        let new_key = after.and_then(housekeeping_key);
+        if old_key != new_key {
+            if let Some(key) = old_key {
+                self.batch.delete(key);
+            }
+            if let Some(key) = new_key {
+                self.batch.put(key, Vec::new());
+            }
+        }
+        if let Some(mailbox) = before.and_then(listed_in) {
+            self.depths.push((mailbox, -1));
+        }
+        if let Some(mailbox) = after.and_then(listed_in) {
+            self.depths.push((mailbox, 1));
+        }
+    }
+
+    /// Applies the batch; on success moves `depths` by what it did.
+    pub fn apply<E: KvEngine + ?Sized>(
+        self,
+        engine: &E,
+        depths: &MailboxDepths,
+    ) -> Result<(), StoreError> {
+        engine.apply(self.batch)?;
+        depths.shift(self.depths);
+        Ok(())
+    }
+}
+
+/// The number of messages listed in each mailbox (states RECEIVED and FETCHED).
+#[derive(Debug, Default)]
+pub(super) struct MailboxDepths {
+    counts: Mutex<HashMap<Address, u64>>,
+}
+
+impl MailboxDepths {
+    /// Counts the mailbox index once (at open; keys only, no record is read).
+    pub fn count<E: KvEngine + ?Sized>(engine: &E) -> Result<MailboxDepths, StoreError> {
+        let mut counts: HashMap<Address, u64> = HashMap::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = engine.scan(
+                keys::MAILBOX_PREFIX,
+                after.as_deref(),
+                Direction::Forward,
+                PAGE,
+            )?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(last.clone());
+            for (key, _) in &page {
+                let mailbox = keys::mailbox_of_entry(key)
+                    .and_then(|bare| std::str::from_utf8(bare).ok())
+                    .and_then(|bare| bare.parse::<Address>().ok())
+                    .ok_or_else(|| StoreError::Corrupt("malformed mailbox index key".into()))?;
+                *counts.entry(mailbox).or_default() += 1;
+            }
+        }
+        Ok(MailboxDepths {
+            counts: Mutex::new(counts),
+        })
+    }
+
+    /// Every mailbox that holds or held messages since start, with its depth, sorted.
+    pub fn snapshot(&self) -> Vec<(Address, u64)> {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<_> = counts.iter().map(|(m, n)| (m.clone(), *n)).collect();
+        all.sort();
+        all
+    }
+
+    fn shift(&self, changes: Vec<(Address, i64)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        for (mailbox, change) in changes {
+            let count = counts.entry(mailbox).or_default();
+            *count = count.saturating_add_signed(change);
+        }
+    }
+}
+
+/// The `h/` key a record in its current state has, if any: the class by state, the time
+/// the state was entered (the last entry of its log).
+pub(super) fn housekeeping_key(record: &MessageRecord) -> Option<Vec<u8>> {
+    let class = match record.state {
+        State::Received => keys::UNFETCHED,
+        State::Fetched => keys::FETCHED,
+        State::Acknowledged | State::Sent | State::Expired => keys::DONE,
+        State::New | State::Quarantined | State::FannedOut => return None,
+    };
+    let since = record
+        .state_log
+        .last()
+        .map_or(record.arrival, |change| change.at);
+    Some(keys::housekeeping(class, since, record.local_id))
+}
+
+/// The mailbox a record is listed in, if its state lists it.
+fn listed_in(record: &MessageRecord) -> Option<Address> {
+    record.mailbox.clone().filter(|_| record.state.in_mailbox())
+}
+
+/// Puts a record into `mailbox` as RECEIVED: listed, findable by tx.id. The caller records
+/// the transition.
+pub(super) fn stage_delivery(
+    batch: &mut Batch,
+    record: &mut MessageRecord,
+    mailbox: Address,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StoreError> {
+    record.enter(State::Received, now);
+    let entry = encode(&IndexEntry::of(record))?;
+    for key in keys::index_keys(&mailbox, record) {
+        batch.put(key, entry.clone());
+    }
+    batch.put(
+        keys::mailbox_tx(&mailbox, &record.tx_id),
+        encode(&record.local_id)?,
+    );
+    record.mailbox = Some(mailbox);
+    Ok(())
+}
+
+/// Takes a record out of its mailbox list (it stays findable by tx.id). The caller
+/// records the transition.
+pub(super) fn stage_unlisting(batch: &mut Batch, record: &MessageRecord) {
+    if let Some(mailbox) = listed_in(record) {
+        for key in keys::index_keys(&mailbox, record) {
+            batch.delete(key);
+        }
+    }
+}
+
+/// The mailbox of a record that must have one.
+pub(super) fn mailbox_of(record: &MessageRecord) -> Result<Address, StoreError> {
+    record.mailbox.clone().ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "message {} is {:?} without a mailbox",
+            record.local_id, record.state
+        ))
+    })
+}
+
+/// The error for an operation that does not apply in the record's state.
+pub(super) fn wrong_state(record: &MessageRecord, action: &'static str) -> StoreError {
+    StoreError::WrongState {
+        local_id: record.local_id,
+        state: record.state,
+        action,
+    }
+}
+
+/// Gives every record its `h/` key once, for stores written before the index existed.
+/// Idempotent; run at open.
+pub(super) fn index_for_housekeeping<E: KvEngine + ?Sized>(engine: &E) -> Result<(), StoreError> {
+    if engine.get(keys::HOUSEKEEPING_INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let mut after: Option<Vec<u8>> = None;
+    let mut indexed = 0_usize;
+    loop {
+        let page = engine.scan(
+            keys::MESSAGE_PREFIX,
+            after.as_deref(),
+            Direction::Forward,
+            PAGE,
+        )?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        let mut batch = Batch::default();
+        for (_, value) in &page {
+            let record: MessageRecord = super::codec::decode(value)?;
+            if let Some(key) = housekeeping_key(&record) {
+                batch.put(key, Vec::new());
+                indexed += 1;
+            }
+        }
+        engine.apply(batch)?;
+    }
+    let mut batch = Batch::default();
+    batch.put(keys::HOUSEKEEPING_INDEXED.to_vec(), Vec::new());
+    engine.apply(batch)?;
+    if indexed > 0 {
+        tracing::info!(count = indexed, "indexed stored messages for housekeeping");
+    }
+    Ok(())
+}
+
+/// The local ids of the family sharing a record's payload: a fan-out parent and its
+/// copies. Only those ids can hold the payload besides the record itself.
+pub(super) fn payload_family(
+    record: &MessageRecord,
+    parent: Option<&MessageRecord>,
+) -> Vec<LocalId> {
+    let mut family = Vec::new();
+    match parent {
+        Some(parent) => {
+            family.push(parent.local_id);
+            family.extend(parent.copies.iter().copied());
+        }
+        None => family.extend(record.copies.iter().copied()),
+    }
+    family.retain(|id| *id != record.local_id);
+    family
+}
