@@ -31,6 +31,7 @@ const QUARANTINE: &str = "/api/quarantine";
 pub(super) fn is_api_path(path: &str) -> bool {
     path == MESSAGES
         || path == QUARANTINE
+        || path == super::actions::AUDIT
         || path
             .strip_prefix(MESSAGES)
             .and_then(|rest| rest.strip_prefix('/'))
@@ -43,6 +44,7 @@ impl AdminServer {
         let answer = match path {
             MESSAGES => self.search(query, None).await,
             QUARANTINE => self.search(query, Some(State::Quarantined)).await,
+            super::actions::AUDIT => return self.audit_api(query).await,
             _ => {
                 let id = path.rsplit('/').next().unwrap_or_default();
                 self.detail(id).await
@@ -87,7 +89,7 @@ impl AdminServer {
 
 /// The list view of one message.
 #[derive(Serialize)]
-struct Summary<'a> {
+pub(super) struct Summary<'a> {
     local_id: String,
     tx_id: &'a str,
     corr_id: &'a str,
@@ -131,7 +133,7 @@ struct StateView {
 }
 
 impl<'a> Summary<'a> {
-    fn of(record: &'a MessageRecord) -> Self {
+    pub(super) fn of(record: &'a MessageRecord) -> Self {
         Summary {
             local_id: record.local_id.to_string(),
             tx_id: &record.tx_id,
@@ -177,26 +179,51 @@ impl<'a> Detail<'a> {
 }
 
 /// UTC, RFC 3339 with microseconds (the stored precision), so times sort as text.
-fn time(at: DateTime<Utc>) -> String {
+pub(super) fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// Why an API request failed; rendered as a JSON error in [`ApiError::render`].
-enum ApiError {
-    BadParameter { parameter: String, reason: String },
+pub(super) enum ApiError {
+    BadParameter {
+        parameter: String,
+        reason: String,
+    },
     NotFound(String),
+    /// The request is valid but does not fit the message's state (409).
+    Conflict(String),
+    /// The store cannot answer now (503); the cause is logged.
+    Unavailable,
     Internal,
 }
 
 impl ApiError {
-    fn bad(parameter: &str, reason: String) -> Self {
+    /// The answer for a failed broker operation; causes of 5xx are logged here.
+    pub(super) fn of_broker(err: crate::broker::BrokerError) -> Self {
+        use crate::broker::BrokerError;
+        match err {
+            BrokerError::NotFound(reason) => ApiError::NotFound(reason),
+            BrokerError::Conflict(reason) => ApiError::Conflict(reason),
+            BrokerError::BadRequest(reason) => ApiError::bad("request", reason),
+            BrokerError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "admin request: store unavailable");
+                ApiError::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "admin request failed");
+                ApiError::Internal
+            }
+        }
+    }
+
+    pub(super) fn bad(parameter: &str, reason: String) -> Self {
         ApiError::BadParameter {
             parameter: parameter.to_owned(),
             reason,
         }
     }
 
-    fn render(self) -> Response<Full<Bytes>> {
+    pub(super) fn render(self) -> Response<Full<Bytes>> {
         #[derive(Serialize)]
         struct Body {
             error: String,
@@ -218,6 +245,20 @@ impl ApiError {
                     parameter: None,
                 },
             ),
+            ApiError::Conflict(error) => (
+                StatusCode::CONFLICT,
+                Body {
+                    error,
+                    parameter: None,
+                },
+            ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Body {
+                    error: "the store cannot answer now; try again later".into(),
+                    parameter: None,
+                },
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Body {
@@ -232,7 +273,7 @@ impl ApiError {
 
 /// A JSON response. Serialising these plain structs cannot fail; if it ever did, the
 /// answer is a bare 500 rather than a panic.
-fn json(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
+pub(super) fn json(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
     let (status, body) = match serde_json::to_vec(value) {
         Ok(body) => (status, body),
         Err(err) => {

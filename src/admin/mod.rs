@@ -6,13 +6,17 @@
 //!   serving, else 503 with the reason (readiness: take the node out of a load balancer
 //!   while it starts, drains or has lost its store).
 //! - `GET /metrics`: the [`Metrics`](crate::metrics::Metrics) in the Prometheus text format.
-//! - `GET /api/…`: the read-only JSON API (message search, detail, quarantine); see [`api`].
-//! - `GET /console…`: the web console (server-rendered HTML); see [`console`].
+//! - `GET /api/…`: the JSON API (message search, detail, quarantine); see [`api`].
+//! - `POST /api/messages/{id}/{action}`, `GET /api/audit`: admin actions and their audit
+//!   log; see [`actions`].
+//! - `GET /console…` (and `POST` of its action forms): the web console, server-rendered
+//!   HTML; see [`console`].
 //!
 //! Plain HTTP has no authentication, so the configuration allows it on loopback only; any
 //! other address is served over admin mTLS, where only configured admin identities get in.
 //! Shuts down on the same token as the SHS listener.
 
+mod actions;
 mod actor;
 mod api;
 mod console;
@@ -27,6 +31,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -40,6 +48,10 @@ use crate::tls::ReloadableServerConfig;
 /// Admin requests are probes and scrapes: a few connections suffice, and a bound keeps a
 /// runaway local script from taking file descriptors the SHS listener needs.
 const MAX_CONNECTIONS: usize = 32;
+
+/// The largest request body the admin listener reads (console forms are a few hundred
+/// bytes; nothing else has a body).
+const MAX_BODY: usize = 16 * 1024;
 
 /// How long a client has to send its request head; probes are quick.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -185,7 +197,10 @@ impl AdminServer {
             let caller = Arc::clone(&caller);
             async move {
                 let response = match caller.as_ref() {
-                    Caller::Admin(actor) => server.handle(request, actor).await,
+                    Caller::Admin(actor) => match read_body(request).await {
+                        Ok(request) => server.handle(request, actor).await,
+                        Err(response) => response,
+                    },
                     Caller::NotAdmin => mtls::forbidden(),
                 };
                 Ok::<_, Infallible>(response)
@@ -198,6 +213,27 @@ impl AdminServer {
         let connection = builder.serve_connection(io, service);
         if let Err(err) = watcher.watch(connection).await {
             tracing::debug!(error = %err, "admin connection ended with an error");
+        }
+    }
+}
+
+/// Reads a request's body whole, up to [`MAX_BODY`] (admin requests are small: a console
+/// form at most); a larger or broken body is answered here (413, 400).
+async fn read_body(request: Request<Incoming>) -> Result<Request<Bytes>, Response<Full<Bytes>>> {
+    let (parts, body) = request.into_parts();
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(Request::from_parts(parts, collected.to_bytes())),
+        Err(err) => {
+            let too_large = err.downcast_ref::<LengthLimitError>().is_some();
+            tracing::info!(error = %err, "admin request body refused");
+            let (status, text) = if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
+            } else {
+                (StatusCode::BAD_REQUEST, "request body unreadable\n")
+            };
+            let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+            *response.status_mut() = status;
+            Err(response)
         }
     }
 }

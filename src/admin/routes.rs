@@ -1,7 +1,6 @@
 //! The admin endpoints. Probe and metrics answers are short plain-text bodies built by
 //! [`text`]; the JSON API renders its own in [`super::api`], the console its pages in
-//! [`super::console`]. Causes of failures are logged,
-//! not shown.
+//! [`super::console`]. Causes of failures are logged, not shown.
 
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 
-use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, StoreGauges};
 use crate::store::LocalId;
 
 use super::{Actor, AdminServer};
@@ -18,16 +17,35 @@ use super::{Actor, AdminServer};
 /// even when the store hangs.
 const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The most pending routing jobs a scrape counts: jobs are read whole, so the gauge is
+/// capped ("at least this many") to keep a scrape cheap during a backlog.
+const PENDING_JOBS_COUNTED: usize = 1000;
+
 impl AdminServer {
-    /// Answers one admin request from `actor`; the request body, if any, is ignored.
-    pub(super) async fn handle<B>(
+    /// Answers one admin request from `actor`. The body, read whole (and bounded) by the
+    /// listener, is only used by the console's form posts.
+    pub(super) async fn handle(
         &self,
-        request: Request<B>,
+        request: Request<Bytes>,
         actor: &Actor,
     ) -> Response<Full<Bytes>> {
         let path = request.uri().path();
         if super::console::is_console_path(path) {
             return self.console(&request, actor).await;
+        }
+        if let Some((id, action)) = super::actions::action_path(path) {
+            if request.method() != Method::POST {
+                let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return response;
+            }
+            if super::actions::cross_site(request.headers()) {
+                tracing::warn!(%actor, path, "refused a cross-site admin request");
+                return text(StatusCode::FORBIDDEN, "cross-site requests are refused\n");
+            }
+            return self.action_api(id, action, actor).await;
         }
         let api = super::api::is_api_path(path);
         if !api && !matches!(path, "/healthz" | "/readyz" | "/metrics") {
@@ -50,12 +68,45 @@ impl AdminServer {
                 Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("{reason}\n")),
             },
             _ => {
-                let mut response = text(StatusCode::OK, &self.broker.metrics().render());
+                let gauges = self.store_gauges().await;
+                let mut response = text(StatusCode::OK, &self.broker.metrics().render(&gauges));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static(METRICS_CONTENT_TYPE),
                 );
                 response
+            }
+        }
+    }
+
+    /// The store's side of a scrape. A store that fails or hangs costs the gauges, not
+    /// the scrape: the counters still tell what happened.
+    async fn store_gauges(&self) -> StoreGauges {
+        let store = self.broker.store();
+        let read = async {
+            let mailbox_depths = store
+                .mailbox_depths()
+                .await?
+                .into_iter()
+                .map(|(mailbox, depth)| (mailbox.bare(), depth))
+                .collect();
+            let size_on_disk = store.size_on_disk().await?;
+            let pending_jobs = store.pending_jobs(None, PENDING_JOBS_COUNTED).await?.len();
+            Ok::<_, crate::store::StoreError>(StoreGauges {
+                mailbox_depths,
+                size_on_disk,
+                pending_jobs: pending_jobs as u64,
+            })
+        };
+        match tokio::time::timeout(STORE_PROBE_TIMEOUT, read).await {
+            Ok(Ok(gauges)) => gauges,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "metrics: the store failed a read");
+                StoreGauges::default()
+            }
+            Err(_) => {
+                tracing::warn!("metrics: the store did not answer in time");
+                StoreGauges::default()
             }
         }
     }

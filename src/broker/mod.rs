@@ -7,6 +7,7 @@
 //! - [`notice`]: the confirm and error messages the node generates (spec §4.4).
 //! - [`caller`]: who is calling and what they may do (spec §2).
 
+pub mod admin;
 pub mod caller;
 pub mod error;
 pub mod intake;
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+pub use admin::AdminAction;
 pub use caller::Caller;
 pub use error::BrokerError;
 pub use intake::{BodyError, BodySource, IntakeError, LabelIds, Receipt};

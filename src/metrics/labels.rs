@@ -173,6 +173,33 @@ impl EndpointLabel {
     }
 }
 
+/// The admin actions, by their names (`AdminAction::as_str` in the broker, which checks in
+/// a test that the two lists agree).
+pub const ADMIN_ACTIONS: [&str; 4] = ["requeue", "release", "resend", "delete"];
+
+/// What housekeeping did to a message (spec §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Housekept {
+    /// Not fetched in time: expired, `error` sent to the sender.
+    Expired,
+    /// Removed after the retention period (acknowledged, sent, expired or, where acks
+    /// are not used, fetched).
+    Removed,
+}
+
+impl Housekept {
+    /// Every value, in rendering order.
+    pub const ALL: [Housekept; 2] = [Housekept::Expired, Housekept::Removed];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Housekept::Expired => "expired",
+            Housekept::Removed => "removed",
+        }
+    }
+}
+
 /// The status classes a response is counted under, `1xx` to `5xx`.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 

@@ -15,7 +15,8 @@ use crate::protocol::ErrorCode;
 
 use labels::slot;
 pub use labels::{
-    EndpointLabel, Limit, NoticeKind, Received, STATUS_CLASSES, TlsFailure, status_class,
+    ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Received, STATUS_CLASSES,
+    TlsFailure, status_class,
 };
 pub use render::CONTENT_TYPE;
 
@@ -42,6 +43,21 @@ pub struct Metrics {
     requests: [[AtomicU64; STATUS_CLASSES.len()]; EndpointLabel::ALL.len()],
     latency: [Histogram; EndpointLabel::ALL.len()],
     open_connections: AtomicI64,
+    admin_actions: [AtomicU64; ADMIN_ACTIONS.len()],
+    housekept: [AtomicU64; Housekept::ALL.len()],
+    housekeeping_failures: AtomicU64,
+}
+
+/// What the store reports at scrape time: read by the admin listener just before
+/// rendering, because the registry itself never waits for the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Messages listed per mailbox (bare address), RECEIVED or FETCHED.
+    pub mailbox_depths: Vec<(String, u64)>,
+    /// The store's size on disk in bytes, where the engine knows it.
+    pub size_on_disk: Option<u64>,
+    /// Routing jobs waiting (NEW messages), capped at the count the scrape looked for.
+    pub pending_jobs: u64,
 }
 
 impl Metrics {
@@ -107,9 +123,27 @@ impl Metrics {
         OpenConnection { metrics: self }
     }
 
-    /// The registry in the Prometheus text exposition format 0.0.4.
-    pub fn render(&self) -> String {
-        render::render(self)
+    /// An administrator performed `action` (one of [`ADMIN_ACTIONS`]).
+    pub fn admin_action(&self, action: &str) {
+        if let Some(slot) = ADMIN_ACTIONS.iter().position(|known| *known == action) {
+            bump(&self.admin_actions[slot]);
+        }
+    }
+
+    /// Housekeeping expired or removed one message.
+    pub fn housekept(&self, what: Housekept) {
+        bump(&self.housekept[slot(&Housekept::ALL, what)]);
+    }
+
+    /// A housekeeping batch failed (the store refused); it is retried next round.
+    pub fn housekeeping_failed(&self) {
+        bump(&self.housekeeping_failures);
+    }
+
+    /// The registry in the Prometheus text exposition format 0.0.4, with the store's
+    /// gauges as of this scrape.
+    pub fn render(&self, store: &StoreGauges) -> String {
+        render::render(self, store)
     }
 
     /// The traffic counters summed over their labels, for the console's overview (a

@@ -1,19 +1,37 @@
 //! The Prometheus text exposition format 0.0.4: per family a `# HELP` and a `# TYPE` line,
-//! then one `name{labels} value` line per series. Label values here are fixed ASCII words,
-//! so no escaping is needed.
+//! then one `name{labels} value` line per series. Label values are fixed ASCII words,
+//! except mailbox names, which [`escape_label`] escapes.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
 use crate::protocol::ErrorCode;
 
-use super::labels::{EndpointLabel, Limit, NoticeKind, Received, STATUS_CLASSES, TlsFailure};
-use super::{LATENCY_BUCKETS, Metrics, read};
+use super::labels::{
+    ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Received, STATUS_CLASSES,
+    TlsFailure,
+};
+use super::{LATENCY_BUCKETS, Metrics, StoreGauges, read};
+
+/// A label value as the exposition format wants it: backslash, double quote and newline
+/// escaped (mailbox names come from configuration and labels).
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub(super) fn render(metrics: &Metrics) -> String {
+pub(super) fn render(metrics: &Metrics, store: &StoreGauges) -> String {
     let mut out = Exposition(String::with_capacity(16 * 1024));
     out.family(
         "shsd_messages_received_total",
@@ -121,12 +139,73 @@ pub(super) fn render(metrics: &Metrics) -> String {
     );
     let open = metrics.open_connections.load(Ordering::Relaxed);
     out.line("shsd_open_connections", &[], &open.to_string());
+    out.family(
+        "shsd_admin_actions_total",
+        "counter",
+        "Admin actions performed, by action (each is in the audit log).",
+    );
+    for (action, counter) in ADMIN_ACTIONS.iter().zip(&metrics.admin_actions) {
+        out.series(
+            "shsd_admin_actions_total",
+            &[("action", action)],
+            read(counter),
+        );
+    }
+    out.family(
+        "shsd_housekeeping_messages_total",
+        "counter",
+        "Messages expired (error sent) or removed after retention by housekeeping.",
+    );
+    for (what, counter) in Housekept::ALL.iter().zip(&metrics.housekept) {
+        out.series(
+            "shsd_housekeeping_messages_total",
+            &[("outcome", what.as_str())],
+            read(counter),
+        );
+    }
+    out.family(
+        "shsd_housekeeping_failures_total",
+        "counter",
+        "Housekeeping batches that failed on a store error (retried next round).",
+    );
+    out.series(
+        "shsd_housekeeping_failures_total",
+        &[],
+        read(&metrics.housekeeping_failures),
+    );
+    out.store_gauges(store);
     out.0
 }
 
 struct Exposition(String);
 
 impl Exposition {
+    fn store_gauges(&mut self, store: &StoreGauges) {
+        self.family(
+            "shsd_mailbox_depth",
+            "gauge",
+            "Messages waiting in a mailbox (received or fetched, not acknowledged).",
+        );
+        for (mailbox, depth) in &store.mailbox_depths {
+            let mailbox = escape_label(mailbox);
+            self.series("shsd_mailbox_depth", &[("mailbox", &mailbox)], *depth);
+        }
+        self.family(
+            "shsd_routing_jobs_pending",
+            "gauge",
+            "Accepted messages whose routing job has not completed.",
+        );
+        self.series("shsd_routing_jobs_pending", &[], store.pending_jobs);
+        if let Some(size) = store.size_on_disk {
+            self.family(
+                "shsd_store_size_bytes",
+                "gauge",
+                "The store's size on disk.",
+            );
+            self.series("shsd_store_size_bytes", &[], size);
+        }
+    }
+
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}");
         let _ = writeln!(self.0, "# TYPE {name} {kind}");

@@ -21,7 +21,7 @@ fn recorded_values_show_in_their_series() {
     metrics.request_answered(EndpointLabel::List, 200, Duration::from_millis(3));
     metrics.request_answered(EndpointLabel::List, 404, Duration::from_secs(100));
     let open = metrics.connection_opened();
-    let text = metrics.render();
+    let text = metrics.render(&StoreGauges::default());
     let get = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}"));
     assert_eq!(
         get(r#"shsd_messages_received_total{outcome="accepted"}"#),
@@ -80,14 +80,18 @@ fn recorded_values_show_in_their_series() {
     assert_eq!(get("shsd_open_connections"), "1");
     drop(open);
     assert_eq!(
-        value(&metrics.render(), "shsd_open_connections").unwrap(),
+        value(
+            &metrics.render(&StoreGauges::default()),
+            "shsd_open_connections"
+        )
+        .unwrap(),
         "0"
     );
 }
 
 #[test]
 fn every_line_is_help_type_or_a_sample_of_a_declared_family() {
-    let text = Metrics::new().render();
+    let text = Metrics::new().render(&StoreGauges::default());
     let mut declared = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -120,4 +124,35 @@ fn status_classes_clamp_out_of_range_codes() {
     assert_eq!(STATUS_CLASSES[status_class(503)], "5xx");
     assert_eq!(STATUS_CLASSES[status_class(999)], "5xx");
     assert_eq!(STATUS_CLASSES[status_class(42)], "1xx");
+}
+
+#[test]
+fn admin_housekeeping_and_store_gauges_are_rendered() {
+    let metrics = Metrics::new();
+    metrics.admin_action("requeue");
+    metrics.admin_action("requeue");
+    metrics.admin_action("no-such-action");
+    metrics.housekept(Housekept::Expired);
+    metrics.housekeeping_failed();
+    let store = StoreGauges {
+        mailbox_depths: vec![("2120000142".into(), 3), ("2120000142.bygg\"lov".into(), 1)],
+        size_on_disk: Some(4096),
+        pending_jobs: 2,
+    };
+    let text = metrics.render(&store);
+    let get = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}"));
+    assert_eq!(get(r#"shsd_admin_actions_total{action="requeue"}"#), "2");
+    assert_eq!(get(r#"shsd_admin_actions_total{action="delete"}"#), "0");
+    assert_eq!(
+        get(r#"shsd_housekeeping_messages_total{outcome="expired"}"#),
+        "1"
+    );
+    assert_eq!(get("shsd_housekeeping_failures_total"), "1");
+    assert_eq!(get(r#"shsd_mailbox_depth{mailbox="2120000142"}"#), "3");
+    assert_eq!(
+        get(r#"shsd_mailbox_depth{mailbox="2120000142.bygg\"lov"}"#),
+        "1"
+    );
+    assert_eq!(get("shsd_store_size_bytes"), "4096");
+    assert_eq!(get("shsd_routing_jobs_pending"), "2");
 }

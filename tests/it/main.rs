@@ -1,6 +1,7 @@
 //! shsd's integration tests: one test binary, one module per area, a shared harness.
 
 mod admin;
+mod admin_actions;
 mod admin_api;
 mod admin_mtls;
 mod authorisation;

@@ -9,6 +9,8 @@
 use http::HeaderMap;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::admin::actions::cross_site;
+
 /// The form field that carries the token.
 pub(in crate::admin) const FIELD: &str = "csrf";
 
@@ -19,12 +21,9 @@ pub(in crate::admin) struct CsrfToken(String);
 /// Why a form post was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(in crate::admin) enum CsrfRefusal {
-    /// The browser says the request comes from another site.
-    #[error("the request comes from another site (Sec-Fetch-Site)")]
+    /// The browser says the request comes from another site (`Sec-Fetch-Site`, `Origin`).
+    #[error("the request comes from another site")]
     CrossSite,
-    /// The `Origin` header names another origin than this listener.
-    #[error("the request's Origin is not this console")]
-    ForeignOrigin,
     /// The form's token is missing or wrong (e.g. a page from before a restart).
     #[error("the form token is missing or stale; reload the page and try again")]
     BadToken,
@@ -51,30 +50,15 @@ impl CsrfToken {
         &self.0
     }
 
-    /// Checks a form post: its headers and the token it carried.
+    /// Checks a form post: its headers (the JSON API's cross-site rule,
+    /// [`cross_site`]) and the token it carried.
     pub(in crate::admin) fn check(
         &self,
         headers: &HeaderMap,
         token: Option<&str>,
     ) -> Result<(), CsrfRefusal> {
-        if let Some(site) = headers.get("sec-fetch-site") {
-            if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-                return Err(CsrfRefusal::CrossSite);
-            }
-        }
-        if let Some(origin) = headers.get(http::header::ORIGIN) {
-            let host = headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .ok_or(CsrfRefusal::ForeignOrigin)?;
-            let origin = origin.to_str().map_err(|_| CsrfRefusal::ForeignOrigin)?;
-            let same = origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"))
-                .is_some_and(|authority| authority.eq_ignore_ascii_case(host));
-            if !same {
-                return Err(CsrfRefusal::ForeignOrigin);
-            }
+        if cross_site(headers) {
+            return Err(CsrfRefusal::CrossSite);
         }
         match token {
             Some(token) if equal_in_constant_time(token.as_bytes(), self.0.as_bytes()) => Ok(()),
@@ -135,17 +119,14 @@ mod tests {
             ("host", "127.0.0.1:9180"),
             ("origin", "http://evil.example"),
         ]);
-        assert_eq!(token.check(&foreign, good), Err(CsrfRefusal::ForeignOrigin));
+        assert_eq!(token.check(&foreign, good), Err(CsrfRefusal::CrossSite));
         let null = headers(&[("host", "127.0.0.1:9180"), ("origin", "null")]);
-        assert_eq!(token.check(&null, good), Err(CsrfRefusal::ForeignOrigin));
+        assert_eq!(token.check(&null, good), Err(CsrfRefusal::CrossSite));
         let other_port = headers(&[
             ("host", "127.0.0.1:9180"),
             ("origin", "http://127.0.0.1:8000"),
         ]);
-        assert_eq!(
-            token.check(&other_port, good),
-            Err(CsrfRefusal::ForeignOrigin)
-        );
+        assert_eq!(token.check(&other_port, good), Err(CsrfRefusal::CrossSite));
         let same = headers(&[
             ("host", "127.0.0.1:9180"),
             ("origin", "http://127.0.0.1:9180"),

@@ -36,8 +36,8 @@ impl AdminServer {
                 return store_failed(actor);
             }
         };
-        let _ = query;
-        let mut body = String::new();
+        let (flash, _) = super::actions::take_flash(query);
+        let mut body = flash.unwrap_or_default();
         let _ = write!(
             body,
             "<h1>Message <span class=\"mono\">{}</span> {}</h1>",
@@ -46,6 +46,7 @@ impl AdminServer {
         );
         write_summary(&mut body, &record);
         write_error_and_signer(&mut body, &record);
+        self.write_action_forms(&mut body, &record);
         write_history(&mut body, &record);
         write_label(&mut body, &record);
         layout::page("Message", Nav::Messages, actor, &body)

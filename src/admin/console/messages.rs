@@ -33,7 +33,9 @@ const FIELDS: [(&str, &str, &str, &str); 6] = [
 impl AdminServer {
     /// The search form, filled in with `query`, and the matching messages.
     pub(super) async fn search_page(&self, query: &str, actor: &Actor) -> Response<Full<Bytes>> {
-        let mut body = String::from("<h1>Messages</h1>");
+        let (flash, query) = super::actions::take_flash(query);
+        let query = query.as_str();
+        let mut body = format!("<h1>Messages</h1>{}", flash.unwrap_or_default());
         let searched = !query.is_empty();
         let result = search_params::parse(query, true, Dialect::Form);
         write_form(&mut body, query);
@@ -71,7 +73,8 @@ impl AdminServer {
         query: &str,
         actor: &Actor,
     ) -> Response<Full<Bytes>> {
-        let mut search = match search_params::parse(query, false, Dialect::Form) {
+        let (flash, query) = super::actions::take_flash(query);
+        let mut search = match search_params::parse(&query, false, Dialect::Form) {
             Ok(search) => search,
             Err(err) => {
                 let message = format!("Invalid {}: {}", err.parameter, err.reason);
@@ -83,9 +86,11 @@ impl AdminServer {
             return store_failed(actor);
         };
         let mut body = format!(
-            "<h1>Quarantine ({})</h1><p class=\"note\">Messages that could not be routed or \
-             delivered. They stay here until an administrator acts; open one to see why.</p>",
-            records.len()
+            "<h1>Quarantine ({})</h1>{}<p class=\"note\">Messages that could not be routed or \
+             delivered. They stay here until an administrator acts; open one to see why and \
+             what can be done.</p>",
+            records.len(),
+            flash.unwrap_or_default()
         );
         write_table(&mut body, &records, "The quarantine is empty.");
         layout::page("Quarantine", Nav::Quarantine, actor, &body)

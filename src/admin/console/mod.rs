@@ -7,13 +7,16 @@
 //!   search form and its results ([`messages`]); the parameters are the API's
 //!   ([`super::search_params`]), empty fields ignored.
 //! - `GET /console/messages/{local_id}`: one message, its state history, error and signer
-//!   ([`detail`]).
+//!   ([`detail`]), with a button for each admin action its state allows.
+//! - `POST /console/messages/{local_id}/{action}`: performs the action (CSRF-checked) and
+//!   redirects back with the outcome ([`actions`]).
 //! - `GET /console/quarantine`: the quarantined messages ([`messages`]).
 //! - `GET /console/directory`: organisations, clients and admin identities from the
 //!   configuration ([`directory`]).
 //!
 //! Every value shown is escaped by [`html`]; the pages are laid out by [`layout`].
 
+mod actions;
 mod csrf;
 mod detail;
 mod directory;
@@ -60,6 +63,7 @@ enum Page<'a> {
     Overview,
     Search,
     Detail(&'a str),
+    Action(&'a str, &'a str),
     Quarantine,
     Directory,
 }
@@ -72,20 +76,23 @@ fn page_of(path: &str) -> Option<Page<'_>> {
         "/console/quarantine" => Page::Quarantine,
         "/console/directory" => Page::Directory,
         _ => {
-            let id = path.strip_prefix("/console/messages/")?;
-            if id.is_empty() || id.contains('/') {
-                return None;
+            let rest = path.strip_prefix("/console/messages/")?;
+            match rest.split_once('/') {
+                None if !rest.is_empty() => Page::Detail(rest),
+                Some((id, action)) if !id.is_empty() && !action.contains('/') => {
+                    Page::Action(id, action)
+                }
+                _ => return None,
             }
-            Page::Detail(id)
         }
     })
 }
 
 impl AdminServer {
     /// Answers a request for one of the [`is_console_path`] paths.
-    pub(super) async fn console<B>(
+    pub(super) async fn console(
         &self,
-        request: &Request<B>,
+        request: &Request<Bytes>,
         actor: &Actor,
     ) -> Response<Full<Bytes>> {
         let path = request.uri().path();
@@ -97,16 +104,23 @@ impl AdminServer {
                 actor,
             );
         };
-        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let (allowed, allow) = match page {
+            Page::Action(..) => (*request.method() == Method::POST, "POST"),
+            _ => (
+                matches!(*request.method(), Method::GET | Method::HEAD),
+                "GET, HEAD",
+            ),
+        };
+        if !allowed {
             let mut response = layout::error_page(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method not allowed",
-                "This console page is only read.",
+                &format!("This console address answers {allow} only."),
                 actor,
             );
             response
                 .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             return response;
         }
         let query = request.uri().query().unwrap_or("");
@@ -124,6 +138,7 @@ impl AdminServer {
                     actor,
                 ),
             },
+            Page::Action(id, action) => self.action_post(request, id, action, actor).await,
             Page::Directory => self.directory_page(actor),
         }
     }

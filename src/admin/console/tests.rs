@@ -21,7 +21,7 @@ async fn call(method: Method, path: &str) -> (StatusCode, http::HeaderMap, Strin
     let request = Request::builder()
         .method(method)
         .uri(path)
-        .body(())
+        .body(bytes::Bytes::new())
         .unwrap();
     let actor = Actor::Loopback {
         peer: "127.0.0.1:1".parse().unwrap(),

@@ -79,12 +79,19 @@ impl Browser {
 
     /// Waits for an element matching `css`.
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
+        let found = self
+            .client
             .wait()
             .at_most(WAIT)
             .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|err| panic!("no {css} on the page: {err}"))
+            .await;
+        match found {
+            Ok(element) => element,
+            Err(err) => {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("no {css} on the page ({err}):\n{page}")
+            }
+        }
     }
 
     /// The text of the element matching `css`.

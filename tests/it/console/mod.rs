@@ -130,6 +130,91 @@ async fn the_overview_counts_traffic_and_lists_mailboxes() {
     node.stop().await;
 }
 
+/// The CSRF token of the action forms on a detail page.
+fn form_token(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("an action form") + marker.len();
+    html[start..start + 64].to_owned()
+}
+
+#[tokio::test]
+async fn console_actions_need_the_form_token_and_a_same_site_request() {
+    let node = Node::start().await;
+    let id = send_and_wait(
+        &node,
+        &label_to(Some("urn:X-shs:5560000002")),
+        "QUARANTINED",
+    )
+    .await;
+    let (_, detail) = page(&node, &format!("/console/messages/{id}")).await;
+    let token = form_token(&detail);
+    assert!(detail.contains("id=\"action-requeue\""), "{detail}");
+    assert!(detail.contains("id=\"action-delete\""), "{detail}");
+    assert!(
+        !detail.contains("id=\"action-resend\""),
+        "not for quarantined messages"
+    );
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let url = format!("{}/console/messages/{id}/delete", node.admin_base);
+    let post = |form: String, headers: &[(&'static str, String)]| {
+        let mut request = client
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send()
+    };
+    let same_origin = node.admin_base.clone();
+    for (form, headers, why) in [
+        (String::new(), vec![], "no token"),
+        ("csrf=00".to_owned(), vec![], "a wrong token"),
+        (
+            format!("csrf={token}"),
+            vec![("origin", "http://evil.example".to_owned())],
+            "another origin",
+        ),
+        (
+            format!("csrf={token}"),
+            vec![("sec-fetch-site", "cross-site".to_owned())],
+            "a cross-site request",
+        ),
+    ] {
+        let response = post(form, &headers).await.expect("post");
+        assert_eq!(response.status(), 403, "{why}");
+    }
+    let (_, still) = page(&node, &format!("/console/messages/{id}")).await;
+    assert!(
+        still.contains("QUARANTINED"),
+        "nothing was deleted: {still}"
+    );
+    let wrong_method = client.get(&url).send().await.expect("get");
+    assert_eq!(wrong_method.status(), 405);
+
+    let response = post(
+        format!("csrf={token}"),
+        &[
+            ("origin", same_origin),
+            ("sec-fetch-site", "same-origin".to_owned()),
+        ],
+    )
+    .await
+    .expect("post");
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/console/quarantine?action=delete&outcome=done"
+    );
+    let (status, _) = page(&node, &format!("/console/messages/{id}")).await;
+    assert_eq!(status, 404, "deleted");
+    node.stop().await;
+}
+
 /// Where the overview screenshot goes: the cargo target folder of this build.
 fn screenshot_path() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -232,6 +317,68 @@ async fn console_in_chromium() {
     let error = browser.text("#error").await;
     assert!(error.contains("MissingDeliveryAddress"), "{error}");
     assert!(browser.text("#history").await.contains("QUARANTINED"));
+
+    // Requeue it: routed again at once with the same configuration, so quarantined again;
+    // the history shows the round.
+    browser
+        .find("#action-requeue")
+        .await
+        .click()
+        .await
+        .expect("requeue");
+    let flash = browser.text("#flash").await;
+    assert_eq!(flash, "Requeue: done.");
+    let history = browser.text("#history").await;
+    let states: Vec<&str> = history
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .filter(|word| word.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    assert_eq!(
+        states,
+        ["STATE", "NEW", "QUARANTINED", "NEW", "QUARANTINED"],
+        "{history}"
+    );
+    let requeued = wait_for_summary(&node, &format!("txid={}", lost.tx_id), |_| true).await;
+    assert_eq!(requeued["state"], "QUARANTINED");
+
+    // Delete it: back on the quarantine list, which is empty now.
+    browser
+        .find("#action-delete")
+        .await
+        .click()
+        .await
+        .expect("delete");
+    browser
+        .wait_for_url("the quarantine list", |url| {
+            url.contains("/console/quarantine")
+        })
+        .await;
+    assert_eq!(browser.text("#flash").await, "Delete: done.");
+    browser.find("#no-results").await;
+    let audit: Value = serde_json::from_slice(
+        &reqwest::get(format!("{base}/api/audit"))
+            .await
+            .expect("audit")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("json");
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| entry["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(actions, ["delete", "requeue"], "{audit}");
+    assert!(
+        audit[0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("loopback 127.0.0.1:"),
+        "{audit}"
+    );
 
     browser.close().await;
     node.stop().await;
