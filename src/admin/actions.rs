@@ -42,10 +42,10 @@ pub(super) fn action_path(path: &str) -> Option<(&str, &str)> {
 /// than `same-origin`/`none`, or an `Origin` whose host is not the `Host` asked for.
 /// Scripts (curl) send neither header and pass.
 pub(super) fn cross_site(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return true;
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return true;
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;

@@ -94,9 +94,9 @@ pub(super) fn page(title: &str, nav: Nav, actor: &Actor, body: &str) -> Response
         };
         let _ = write!(html, "<a href=\"{href}\"{class}>{text}</a>");
     }
-    let _ = write!(
+    let _ = writeln!(
         html,
-        "</nav><span class=\"who\">{}</span></header><main>{body}</main></body></html>\n",
+        "</nav><span class=\"who\">{}</span></header><main>{body}</main></body></html>",
         esc(&actor.to_string())
     );
     respond(StatusCode::OK, html)

@@ -26,10 +26,10 @@ async fn wait_for_summary(node: &Node, query: &str, ready: impl Fn(&Value) -> bo
             .await
             .expect("body");
         let hits: Value = serde_json::from_slice(&bytes).expect("json");
-        if let Some(hit) = hits.as_array().and_then(|hits| hits.first()) {
-            if ready(hit) {
-                return hit.clone();
-            }
+        if let Some(hit) = hits.as_array().and_then(|hits| hits.first())
+            && ready(hit)
+        {
+            return hit.clone();
         }
         assert!(Instant::now() < deadline, "{query}: {hits}");
         tokio::time::sleep(Duration::from_millis(20)).await;
