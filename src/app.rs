@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminServer, Readiness};
-use crate::broker::{Broker, jobs};
+use crate::broker::{Broker, housekeeping, jobs};
 use crate::config::{Config, StoreConfig};
 use crate::http::Server;
 use crate::store::sled::{SledConfig, SledEngine};
@@ -104,8 +104,8 @@ impl App {
         self
     }
 
-    /// Serves until `shutdown` fires: resumes routing jobs, accepts connections, then
-    /// drains in-flight requests within the deadline and flushes the store.
+    /// Serves until `shutdown` fires: resumes routing jobs, runs housekeeping, accepts
+    /// connections, then drains in-flight requests within the deadline and flushes the store.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -113,6 +113,10 @@ impl App {
     ) -> Result<(), AppError> {
         let background_stop = CancellationToken::new();
         let router = tokio::spawn(jobs::run_router(
+            Arc::clone(&self.broker),
+            background_stop.clone(),
+        ));
+        let housekeeping = tokio::spawn(housekeeping::run_housekeeping(
             Arc::clone(&self.broker),
             background_stop.clone(),
         ));
@@ -145,6 +149,7 @@ impl App {
         }
         background_stop.cancel();
         let _ = router.await;
+        let _ = housekeeping.await;
         if let Some(watchdog) = watchdog {
             let _ = watchdog.await;
         }

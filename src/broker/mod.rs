@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod caller;
 pub mod error;
+pub mod housekeeping;
 pub mod intake;
 pub mod jobs;
 pub mod mailbox;

@@ -24,6 +24,8 @@ pub(super) struct ConfigFile {
     pub log: LogSection,
     #[serde(default)]
     pub admin: AdminSection,
+    #[serde(default)]
+    pub housekeeping: HousekeepingSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,6 +145,30 @@ impl Default for ShutdownSection {
     fn default() -> Self {
         ShutdownSection {
             drain_timeout_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct HousekeepingSection {
+    pub enabled: bool,
+    pub retention_days: u64,
+    pub expiry_days: u64,
+    pub remove_fetched_without_ack: bool,
+    pub interval_secs: u64,
+    pub batch_size: u64,
+}
+
+impl Default for HousekeepingSection {
+    fn default() -> Self {
+        HousekeepingSection {
+            enabled: true,
+            retention_days: 14,
+            expiry_days: 30,
+            remove_fetched_without_ack: false,
+            interval_secs: 600,
+            batch_size: 500,
         }
     }
 }

@@ -7,6 +7,9 @@
 
 mod admin;
 mod file;
+mod housekeeping;
+
+pub use housekeeping::HousekeepingConfig;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -53,6 +56,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The admin listener (health, readiness, metrics, API, console) and who may use it.
     pub admin: AdminConfig,
+    /// Retention and expiry (spec §10).
+    pub housekeeping: HousekeepingConfig,
 }
 
 /// TLS files, already resolved against the configuration folder.
@@ -318,6 +323,7 @@ impl Checker {
         };
 
         let admin = self.admin(&file.admin, &organisations);
+        let housekeeping = self.housekeeping(&file.housekeeping);
 
         Config {
             source: source.to_owned(),
@@ -332,6 +338,7 @@ impl Checker {
             drain_timeout: Duration::from_secs(file.shutdown.drain_timeout_secs),
             log,
             admin,
+            housekeeping,
         }
     }
 

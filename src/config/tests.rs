@@ -48,6 +48,31 @@ fn minimal_file_gets_the_documented_defaults() {
         DEFAULT_ADMIN_ADDRESS.parse::<SocketAddr>().unwrap()
     );
     assert!(config.admin.address.ip().is_loopback());
+    let housekeeping = &config.housekeeping;
+    assert!(housekeeping.enabled);
+    assert_eq!(housekeeping.retention, Duration::from_secs(14 * 86_400));
+    assert_eq!(housekeeping.expiry, Duration::from_secs(30 * 86_400));
+    assert!(!housekeeping.remove_fetched_without_ack);
+    assert_eq!(housekeeping.interval, Duration::from_secs(600));
+    assert_eq!(housekeeping.batch_size, 500);
+}
+
+#[test]
+fn housekeeping_periods_must_be_positive() {
+    let dir = folder_with_files();
+    let text =
+        format!("{MINIMAL}\n[housekeeping]\nretention_days = 0\nexpiry_days = 0\nbatch_size = 0\n");
+    let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
+    let keys = ["retention_days", "expiry_days", "batch_size"];
+    assert_eq!(errors.problems.len(), keys.len(), "{errors}");
+    for (problem, key) in errors.problems.iter().zip(keys) {
+        assert_eq!(
+            problem,
+            &format!("housekeeping.{key} must be greater than 0")
+        );
+    }
+    let text = format!("{MINIMAL}\n[housekeeping]\nretention = 3\n");
+    assert!(Config::from_toml(&text, &dir.path().join("shsd.toml")).is_err());
 }
 
 #[test]

@@ -46,6 +46,7 @@ pub struct Metrics {
     admin_actions: [AtomicU64; ADMIN_ACTIONS.len()],
     housekept: [AtomicU64; Housekept::ALL.len()],
     housekeeping_failures: AtomicU64,
+    housekeeping_rounds: AtomicU64,
 }
 
 /// What the store reports at scrape time: read by the admin listener just before
@@ -133,6 +134,11 @@ impl Metrics {
     /// Housekeeping expired or removed one message.
     pub fn housekept(&self, what: Housekept) {
         bump(&self.housekept[slot(&Housekept::ALL, what)]);
+    }
+
+    /// A housekeeping round finished.
+    pub fn housekeeping_round(&self) {
+        bump(&self.housekeeping_rounds);
     }
 
     /// A housekeeping batch failed (the store refused); it is retried next round.

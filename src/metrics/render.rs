@@ -173,6 +173,16 @@ pub(super) fn render(metrics: &Metrics, store: &StoreGauges) -> String {
         &[],
         read(&metrics.housekeeping_failures),
     );
+    out.family(
+        "shsd_housekeeping_rounds_total",
+        "counter",
+        "Housekeeping rounds completed.",
+    );
+    out.series(
+        "shsd_housekeeping_rounds_total",
+        &[],
+        read(&metrics.housekeeping_rounds),
+    );
     out.store_gauges(store);
     out.0
 }

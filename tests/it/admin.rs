@@ -234,6 +234,12 @@ async fn the_counters_count_exactly_the_traffic() {
             r#"shsd_http_request_duration_seconds_count{endpoint="send"}"#,
             4.0,
         ),
+        // The round housekeeping runs at start (nothing is due).
+        ("shsd_housekeeping_rounds_total", 1.0),
+        // Gauges: the portal holds the error and the confirm; bygglov's message is acked.
+        (r#"shsd_mailbox_depth{mailbox="5590000001"}"#, 2.0),
+        (r#"shsd_mailbox_depth{mailbox="2120000142.bygglov"}"#, 0.0),
+        ("shsd_routing_jobs_pending", 0.0),
     ]
     .into_iter()
     .collect();
