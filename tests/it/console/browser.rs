@@ -54,7 +54,8 @@ impl Browser {
                 "--window-size=1366,900", "--no-first-run", "--disable-extensions",
             ]}),
         );
-        let deadline = Instant::now() + WAIT;
+        // Chromium's first start on a busy machine can take a while.
+        let deadline = Instant::now() + 2 * WAIT;
         let client = loop {
             let attempt = ClientBuilder::new(HttpConnector::new())
                 .capabilities(capabilities.clone())
