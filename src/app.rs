@@ -127,7 +127,11 @@ impl App {
         ));
         let watchdog = systemd::spawn_watchdog(background_stop.clone());
         let admin = self.admin.map(|admin| {
-            let server = AdminServer::new(Arc::clone(&self.broker), Arc::clone(&self.readiness));
+            let server = AdminServer::with_tls(
+                Arc::clone(&self.broker),
+                Arc::clone(&self.readiness),
+                Arc::clone(&self.tls),
+            );
             tokio::spawn(server.run(admin, shutdown.clone()))
         });
         self.readiness.set_shs_serving(true);

@@ -16,11 +16,10 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 
-use crate::percent::query_pairs;
-use crate::protocol::urn::{OrgNumber, ProductId};
-use crate::store::{AdminSearch, LocalId, MessageRecord, State};
+use crate::store::{LocalId, MessageRecord, State};
 
 use super::AdminServer;
+use super::search_params::{self, Dialect};
 
 /// The path of the search; a detail is below it.
 const MESSAGES: &str = "/api/messages";
@@ -59,7 +58,9 @@ impl AdminServer {
         query: Option<&str>,
         forced_state: Option<State>,
     ) -> Result<Response<Full<Bytes>>, ApiError> {
-        let mut search = search_of(query.unwrap_or(""), forced_state.is_none())?;
+        let allow_state = forced_state.is_none();
+        let mut search = search_params::parse(query.unwrap_or(""), allow_state, Dialect::Api)
+            .map_err(|err| ApiError::bad(&err.parameter, err.reason))?;
         if forced_state.is_some() {
             search.state = forced_state;
         }
@@ -180,49 +181,6 @@ impl<'a> Detail<'a> {
 /// UTC, RFC 3339 with microseconds (the stored precision), so times sort as text.
 pub(super) fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// Parses the search parameters; `state` only where `allow_state`. Unknown parameters are
-/// refused rather than ignored: an ignored typo would silently widen the search.
-fn search_of(query: &str, allow_state: bool) -> Result<AdminSearch, ApiError> {
-    let pairs = query_pairs(query)
-        .ok_or_else(|| ApiError::bad("query", "it has a broken %-escape".into()))?;
-    let mut search = AdminSearch::default();
-    for (name, value) in pairs {
-        match name.as_str() {
-            "txid" => search.tx_id = Some(value),
-            "corrid" => search.corr_id = Some(value),
-            "org" => {
-                let org = value.parse::<OrgNumber>();
-                search.organisation = Some(org.map_err(|e| ApiError::bad("org", e.to_string()))?);
-            }
-            "product" => {
-                let product = value.parse::<ProductId>();
-                search.product =
-                    Some(product.map_err(|e| ApiError::bad("product", e.to_string()))?);
-            }
-            "state" if allow_state => search.state = Some(state_of(&value)?),
-            "since" => search.arrived_from = Some(time_of("since", &value)?),
-            "until" => search.arrived_until = Some(time_of("until", &value)?),
-            "limit" => {
-                search.limit = value.parse().map_err(|_| {
-                    ApiError::bad("limit", format!("{value:?} is not a non-negative number"))
-                })?;
-            }
-            _ => return Err(ApiError::bad(&name, "unknown parameter".into())),
-        }
-    }
-    Ok(search)
-}
-
-fn state_of(value: &str) -> Result<State, ApiError> {
-    State::parse(value).ok_or_else(|| ApiError::bad("state", format!("{value:?} is not a state")))
-}
-
-fn time_of(parameter: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::bad(parameter, format!("{value:?} is not an RFC 3339 time")))
 }
 
 /// Why an API request failed; rendered as a JSON error in [`ApiError::render`].

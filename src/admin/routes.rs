@@ -1,6 +1,6 @@
 //! The admin endpoints. Probe and metrics answers are short plain-text bodies built by
-//! [`text`]; the JSON API renders its own in [`super::api`]. Causes of failures are logged,
-//! not shown.
+//! [`text`]; the JSON API renders its own in [`super::api`], the console its pages in
+//! [`super::console`]. Causes of failures are logged, not shown.
 
 use std::time::Duration;
 
@@ -22,13 +22,17 @@ const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PENDING_JOBS_COUNTED: usize = 1000;
 
 impl AdminServer {
-    /// Answers one admin request from `actor`; the request body, if any, is ignored.
-    pub(super) async fn handle<B>(
+    /// Answers one admin request from `actor`. The body, read whole (and bounded) by the
+    /// listener, is only used by the console's form posts.
+    pub(super) async fn handle(
         &self,
-        request: Request<B>,
+        request: Request<Bytes>,
         actor: &Actor,
     ) -> Response<Full<Bytes>> {
         let path = request.uri().path();
+        if super::console::is_console_path(path) {
+            return self.console(&request, actor).await;
+        }
         if let Some((id, action)) = super::actions::action_path(path) {
             if request.method() != Method::POST {
                 let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

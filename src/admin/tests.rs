@@ -86,7 +86,7 @@ async fn call(server: &AdminServer, method: Method, path: &str) -> (StatusCode, 
     let request = Request::builder()
         .method(method)
         .uri(path)
-        .body(())
+        .body(bytes::Bytes::new())
         .unwrap();
     let response = server
         .handle(

@@ -208,12 +208,24 @@ impl Default for LogSection {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct AdminSection {
     pub address: String,
+    pub tls: Option<bool>,
+    pub identities: Vec<AdminIdentitySection>,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             address: super::DEFAULT_ADMIN_ADDRESS.to_owned(),
+            tls: None,
+            identities: Vec::new(),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminIdentitySection {
+    pub name: String,
+    pub fingerprint: Option<String>,
+    pub organisation: Option<String>,
 }

@@ -5,6 +5,7 @@
 //! Relative paths resolve against the configuration file's own folder (spec §11), so the
 //! example configuration works from any working directory.
 
+mod admin;
 mod directory;
 mod file;
 mod housekeeping;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use crate::protocol::urn::{Address, OrgNumber, ProductId};
 use crate::tls::Fingerprint;
 
+pub use admin::{AdminConfig, AdminIdentity};
 use file::ConfigFile;
 
 /// The exit code for a bad configuration (EX_USAGE), which systemd is told not to restart on.
@@ -54,19 +56,12 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Log output.
     pub log: LogConfig,
-    /// The admin listener (health, readiness, metrics).
+    /// The admin listener (health, readiness, metrics, API, console) and who may use it.
     pub admin: AdminConfig,
     /// Retention and expiry (spec §10).
     pub housekeeping: HousekeepingConfig,
     /// The directory; `None`: no agreement checks, local delivery only.
     pub directory: Option<DirectoryConfig>,
-}
-
-/// The admin listener: plain HTTP, so it is restricted to loopback until admin mTLS exists.
-#[derive(Debug, Clone)]
-pub struct AdminConfig {
-    /// Where it binds; always a loopback address.
-    pub address: SocketAddr,
 }
 
 /// TLS files, already resolved against the configuration folder.
@@ -331,7 +326,7 @@ impl Checker {
             filter: file.log.filter,
         };
 
-        let admin = self.admin(&file.admin);
+        let admin = self.admin(&file.admin, &organisations);
         let housekeeping = self.housekeeping(&file.housekeeping);
         let directory = self.directory(file.directory.as_ref());
 
@@ -351,23 +346,6 @@ impl Checker {
             housekeeping,
             directory,
         }
-    }
-
-    /// The admin listener has no authentication of its own (plain HTTP): only loopback is
-    /// safe until admin mTLS identities are built (spec §11).
-    fn admin(&mut self, section: &file::AdminSection) -> AdminConfig {
-        let address = section.address.parse().unwrap_or_else(|err| {
-            self.problem(format!("admin.address {:?}: {err}", section.address));
-            SocketAddr::from(([127, 0, 0, 1], 0))
-        });
-        if !address.ip().is_loopback() {
-            self.problem(format!(
-                "admin.address {address} is not a loopback address: the admin listener is \
-                 plain HTTP, and exposing it needs admin mTLS, which is not built yet; use \
-                 127.0.0.1 or [::1] (and a reverse proxy or SSH tunnel to reach it)"
-            ));
-        }
-        AdminConfig { address }
     }
 
     fn problem(&mut self, problem: String) {

@@ -1,6 +1,7 @@
 //! Tests for configuration loading: the shipped example, defaults, and all-errors-at-once.
 
 use super::*;
+use crate::tls::Fingerprint;
 
 /// A folder with the files a configuration points at, and the configuration itself.
 fn folder_with_files() -> tempfile::TempDir {
@@ -84,24 +85,100 @@ fn the_admin_listener_takes_loopback_addresses() {
     }
 }
 
+/// `MINIMAL` with an `[admin]` section of `lines`.
+fn with_admin(lines: &str) -> String {
+    format!("{MINIMAL}\n[admin]\n{lines}\n")
+}
+
 #[test]
-fn a_non_loopback_admin_address_is_refused_until_admin_mtls_exists() {
+fn a_non_loopback_admin_address_needs_admin_identities() {
     let dir = folder_with_files();
     for address in ["0.0.0.0:9180", "192.0.2.10:9180", "[::]:9180"] {
-        let text = format!("{MINIMAL}\n[admin]\naddress = \"{address}\"\n");
+        let text = with_admin(&format!("address = \"{address}\""));
         let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
         assert_eq!(errors.problems.len(), 1, "{errors}");
         let problem = &errors.problems[0];
         assert!(problem.starts_with("admin.address"), "{problem}");
-        assert!(problem.contains("not a loopback address"), "{problem}");
-        assert!(problem.contains("admin mTLS"), "{problem}");
-        assert!(problem.contains("not built yet"), "{problem}");
+        assert!(problem.contains("[[admin.identities]]"), "{problem}");
     }
-    let text = format!("{MINIMAL}\n[admin]\naddress = \"localhost\"\n");
+    let text = with_admin("address = \"localhost\"");
     let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
     assert!(errors.problems[0].starts_with("admin.address"), "{errors}");
-    let text = format!("{MINIMAL}\n[admin]\nport = 1\n");
+    let text = with_admin("port = 1");
     assert!(Config::from_toml(&text, &dir.path().join("shsd.toml")).is_err());
+}
+
+#[test]
+fn a_non_loopback_admin_address_with_identities_is_served_over_admin_tls() {
+    let dir = folder_with_files();
+    let fingerprint = "ab:".repeat(31) + "ab";
+    let text = with_admin(&format!(
+        "address = \"0.0.0.0:9443\"\n\
+         [[admin.identities]]\nname = \"drift\"\nfingerprint = \"{fingerprint}\"\n\
+         [[admin.identities]]\nname = \"jour\"\norganisation = \"5560000003\"\n"
+    ));
+    let config = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap();
+    assert!(config.admin.tls);
+    assert_eq!(config.admin.identities.len(), 2);
+    let fp: Fingerprint = fingerprint.parse().unwrap();
+    let operator: OrgNumber = "5560000003".parse().unwrap();
+    // By fingerprint first, whatever organisation the certificate names.
+    let found = config.admin.identity(&fp, Some(operator)).unwrap();
+    assert_eq!(found.name, "drift");
+    let other = Fingerprint::from_bytes([7; 32]);
+    assert_eq!(
+        config.admin.identity(&other, Some(operator)).unwrap().name,
+        "jour"
+    );
+    assert!(config.admin.identity(&other, None).is_none());
+    let portal: OrgNumber = "5590000001".parse().unwrap();
+    assert!(config.admin.identity(&other, Some(portal)).is_none());
+}
+
+#[test]
+fn admin_tls_can_be_asked_for_on_loopback_and_is_off_by_default() {
+    let dir = folder_with_files();
+    let config = Config::from_toml(MINIMAL, &dir.path().join("shsd.toml")).unwrap();
+    assert!(!config.admin.tls);
+    assert!(config.admin.identities.is_empty());
+    let text = with_admin(
+        "address = \"127.0.0.1:0\"\ntls = true\n\
+         [[admin.identities]]\nname = \"drift\"\norganisation = \"5560000003\"",
+    );
+    let config = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap();
+    assert!(config.admin.tls);
+}
+
+#[test]
+fn admin_tls_mistakes_are_all_reported() {
+    let dir = folder_with_files();
+    let text = with_admin(
+        "address = \"192.0.2.10:9180\"\ntls = false\n\
+         [[admin.identities]]\nname = \"\"\nfingerprint = \"zz\"\n\
+         [[admin.identities]]\nname = \"a\"\n\
+         [[admin.identities]]\nname = \"b\"\norganisation = \"2120000142\"\n\
+         [[admin.identities]]\nname = \"b\"\norganisation = \"5560000003\"",
+    );
+    let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
+    let all = errors.to_string();
+    for needle in [
+        "not a loopback address, and admin.tls = false",
+        "admin.identities[0].name",
+        "admin.identities[0].fingerprint",
+        "admin.identities[1] needs exactly one of fingerprint or organisation",
+        "admin.identities[2].organisation 2120000142 is an organisation hosted on this node",
+        "only checked over admin TLS",
+        "\"b\" is used twice",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(errors.problems.len(), 7, "{all}");
+    // Unknown keys in an identity are refused too.
+    let text = with_admin(
+        "tls = true\n[[admin.identities]]\nname = \"a\"\norganisation = \"5560000003\"\nrole = \"x\"",
+    );
+    let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
+    assert!(errors.problems[0].contains("role"), "{errors}");
 }
 
 #[test]

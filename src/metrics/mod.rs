@@ -151,6 +151,52 @@ impl Metrics {
     pub fn render(&self, store: &StoreGauges) -> String {
         render::render(self, store)
     }
+
+    /// The traffic counters summed over their labels, for the console's overview (a
+    /// person wants "how many", not one series per error code).
+    pub fn totals(&self) -> Totals {
+        let received = |outcome| read(&self.received[slot(&Received::ALL, outcome)]);
+        Totals {
+            accepted: received(Received::Accepted),
+            duplicates: received(Received::Duplicate),
+            refused: received(Received::Refused),
+            failed: received(Received::Failed),
+            delivered: read(&self.delivered),
+            quarantined: self.quarantined.iter().map(read).sum(),
+            fetched: read(&self.fetched),
+            acknowledged: read(&self.acknowledged),
+            tls_failures: self.tls_failures.iter().map(read).sum(),
+            limit_rejections: self.limits.iter().map(read).sum(),
+            open_connections: self.open_connections.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of the traffic counters since the process started; see [`Metrics::totals`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Messages accepted at intake (202, not duplicates).
+    pub accepted: u64,
+    /// Repeated sends answered with the original.
+    pub duplicates: u64,
+    /// Messages refused at intake (4xx).
+    pub refused: u64,
+    /// Messages that failed at intake for the node's reasons (5xx).
+    pub failed: u64,
+    /// Messages put into a local mailbox (generated confirms and errors included).
+    pub delivered: u64,
+    /// Messages quarantined, all error codes together.
+    pub quarantined: u64,
+    /// Fetches served.
+    pub fetched: u64,
+    /// Acknowledgements recorded.
+    pub acknowledged: u64,
+    /// TLS handshakes refused on the SHS listener, all reasons together.
+    pub tls_failures: u64,
+    /// Requests refused by a limit of spec §12, all limits together.
+    pub limit_rejections: u64,
+    /// SHS connections open now.
+    pub open_connections: i64,
 }
 
 /// Holds one count in the open-connections gauge.

@@ -130,9 +130,20 @@ async fn health_readiness_and_metrics_answer_and_nothing_else_does() {
     let samples = scrape(&node).await;
     assert_eq!(samples["shsd_messages_delivered_total"], 0.0);
 
-    for path in ["/", "/metrics/", "/health", "/shs/rs"] {
+    for path in ["/metrics/", "/health", "/shs/rs", "/consoles"] {
         assert_eq!(get(path).await.unwrap().status(), 404, "{path}");
     }
+    // The root is the way into the web console.
+    let root = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/", node.admin_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), 303);
+    assert_eq!(root.headers()["location"], "/console");
     let posted = admin
         .post(format!("{}/healthz", node.admin_base))
         .send()

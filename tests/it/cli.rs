@@ -45,7 +45,7 @@ fn check_config_accepts_a_good_file() {
 }
 
 #[test]
-fn check_config_refuses_an_exposed_admin_listener() {
+fn check_config_refuses_an_exposed_admin_listener_without_admin_identities() {
     let dir = setup();
     let exposed = cli_config().replace(
         "[admin]\naddress = \"127.0.0.1:0\"",
@@ -61,10 +61,7 @@ fn check_config_refuses_an_exposed_admin_listener() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("1 problem(s)"), "{stderr}");
     assert!(stderr.contains("admin.address"), "{stderr}");
-    assert!(
-        stderr.contains("admin mTLS, which is not built yet"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("[[admin.identities]]"), "{stderr}");
 }
 
 #[test]

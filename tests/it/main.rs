@@ -3,9 +3,11 @@
 mod admin;
 mod admin_actions;
 mod admin_api;
+mod admin_mtls;
 mod authorisation;
 mod check;
 mod cli;
+mod console;
 mod crash;
 mod duplicates;
 mod endpoints;
