@@ -119,14 +119,33 @@ impl AdminServer {
         // A point read of an id that does not exist: touches the store, costs one lookup.
         let probe = self.broker.store().message(LocalId::random());
         match tokio::time::timeout(STORE_PROBE_TIMEOUT, probe).await {
-            Ok(Ok(_)) => None,
+            Ok(Ok(_)) => {}
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "readiness: the store failed a read");
-                Some("not ready: the store fails reads")
+                return Some("not ready: the store fails reads");
             }
             Err(_) => {
                 tracing::warn!("readiness: the store did not answer in time");
-                Some("not ready: the store does not answer")
+                return Some("not ready: the store does not answer");
+            }
+        }
+        self.directory_unready_reason().await
+    }
+
+    /// Why the directory makes the node unready: it must answer a lookup (of the first
+    /// local organisation) in time, or routing would stall.
+    async fn directory_unready_reason(&self) -> Option<&'static str> {
+        let directory = self.broker.directory()?;
+        let org = self.broker.config().organisations.first()?.number;
+        match tokio::time::timeout(STORE_PROBE_TIMEOUT, directory.organisation(org)).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "readiness: the directory failed a lookup");
+                Some("not ready: the directory fails lookups")
+            }
+            Err(_) => {
+                tracing::warn!("readiness: the directory did not answer in time");
+                Some("not ready: the directory does not answer")
             }
         }
     }

@@ -226,3 +226,12 @@ async fn the_reference_documents_load_as_they_are() {
         .unwrap();
     assert_eq!(directory.agreements(&product).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn the_shipped_example_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/directory.toml");
+    let directory = FileDirectory::open(&path).unwrap_or_else(|err| panic!("{err}"));
+    let listing = directory.snapshot().await.unwrap();
+    assert_eq!(listing.agreements.len(), 1);
+    assert_eq!(listing.agreements[0].id, "bygglov-portal");
+}

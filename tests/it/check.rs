@@ -154,6 +154,8 @@ pub async fn fetch(node: &Node, client: &reqwest::Client, mailbox: &str, tx: &st
 fn reader_of(node: &Node, mailbox: &str) -> reqwest::Client {
     if mailbox.starts_with("5590000001") {
         node.portal()
+    } else if mailbox.starts_with("5560000002") {
+        node.peer_node()
     } else {
         node.bygglov()
     }

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod console;
 mod crash;
+mod directory;
 mod duplicates;
 mod endpoints;
 mod filters;

@@ -139,7 +139,7 @@ impl AdminServer {
                 ),
             },
             Page::Action(id, action) => self.action_post(request, id, action, actor).await,
-            Page::Directory => self.directory_page(actor),
+            Page::Directory => self.directory_page(actor).await,
         }
     }
 }

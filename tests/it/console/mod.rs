@@ -126,7 +126,10 @@ async fn the_overview_counts_traffic_and_lists_mailboxes() {
     );
     let (_, directory) = page(&node, "/console/directory").await;
     assert!(directory.contains("2120000142.socialtjanst"), "{directory}");
-    assert!(directory.contains("not built yet"), "{directory}");
+    assert!(
+        directory.contains("No SHS directory is configured"),
+        "{directory}"
+    );
     node.stop().await;
 }
 
