@@ -12,7 +12,8 @@
 use crate::clock;
 use crate::protocol::urn::Address;
 use crate::store::{
-    AdminChange, Administered, AuditNote, LocalId, MessageRecord, RoutingJob, State, StoreError,
+    AdminChange, Administered, AuditNote, LocalId, MessageRecord, Retry, RoutingJob, State,
+    StoreError,
 };
 
 use super::Broker;
@@ -116,6 +117,7 @@ impl Broker {
             let job = RoutingJob {
                 id: job,
                 message: record,
+                retry: Retry::default(),
             };
             if let Err(err) = self.run_job(&job).await {
                 tracing::warn!(local_id = %id, error = %err, "requeued message waits for the router");

@@ -17,7 +17,8 @@ use crate::protocol::label::{History, Label, TransferType, append_history};
 use crate::protocol::mime::{self, Event, MessageReader};
 use crate::protocol::validate::{Envelope, check_label, check_part_count};
 use crate::store::{
-    Acceptance, LocalId, MessageRecord, NewMessage, PayloadInfo, PayloadWriter, Route, RoutingJob,
+    Acceptance, LocalId, MessageRecord, NewMessage, PayloadInfo, PayloadWriter, Retry, Route,
+    RoutingJob,
 };
 
 use super::summary::summarize;
@@ -299,6 +300,7 @@ impl Broker {
                     let job = RoutingJob {
                         id,
                         message: record,
+                        retry: Retry::default(),
                     };
                     if let Err(err) = self.run_job(&job).await {
                         tracing::warn!(shs.txid = %job.message.tx_id, error = %err, "routing deferred to the router task");

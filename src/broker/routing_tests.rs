@@ -119,6 +119,7 @@ async fn send(
         .run_job(&RoutingJob {
             id: job.unwrap(),
             message: record.clone(),
+            retry: crate::store::Retry::default(),
         })
         .await
         .unwrap();

@@ -27,6 +27,34 @@ pub(super) struct ConfigFile {
     #[serde(default)]
     pub housekeeping: HousekeepingSection,
     pub directory: Option<DirectorySection>,
+    #[serde(default)]
+    pub push: PushSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct PushSection {
+    pub attempts: u64,
+    pub first_retry_secs: u64,
+    pub max_retry_secs: u64,
+    pub timeout_secs: u64,
+    pub cas: Vec<String>,
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
+}
+
+impl Default for PushSection {
+    fn default() -> Self {
+        PushSection {
+            attempts: 10,
+            first_retry_secs: 300,
+            max_retry_secs: 6 * 3600,
+            timeout_secs: 60,
+            cas: Vec::new(),
+            certificate: None,
+            private_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

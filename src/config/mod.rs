@@ -9,9 +9,11 @@ mod admin;
 mod directory;
 mod file;
 mod housekeeping;
+mod push;
 
 pub use directory::{DirectoryConfig, DirectoryEngine};
 pub use housekeeping::HousekeepingConfig;
+pub use push::PushConfig;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -62,6 +64,8 @@ pub struct Config {
     pub housekeeping: HousekeepingConfig,
     /// The directory; `None`: no agreement checks, local delivery only.
     pub directory: Option<DirectoryConfig>,
+    /// Push delivery to other nodes (spec §5.3).
+    pub push: PushConfig,
 }
 
 /// TLS files, already resolved against the configuration folder.
@@ -329,6 +333,7 @@ impl Checker {
         let admin = self.admin(&file.admin, &organisations);
         let housekeeping = self.housekeeping(&file.housekeeping);
         let directory = self.directory(file.directory.as_ref());
+        let push = self.push(&file.push, &tls);
 
         Config {
             source: source.to_owned(),
@@ -345,6 +350,7 @@ impl Checker {
             admin,
             housekeeping,
             directory,
+            push,
         }
     }
 

@@ -10,7 +10,7 @@ use crate::broker::BrokerError;
 use crate::protocol::management::{ManagementBody, ManagementDocument};
 use crate::protocol::{ErrorCode, ProtocolError};
 
-use super::body::{ResponseBody, full};
+use crate::body::{ResponseBody, full};
 
 /// Why a request failed: a broker refusal, or a request that matches no endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

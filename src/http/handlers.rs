@@ -11,7 +11,7 @@ use crate::broker::{BodyError, BodySource, Broker, Caller, IntakeError, Receipt}
 use crate::clock;
 use crate::protocol::urn::{Address, ProductId};
 
-use super::body::{ResponseBody, channel, full};
+use crate::body::{ResponseBody, channel, full};
 use super::error::{ApiError, ErrorContext};
 use super::query;
 

@@ -1,7 +1,6 @@
 //! The SHS endpoints (spec §3) over hyper: routing, one handler per endpoint, and the one
 //! place where errors become HTTP responses.
 
-pub mod body;
 pub mod endpoint;
 pub mod error;
 pub mod handlers;

@@ -27,7 +27,7 @@ use crate::protocol::ErrorCode;
 use crate::protocol::urn::OrgNumber;
 use crate::tls::{IdentityMap, PeerIdentity, ReloadableServerConfig};
 
-use super::body::ResponseBody;
+use crate::body::ResponseBody;
 use super::endpoint::{Endpoint, RouteError, route};
 use super::error::{ApiError, ErrorContext, error_response};
 use super::handlers;

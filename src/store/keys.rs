@@ -82,10 +82,29 @@ impl IndexEntry {
     }
 }
 
-/// The value of a routing job.
+/// The value of a routing job: the message, and its retry schedule once a delivery
+/// attempt failed (absent in jobs written before schedules existed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobEntry {
     pub local_id: LocalId,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub not_before_micros: Option<i64>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+impl JobEntry {
+    /// A job that has not been tried yet.
+    pub fn new(local_id: LocalId) -> Self {
+        JobEntry {
+            local_id,
+            attempts: 0,
+            not_before_micros: None,
+            last_error: None,
+        }
+    }
 }
 
 /// The value of a pending-upload marker: written before the first chunk, removed by the

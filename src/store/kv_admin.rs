@@ -37,7 +37,7 @@ impl<E: KvEngine> Inner<E> {
                 record.error = None;
                 record.enter(State::New, now);
                 let job_id = JobId(self.engine.next_id()?);
-                let entry = JobEntry { local_id: id };
+                let entry = JobEntry::new(id);
                 staging.batch.put(keys::job(job_id.0), encode(&entry)?);
                 job = Some(job_id);
             }

@@ -10,7 +10,7 @@ use super::kv::{Direction, KvEngine};
 use super::kv_store::Inner;
 use super::query::{MailboxQuery, SortOrder};
 use super::record::{JobId, MessageRecord};
-use super::{RoutingJob, StoreError};
+use super::{Retry, RoutingJob, StoreError};
 use crate::protocol::urn::Address;
 
 /// How many index entries a list reads per engine call; tiny in tests, so that small
@@ -100,6 +100,13 @@ impl<E: KvEngine> Inner<E> {
             jobs.push(RoutingJob {
                 id: JobId(id),
                 message: self.existing(entry.local_id)?,
+                retry: Retry {
+                    attempts: entry.attempts,
+                    not_before: entry
+                        .not_before_micros
+                        .and_then(chrono::DateTime::from_timestamp_micros),
+                    last_error: entry.last_error,
+                },
             });
         }
         Ok(jobs)

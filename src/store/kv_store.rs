@@ -26,8 +26,8 @@ use super::record::{
 use super::search::AdminSearch;
 use super::{
     Acceptance, AckOutcome, AdminChange, Administered, AuditNote, AuditRecord, Due, ErrorInfo,
-    Expiry, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Route, RoutingJob,
-    Store, StoreError,
+    Expiry, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Retry, Route,
+    RoutingJob, Store, StoreError,
 };
 use crate::protocol::urn::Address;
 
@@ -229,6 +229,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         self.inner.commit.sync_now().await
     }
 
+    async fn defer_job(&self, job: JobId, retry: Retry) -> Result<(), StoreError> {
+        self.read(move |inner| inner.defer_job(job, retry)).await
+    }
+
     async fn administer(
         &self,
         id: LocalId,
@@ -296,6 +300,20 @@ impl<E: KvEngine> KvStore<E> {
 }
 
 impl<E: KvEngine> Inner<E> {
+    fn defer_job(&self, job: JobId, retry: Retry) -> Result<(), StoreError> {
+        let _guard = self.lock_writes();
+        let Some(mut entry) = self.value::<JobEntry>(&keys::job(job.0))? else {
+            return Ok(());
+        };
+        entry.attempts = retry.attempts;
+        entry.not_before_micros = retry.not_before.map(|at| at.timestamp_micros());
+        entry.last_error = retry.last_error;
+        let mut batch = Batch::default();
+        batch.put(keys::job(job.0), encode(&entry)?);
+        self.engine.apply(batch)?;
+        Ok(())
+    }
+
     /// A ticket for the batches applied so far: wait on it to know they are durable.
     pub(super) fn commit_ticket(&self) -> Ticket {
         self.commit.request()
@@ -545,9 +563,7 @@ impl<E: KvEngine> Inner<E> {
         let job = match route {
             Route::Job => {
                 let id = JobId(self.engine.next_id()?);
-                let entry = JobEntry {
-                    local_id: record.local_id,
-                };
+                let entry = JobEntry::new(record.local_id);
                 staging.batch.put(keys::job(id.0), encode(&entry)?);
                 Some(id)
             }

@@ -151,6 +151,11 @@ pub trait Store: Send + Sync {
     /// job completions): called on shutdown so a clean stop loses nothing at all.
     async fn flush(&self) -> Result<(), StoreError>;
 
+    /// Records a failed delivery attempt of a pending job: its new schedule. Not synced: a
+    /// lost reschedule only makes the next attempt come earlier. A job that is gone
+    /// (completed meanwhile) is left alone.
+    async fn defer_job(&self, job: JobId, retry: Retry) -> Result<(), StoreError>;
+
     /// Applies an administrator's `change` to message `id` together with its audit
     /// record, atomically and durably (spec §11). A change that does not apply in the
     /// message's state is [`StoreError::WrongState`] and changes nothing.
@@ -294,6 +299,19 @@ pub struct RoutingJob {
     pub id: JobId,
     /// The message in state NEW.
     pub message: MessageRecord,
+    /// Its retry schedule (all default until a delivery attempt failed).
+    pub retry: Retry,
+}
+
+/// Where a routing job stands after failed delivery attempts (push, spec §5.3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retry {
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not to be tried again before this time; `None`: due now.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Why the last attempt failed, for operators.
+    pub last_error: Option<String>,
 }
 
 /// The result of routing one message.

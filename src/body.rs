@@ -1,5 +1,5 @@
-//! Response bodies: whole (small documents) or streamed from a channel (fetch), so a large
-//! message flows from the store to the socket in bounded chunks.
+//! HTTP bodies: whole (small documents) or streamed from a channel (fetch responses, push
+//! requests), so a large message flows between the store and a socket in bounded chunks.
 
 use std::io;
 use std::pin::Pin;
