@@ -18,12 +18,14 @@
 //!
 //! **Outages.** Connection refused, timeouts, a closed connection and a rejected bind are
 //! [`DirectoryError::Unavailable`] after every server has been tried: never a verdict on a
-//! message. The next call connects again, from the most preferred server.
+//! message. The next call connects again, from the most preferred server; a search whose
+//! connection fails runs once more on a new connection, the failed server tried last.
 
 mod cache;
 mod connection;
 mod entries;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -311,11 +313,12 @@ impl Directory for LdapDirectory {
         let mut addresses = valid_ones(found, entries::address, "addresses");
 
         // The same product, agreement or address may be listed in several subtrees.
-        products.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.bare().cmp(&b.id.bare())));
-        products.dedup_by(|a, b| a.id == b.id);
-        let mut ids = std::collections::HashSet::new();
+        let mut product_ids = HashSet::new();
+        products.retain(|p| product_ids.insert(p.id));
+        products.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut ids = HashSet::new();
         agreements.retain(|a| ids.insert(a.id.to_ascii_lowercase()));
-        let mut keys = std::collections::HashSet::new();
+        let mut keys = HashSet::new();
         addresses.retain(|a| keys.insert((a.organisation, a.product)));
         // Parties of agreements and owners of addresses are known organisations too.
         let parties = agreements

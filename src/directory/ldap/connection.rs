@@ -105,9 +105,10 @@ impl Connector {
         attrs: &[&str],
         size_limit: usize,
     ) -> Result<Found, DirectoryError> {
+        let mut failed: Option<String> = None;
         let mut first_failure = None;
         for _attempt in 0..2 {
-            let live = self.connection().await?;
+            let live = self.connection(failed.as_deref()).await?;
             match self.search_on(&live, filter, attrs, size_limit).await {
                 Ok(found) => return Ok(found),
                 Err(Failure::Answer(err)) => return Err(err),
@@ -115,6 +116,7 @@ impl Connector {
                     tracing::warn!(server = %live.url, error = %err, "ldap connection failed");
                     self.forget(&live);
                     first_failure.get_or_insert(format!("{}: {err}", live.url));
+                    failed = Some(live.url);
                 }
             }
         }
@@ -187,8 +189,9 @@ impl Connector {
         Ok(found)
     }
 
-    /// The live connection, connecting first when there is none.
-    async fn connection(&self) -> Result<Live, DirectoryError> {
+    /// The live connection, connecting first when there is none. A server whose
+    /// connection just `failed` is tried last.
+    async fn connection(&self, failed: Option<&str>) -> Result<Live, DirectoryError> {
         if let Some(live) = self.current() {
             return Ok(live);
         }
@@ -196,7 +199,7 @@ impl Connector {
         if let Some(live) = self.current() {
             return Ok(live);
         }
-        let live = self.connect_in_order().await?;
+        let live = self.connect_in_order(failed).await?;
         *self.live.lock().unwrap_or_else(PoisonError::into_inner) = Some(live.clone());
         Ok(live)
     }
@@ -217,9 +220,17 @@ impl Connector {
         }
     }
 
-    async fn connect_in_order(&self) -> Result<Live, DirectoryError> {
+    async fn connect_in_order(&self, failed: Option<&str>) -> Result<Live, DirectoryError> {
         let mut failures = Vec::new();
-        for url in &self.servers {
+        let first = self
+            .servers
+            .iter()
+            .filter(|url| Some(url.as_str()) != failed);
+        let last = self
+            .servers
+            .iter()
+            .filter(|url| Some(url.as_str()) == failed);
+        for url in first.chain(last) {
             match self.connect(url).await {
                 Ok(ldap) => {
                     tracing::info!(server = %url, "ldap connected");

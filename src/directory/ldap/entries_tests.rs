@@ -5,6 +5,9 @@ use ldap3::asn1::{PL, StructureTag, TagClass};
 
 use super::*;
 
+/// An attribute and its values.
+type Attr<'a> = (&'a str, &'a [&'a str]);
+
 const PRODUCT: &str = "0f696d90-e854-11e1-aff1-0800200c9a66";
 
 #[test]
@@ -96,7 +99,7 @@ fn agreement_is_public_with_transfer_and_confirm() {
 
 #[test]
 fn broken_agreements_say_what_is_wrong() {
-    let cases: &[(&[(&str, &[&str])], &str)] = &[
+    let cases: &[(&[Attr], &str)] = &[
         (
             &[("principal", &["1111111111"]), ("shsProductID", &[PRODUCT])],
             "serialNumber",
