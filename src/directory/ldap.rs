@@ -75,6 +75,8 @@ pub struct LdapConfig {
     /// turns the cache off).
     pub cache_ttl: Duration,
     /// The most entries one search returns (default 1000): bounds snapshots and lists.
+    /// The server's own limit may be lower (slapd: `olcSizeLimit`, 500 by default); a list
+    /// cut short is logged.
     pub size_limit: usize,
 }
 

@@ -165,8 +165,9 @@ impl Connector {
                     self.base_dn, live.url
                 ))));
             }
-            // Client-side codes (80 and up: server down, timeout, connect error): the
-            // connection is gone.
+            // busy (51), unavailable (52), and the client-side codes (80 and up: server
+            // down, timeout, connect error): this server cannot answer now, another may.
+            51 | 52 => return Err(Failure::Connection(outcome.to_string())),
             rc if rc >= 80 => return Err(Failure::Connection(outcome.to_string())),
             _ => {
                 return Err(Failure::Answer(DirectoryError::Unavailable(format!(
