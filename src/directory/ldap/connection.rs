@@ -53,16 +53,17 @@ struct Live {
 
 /// Connects to the servers and runs searches.
 pub(super) struct Connector {
-    pub servers: Vec<String>,
-    pub starttls: bool,
-    pub bind: Option<SimpleBind>,
-    pub base_dn: String,
-    pub connect_timeout: Duration,
-    pub operation_timeout: Duration,
+    servers: Vec<String>,
+    starttls: bool,
+    bind: Option<SimpleBind>,
+    base_dn: String,
+    connect_timeout: Duration,
+    operation_timeout: Duration,
     /// The TLS configuration, when a server needs TLS; replaced on reload.
     pub tls: Mutex<Option<Arc<ClientConfig>>>,
     live: Mutex<Option<Live>>,
-    /// One caller connects at a time; the others wait and use its connection.
+    /// One caller connects at a time; the others wait and use its connection. The only
+    /// lock held across `.await` (an async mutex, made for it); `live` never is.
     connecting: tokio::sync::Mutex<()>,
 }
 
