@@ -2,7 +2,8 @@
 //! between whom, and where remote organisations receive messages.
 //!
 //! [`Directory`] is what routing asks; engines answer it: [`file`] (TOML plus SHS
-//! `shs.agreement`/`shs.product` documents, the default) and LDAP with the SHS schema.
+//! `shs.agreement`/`shs.product` documents, the default) and [`ldap`] (the SHS schema on
+//! LDAP servers).
 //! The rules themselves are pure functions in [`agreements`], so every engine gives the
 //! same answers for the same data.
 //!
@@ -17,9 +18,11 @@ use crate::protocol::urn::{OrgNumber, ProductId};
 
 pub mod agreements;
 pub mod file;
+pub mod ldap;
 
 pub use agreements::{AgreementRefusal, Exchange};
 pub use file::FileDirectory;
+pub use ldap::{LdapConfig, LdapDirectory, SimpleBind};
 
 /// An organisation the directory knows.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,7 @@ mod endpoints;
 mod filters;
 mod harness;
 mod interop;
+mod ldap;
 mod limits;
 mod malformed;
 mod roundtrip;
