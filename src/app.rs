@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{AdminServer, Readiness};
 use crate::broker::{Broker, housekeeping, jobs};
 use crate::config::{Config, DirectoryEngine, StoreConfig};
-use crate::directory::{Directory, DirectoryError, FileDirectory};
+use crate::directory::{Directory, DirectoryError, FileDirectory, LdapDirectory};
 use crate::http::Server;
 use crate::store::sled::{SledConfig, SledEngine};
 use crate::store::{KvStore, Store, StoreError};
@@ -173,6 +173,13 @@ fn open_directory(config: &Config) -> Result<Option<Arc<dyn Directory>>, Directo
         DirectoryEngine::File { path } => {
             let directory = FileDirectory::open(path)?;
             tracing::info!(path = %path.display(), "directory loaded");
+            Ok(Some(Arc::new(directory)))
+        }
+        DirectoryEngine::Ldap(ldap) => {
+            // Connects on the first lookup: an LDAP server that is down at start does not
+            // keep the node from starting (routing waits and retries).
+            let directory = LdapDirectory::new(ldap.clone())?;
+            tracing::info!(servers = ?ldap.servers, "LDAP directory configured");
             Ok(Some(Arc::new(directory)))
         }
     }

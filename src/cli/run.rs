@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::{Config, ConfigErrors, DirectoryEngine};
-use crate::directory::FileDirectory;
+use crate::directory::{FileDirectory, LdapDirectory};
 use crate::pki::{ExamplePki, PkiOptions};
 
 /// How a subcommand failed: a bad configuration (exit 64) or anything else (exit 1).
@@ -49,11 +49,19 @@ pub fn check_config(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
     // The directory's files are part of the configuration: check them too.
     if let Some(directory) = &config.directory {
-        let DirectoryEngine::File { path: file } = &directory.engine;
-        if let Err(err) = FileDirectory::open(file) {
+        let opened = match &directory.engine {
+            DirectoryEngine::File { path: file } => FileDirectory::open(file)
+                .map(drop)
+                .map_err(|err| format!("directory {}: {err}", file.display())),
+            // Settings only: the servers themselves may be down while the file is checked.
+            DirectoryEngine::Ldap(ldap) => LdapDirectory::new(ldap.clone())
+                .map(drop)
+                .map_err(|err| format!("directory.ldap: {err}")),
+        };
+        if let Err(problem) = opened {
             return Err(Failure::BadConfig(ConfigErrors {
                 source: path.to_owned(),
-                problems: vec![format!("directory {}: {err}", file.display())],
+                problems: vec![problem],
             }));
         }
     }

@@ -65,6 +65,24 @@ pub(super) struct DirectorySection {
     pub file: Option<String>,
     #[serde(default)]
     pub known_products_only: bool,
+    #[serde(default)]
+    pub ldap: Option<LdapSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LdapSection {
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub starttls: bool,
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<String>,
+    pub base_dn: Option<String>,
+    pub connect_timeout_secs: Option<u64>,
+    pub operation_timeout_secs: Option<u64>,
+    pub ca_file: Option<String>,
+    pub cache_ttl_secs: Option<u64>,
+    pub size_limit: Option<usize>,
 }
 
 fn default_directory_engine() -> String {

@@ -284,3 +284,39 @@ fn the_shipped_example_configuration_is_valid() {
     // The example documents the admin default with its real value.
     assert_eq!(config.admin.address.to_string(), DEFAULT_ADMIN_ADDRESS);
 }
+
+#[test]
+fn an_ldap_directory_is_configured_with_its_password_file() {
+    let dir = folder_with_files();
+    std::fs::write(dir.path().join("ldap-password"), "hemligt\n").unwrap();
+    let text = format!(
+        "{MINIMAL}\n[directory]\nengine = \"ldap\"\n[directory.ldap]\n\
+         servers = [\"ldap://127.0.0.1:1\", \"ldaps://ldap.example.se\"]\n\
+         bind_dn = \"cn=shsd,L=SHS\"\nbind_password_file = \"ldap-password\"\ncache_ttl_secs = 5\n"
+    );
+    let config = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap();
+    let Some(DirectoryConfig {
+        engine: DirectoryEngine::Ldap(ldap),
+        ..
+    }) = config.directory
+    else {
+        panic!("no ldap directory");
+    };
+    assert_eq!(ldap.servers.len(), 2);
+    assert_eq!(ldap.base_dn, "L=SHS");
+    assert_eq!(ldap.cache_ttl, Duration::from_secs(5));
+    let bind = ldap.bind.unwrap();
+    assert_eq!(
+        (bind.dn.as_str(), bind.password.as_str()),
+        ("cn=shsd,L=SHS", "hemligt")
+    );
+
+    let missing = format!(
+        "{MINIMAL}\n[directory]\nengine = \"ldap\"\n[directory.ldap]\nservers = []\n\
+         bind_dn = \"cn=x\"\nbind_password_file = \"nowhere\"\n"
+    );
+    let errors = Config::from_toml(&missing, &dir.path().join("shsd.toml")).unwrap_err();
+    assert_eq!(errors.problems.len(), 2, "{errors}");
+    let unknown = format!("{MINIMAL}\n[directory]\nengine = \"x500\"\n");
+    assert!(Config::from_toml(&unknown, &dir.path().join("shsd.toml")).is_err());
+}

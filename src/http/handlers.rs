@@ -11,9 +11,9 @@ use crate::broker::{BodyError, BodySource, Broker, Caller, IntakeError, Receipt}
 use crate::clock;
 use crate::protocol::urn::{Address, ProductId};
 
-use crate::body::{ResponseBody, channel, full};
 use super::error::{ApiError, ErrorContext};
 use super::query;
+use crate::body::{ResponseBody, channel, full};
 
 /// How many store chunks may wait between the store and a slow fetching client.
 const FETCH_CHANNEL_CHUNKS: usize = 8;

@@ -27,10 +27,10 @@ use crate::protocol::ErrorCode;
 use crate::protocol::urn::OrgNumber;
 use crate::tls::{IdentityMap, PeerIdentity, ReloadableServerConfig};
 
-use crate::body::ResponseBody;
 use super::endpoint::{Endpoint, RouteError, route};
 use super::error::{ApiError, ErrorContext, error_response};
 use super::handlers;
+use crate::body::ResponseBody;
 
 /// Everything the listener needs, shared by all connections.
 pub struct Server {
