@@ -8,13 +8,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminServer, Readiness};
-use crate::broker::{Broker, housekeeping, jobs};
+use crate::broker::{Broker, Routing, housekeeping, jobs};
 use crate::config::{Config, DirectoryEngine, StoreConfig};
 use crate::directory::{Directory, DirectoryError, FileDirectory, LdapDirectory};
 use crate::http::Server;
 use crate::store::sled::{SledConfig, SledEngine};
 use crate::store::{KvStore, Store, StoreError};
 use crate::systemd;
+use crate::tls::client::{ClientTlsFiles, client_config};
 use crate::tls::{ReloadableServerConfig, ServerTlsFiles, TlsError};
 
 /// Why the daemon could not start or stopped with an error.
@@ -70,8 +71,21 @@ impl App {
             crls: config.tls.crls.clone(),
         })?;
         let directory = open_directory(&config)?;
+        // Push happens only to addresses from a directory: without one, no TLS client.
+        let push_tls = match directory {
+            Some(_) => Some(client_config(&ClientTlsFiles {
+                roots: config.push.cas.clone(),
+                cert_chain: Some(config.push.certificate.clone()),
+                key: Some(config.push.private_key.clone()),
+            })?),
+            None => None,
+        };
+        let routing = Routing {
+            directory,
+            push_tls,
+        };
         Ok(App {
-            broker: Broker::with_directory(store, Arc::new(config), directory),
+            broker: Broker::with_routing(store, Arc::new(config), routing),
             tls: Arc::new(tls),
             admin: None,
             readiness: Readiness::new(),

@@ -91,11 +91,13 @@ impl AdminServer {
                 .map(|(mailbox, depth)| (mailbox.bare(), depth))
                 .collect();
             let size_on_disk = store.size_on_disk().await?;
-            let pending_jobs = store.pending_jobs(None, PENDING_JOBS_COUNTED).await?.len();
+            let pending = store.pending_jobs(None, PENDING_JOBS_COUNTED).await?;
+            let retrying = pending.iter().filter(|job| job.retry.attempts > 0).count();
             Ok::<_, crate::store::StoreError>(StoreGauges {
                 mailbox_depths,
                 size_on_disk,
-                pending_jobs: pending_jobs as u64,
+                pending_jobs: pending.len() as u64,
+                push_retries_pending: retrying as u64,
             })
         };
         match tokio::time::timeout(STORE_PROBE_TIMEOUT, read).await {

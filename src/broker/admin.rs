@@ -119,7 +119,7 @@ impl Broker {
                 message: record,
                 retry: Retry::default(),
             };
-            if let Err(err) = self.run_job(&job).await {
+            if let Err(err) = self.run_job_inline(&job).await {
                 tracing::warn!(local_id = %id, error = %err, "requeued message waits for the router");
                 self.nudge_router();
             }

@@ -302,7 +302,7 @@ impl Broker {
                         message: record,
                         retry: Retry::default(),
                     };
-                    if let Err(err) = self.run_job(&job).await {
+                    if let Err(err) = self.run_job_inline(&job).await {
                         tracing::warn!(shs.txid = %job.message.tx_id, error = %err, "routing deferred to the router task");
                         self.nudge_router();
                     }

@@ -33,24 +33,55 @@ const PAGE: usize = 256;
 #[derive(Debug, Default)]
 pub struct JobQueue {
     nudge: Notify,
+    /// When the earliest deferred job (a push waiting for its next attempt) is due, as of
+    /// the last sweep.
+    next_due: std::sync::Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+}
+
+impl JobQueue {
+    /// Notes that a deferred job is due at `at`, so the router wakes for it.
+    pub(super) fn note_due(&self, at: chrono::DateTime<chrono::Utc>) {
+        let mut next = self.next_due_lock();
+        *next = Some(next.map_or(at, |earlier| earlier.min(at)));
+    }
+
+    fn next_due_lock(&self) -> std::sync::MutexGuard<'_, Option<chrono::DateTime<chrono::Utc>>> {
+        self.next_due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Broker {
-    /// Routes one message and records the outcome. Safe to call for a job that another
-    /// task is running or has completed.
+    /// Routes one message and records the outcome; a push is attempted here. Safe to call
+    /// for a job that another task is running or has completed.
     pub async fn run_job(&self, job: &RoutingJob) -> Result<(), BrokerError> {
+        self.run(job, false).await
+    }
+
+    /// Like [`Broker::run_job`], for callers that answer someone right after (intake, admin
+    /// actions): a local delivery is done at once, but a push is left to the router task
+    /// so that nobody waits for another node.
+    pub async fn run_job_inline(&self, job: &RoutingJob) -> Result<(), BrokerError> {
+        self.run(job, true).await
+    }
+
+    async fn run(&self, job: &RoutingJob, inline: bool) -> Result<(), BrokerError> {
         let record = &job.message;
         let outcome = match self.route(record).await? {
             Decision::Deliver(mailbox) => JobOutcome::Deliver { mailbox },
             Decision::FanOut(receivers) => JobOutcome::FanOut {
                 copies: fanout::copies(record, &receivers)?,
             },
-            Decision::Push { to, url } => {
-                let reason =
-                    format!("{to} is reached by push to {url}, and push delivery is not built yet");
-                self.quarantine(record, ErrorCode::MissingDeliveryExecution, reason)
-                    .await?
+            Decision::Push { .. } if inline => {
+                self.nudge_router();
+                return Ok(());
             }
+            Decision::Push { to, url } => match self.push(job, &to, &url).await? {
+                Some(outcome) => outcome,
+                // Deferred: the job waits for its next attempt.
+                None => return Ok(()),
+            },
             Decision::Quarantine { code, reason } => self.quarantine(record, code, reason).await?,
         };
         let counted = Counted::of(&outcome);
@@ -92,7 +123,7 @@ impl Broker {
     }
 
     /// The outcome that quarantines `record` with `code`, with the `error` to its sender.
-    async fn quarantine(
+    pub(super) async fn quarantine(
         &self,
         record: &MessageRecord,
         code: ErrorCode,
@@ -124,10 +155,13 @@ impl Broker {
         self.jobs.nudge.notify_one();
     }
 
-    /// Runs every pending job once; returns how many failed.
+    /// Runs every pending job that is due once; returns how many failed. Notes when the
+    /// earliest job that is not due yet will be, for [`run_router`].
     pub async fn sweep_jobs(&self) -> Result<usize, BrokerError> {
         let mut after = None;
         let mut failed = 0;
+        let now = chrono::Utc::now();
+        *self.jobs.next_due_lock() = None;
         loop {
             let jobs = self.store.pending_jobs(after, PAGE).await?;
             let Some(last) = jobs.last() else {
@@ -135,6 +169,10 @@ impl Broker {
             };
             after = Some(last.id);
             for job in &jobs {
+                if let Some(at) = job.retry.not_before.filter(|at| *at > now) {
+                    self.jobs.note_due(at);
+                    continue;
+                }
                 if let Err(err) = self.run_job(job).await {
                     failed += 1;
                     tracing::warn!(shs.txid = %job.message.tx_id, error = %err, "routing job failed; will retry");
@@ -161,9 +199,13 @@ pub async fn run_router(broker: Arc<Broker>, shutdown: CancellationToken) {
                 broker.jobs.nudge.notify_one();
             }
         }
+        let next_due = *broker.jobs.next_due_lock();
+        let wait = next_due
+            .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+            .map_or(SWEEP_INTERVAL, |until| until.min(SWEEP_INTERVAL));
         tokio::select! {
             _ = broker.jobs.nudge.notified() => {}
-            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return,
         }
     }

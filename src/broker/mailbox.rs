@@ -98,8 +98,9 @@ impl Broker {
         }
     }
 
-    /// Writes the message; `Ok(false)` when the receiver went away.
-    async fn write_message(
+    /// Writes the message as `message/rfc822` into `out`; `Ok(false)` when the receiver
+    /// went away. Used by fetch and by push.
+    pub(super) async fn write_message(
         &self,
         record: &MessageRecord,
         out: &mpsc::Sender<io::Result<Bytes>>,

@@ -16,6 +16,7 @@ pub mod intake;
 pub mod jobs;
 pub mod mailbox;
 pub mod notice;
+pub mod push;
 pub mod router;
 pub mod routing;
 pub mod summary;
@@ -32,11 +33,22 @@ pub use caller::Caller;
 pub use error::BrokerError;
 pub use intake::{BodyError, BodySource, IntakeError, LabelIds, Receipt};
 
+/// What a broker routes with beyond its own configuration.
+#[derive(Default)]
+pub struct Routing {
+    /// The directory; `None`: local delivery only, no agreement checks.
+    pub directory: Option<Arc<dyn Directory>>,
+    /// The TLS client configuration for push (this node's certificate, the network's
+    /// CAs); `None`: a push decision quarantines the message.
+    pub push_tls: Option<Arc<rustls::ClientConfig>>,
+}
+
 /// The broker: one per process, shared behind `Arc` by every connection and task.
 pub struct Broker {
     store: Arc<dyn Store>,
     config: Arc<Config>,
     directory: Option<Arc<dyn Directory>>,
+    push_tls: Option<Arc<rustls::ClientConfig>>,
     jobs: jobs::JobQueue,
     metrics: Metrics,
 }
@@ -45,20 +57,22 @@ impl Broker {
     /// A broker over `store`, configured by `config`. Call [`jobs::run_router`] to resume
     /// routing jobs left from before a restart.
     pub fn new(store: Arc<dyn Store>, config: Arc<Config>) -> Arc<Broker> {
-        Broker::with_directory(store, config, None)
+        Broker::with_routing(store, config, Routing::default())
     }
 
-    /// A broker that routes with `directory` (agreements, product addressing, remote
-    /// addresses); `None` delivers to local organisations without agreement checks.
-    pub fn with_directory(
+    /// A broker that routes with a directory (agreements, product addressing, remote
+    /// addresses) and pushes with the given TLS client configuration; without a
+    /// directory it delivers to local organisations without agreement checks.
+    pub fn with_routing(
         store: Arc<dyn Store>,
         config: Arc<Config>,
-        directory: Option<Arc<dyn Directory>>,
+        routing: Routing,
     ) -> Arc<Broker> {
         Arc::new(Broker {
             store,
             config,
-            directory,
+            directory: routing.directory,
+            push_tls: routing.push_tls,
             jobs: jobs::JobQueue::default(),
             metrics: Metrics::new(),
         })

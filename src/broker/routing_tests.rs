@@ -68,7 +68,11 @@ fn fixture(directory_toml: &str) -> Fixture {
     let directory = Arc::new(FileDirectory::open(&path).unwrap());
     let store: Arc<dyn Store> = Arc::new(KvStore::open(MemoryEngine::new()).unwrap());
     let shared: Arc<dyn Directory> = Arc::clone(&directory) as Arc<dyn Directory>;
-    let broker = Broker::with_directory(store, Arc::new(config), Some(shared));
+    let routing = crate::broker::Routing {
+        directory: Some(shared),
+        push_tls: None,
+    };
+    let broker = Broker::with_routing(store, Arc::new(config), routing);
     Fixture {
         broker,
         directory,
@@ -231,7 +235,7 @@ async fn remote_receivers_need_an_address() {
     std::fs::write(f.dir.path().join("directory.toml"), with_address).unwrap();
     f.directory.reload().await.unwrap();
     let record = send(&f.broker, from, Some(&to), |_| {}).await;
-    // Routed to push; push delivery itself is not built yet, so it is quarantined so.
+    // Routed to push, which this broker has no TLS configuration for: quarantined so.
     quarantined_with(&record, ErrorCode::MissingDeliveryExecution);
     assert!(
         record

@@ -177,6 +177,31 @@ impl EndpointLabel {
 /// a test that the two lists agree).
 pub const ADMIN_ACTIONS: [&str; 4] = ["requeue", "release", "resend", "delete"];
 
+/// What became of one push attempt (spec §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Answered 2xx: the message is SENT.
+    Sent,
+    /// Failed (network, timeout, 5xx): another attempt is scheduled.
+    Retried,
+    /// Refused (4xx) or out of attempts: quarantined.
+    Failed,
+}
+
+impl Pushed {
+    /// Every value, in rendering order.
+    pub const ALL: [Pushed; 3] = [Pushed::Sent, Pushed::Retried, Pushed::Failed];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pushed::Sent => "sent",
+            Pushed::Retried => "retried",
+            Pushed::Failed => "failed",
+        }
+    }
+}
+
 /// What housekeeping did to a message (spec §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Housekept {

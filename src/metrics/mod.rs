@@ -15,7 +15,7 @@ use crate::protocol::ErrorCode;
 
 use labels::slot;
 pub use labels::{
-    ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Received, STATUS_CLASSES,
+    ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Pushed, Received, STATUS_CLASSES,
     TlsFailure, status_class,
 };
 pub use render::CONTENT_TYPE;
@@ -47,6 +47,7 @@ pub struct Metrics {
     housekept: [AtomicU64; Housekept::ALL.len()],
     housekeeping_failures: AtomicU64,
     housekeeping_rounds: AtomicU64,
+    pushed: [AtomicU64; Pushed::ALL.len()],
 }
 
 /// What the store reports at scrape time: read by the admin listener just before
@@ -59,6 +60,8 @@ pub struct StoreGauges {
     pub size_on_disk: Option<u64>,
     /// Routing jobs waiting (NEW messages), capped at the count the scrape looked for.
     pub pending_jobs: u64,
+    /// Of those, the ones waiting for another push attempt.
+    pub push_retries_pending: u64,
 }
 
 impl Metrics {
@@ -134,6 +137,11 @@ impl Metrics {
     /// Housekeeping expired or removed one message.
     pub fn housekept(&self, what: Housekept) {
         bump(&self.housekept[slot(&Housekept::ALL, what)]);
+    }
+
+    /// One push attempt ended so.
+    pub fn pushed(&self, outcome: Pushed) {
+        bump(&self.pushed[slot(&Pushed::ALL, outcome)]);
     }
 
     /// A housekeeping round finished.

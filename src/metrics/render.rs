@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::protocol::ErrorCode;
 
 use super::labels::{
-    ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Received, STATUS_CLASSES,
+    ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Pushed, Received, STATUS_CLASSES,
     TlsFailure,
 };
 use super::{LATENCY_BUCKETS, Metrics, StoreGauges, read};
@@ -183,6 +183,18 @@ pub(super) fn render(metrics: &Metrics, store: &StoreGauges) -> String {
         &[],
         read(&metrics.housekeeping_rounds),
     );
+    out.family(
+        "shsd_push_attempts_total",
+        "counter",
+        "Push attempts to other nodes, by outcome (sent, retried, failed).",
+    );
+    for (outcome, counter) in Pushed::ALL.iter().zip(&metrics.pushed) {
+        out.series(
+            "shsd_push_attempts_total",
+            &[("outcome", outcome.as_str())],
+            read(counter),
+        );
+    }
     out.store_gauges(store);
     out.0
 }
@@ -206,6 +218,12 @@ impl Exposition {
             "Accepted messages whose routing job has not completed.",
         );
         self.series("shsd_routing_jobs_pending", &[], store.pending_jobs);
+        self.family(
+            "shsd_push_retries_pending",
+            "gauge",
+            "Messages waiting for another push attempt.",
+        );
+        self.series("shsd_push_retries_pending", &[], store.push_retries_pending);
         if let Some(size) = store.size_on_disk {
             self.family(
                 "shsd_store_size_bytes",

@@ -138,6 +138,7 @@ fn admin_housekeeping_and_store_gauges_are_rendered() {
         mailbox_depths: vec![("2120000142".into(), 3), ("2120000142.bygg\"lov".into(), 1)],
         size_on_disk: Some(4096),
         pending_jobs: 2,
+        push_retries_pending: 1,
     };
     let text = metrics.render(&store);
     let get = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}"));
@@ -155,4 +156,5 @@ fn admin_housekeeping_and_store_gauges_are_rendered() {
     );
     assert_eq!(get("shsd_store_size_bytes"), "4096");
     assert_eq!(get("shsd_routing_jobs_pending"), "2");
+    assert_eq!(get("shsd_push_retries_pending"), "1");
 }

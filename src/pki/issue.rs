@@ -111,7 +111,12 @@ pub(super) fn server(
         (DnType::OrganizationName, "shsd example node"),
         (DnType::CommonName, "localhost"),
     ]);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    // A node is a server to its callers and a client when it pushes to other nodes
+    // (spec §5.3), with the same certificate.
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     leaf(
         params,
         issuer,

@@ -92,6 +92,36 @@ impl Node {
         let config_path = dir.path().join("shsd.toml");
         let text = config_with_prefix(prefix, &extra(&pki));
         std::fs::write(&config_path, text).expect("write config");
+        Node::serve(pki, dir, make).await
+    }
+
+    /// Stops the node cleanly and starts it again on the same folder (configuration,
+    /// certificates, store); the ports change.
+    pub async fn restart(mut self) -> Node {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("node task")
+                .expect("the node stops cleanly");
+        }
+        let Node {
+            pki,
+            _dir: dir,
+            app_broker,
+            ..
+        } = self;
+        // The broker holds the store: it must be gone before the store is opened again.
+        drop(app_broker);
+        Node::serve(pki, dir, |config| App::build(config).expect("build")).await
+    }
+
+    /// Builds the app from the configuration in `dir` and runs it.
+    async fn serve(
+        pki: ExamplePki,
+        dir: tempfile::TempDir,
+        make: impl FnOnce(Config) -> App,
+    ) -> Node {
+        let config_path = dir.path().join("shsd.toml");
         let config = Config::load(&config_path).unwrap_or_else(|err| panic!("{err}"));
         let app = make(config);
         let listener = app.bind().await.expect("bind");

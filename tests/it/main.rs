@@ -18,6 +18,7 @@ mod interop;
 mod ldap;
 mod limits;
 mod malformed;
+mod push;
 mod roundtrip;
 mod routing;
 mod store_failure;
