@@ -126,7 +126,7 @@ pub(super) fn server(
             Role::Server,
             "shsd example node",
             None,
-            "The node's TLS server certificate (localhost, 127.0.0.1).",
+            "The node's TLS certificate (localhost, 127.0.0.1); also its client certificate when it pushes to other nodes.",
         ),
     )
     .map_err(|source| PkiError::Generate {
