@@ -172,7 +172,11 @@ impl Broker {
                     record.local_id
                 ))
             })?;
-            notice::build(self.store.as_ref(), &self.config, &label, Notice::Confirm).await?
+            if self.confirm_wanted(&record, &label).await {
+                notice::build(self.store.as_ref(), &self.config, &label, Notice::Confirm).await?
+            } else {
+                None
+            }
         };
         match self.store.acknowledge(record.local_id, confirm).await? {
             AckOutcome::Acknowledged {

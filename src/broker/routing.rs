@@ -109,6 +109,42 @@ impl Broker {
         self.towards(directory, to, &product).await
     }
 
+    /// Whether acknowledging `record` should send its sender a confirm: not when the
+    /// agreement the exchange went under says `confirm="no"`. Without a directory, or when
+    /// the directory cannot tell now, a confirm is sent (an ack never fails for it).
+    pub(super) async fn confirm_wanted(&self, record: &MessageRecord, label: &Label) -> bool {
+        let Some(directory) = self.directory.as_deref() else {
+            return true;
+        };
+        let (Some(to), Ok(product)) = (
+            record
+                .summary
+                .to
+                .as_deref()
+                .and_then(|t| t.parse::<Address>().ok()),
+            record.summary.product.parse::<ProductId>(),
+        ) else {
+            return true;
+        };
+        let candidates = match directory.agreements(&product).await {
+            Ok(candidates) => candidates,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read agreements at ack; sending a confirm");
+                return true;
+            }
+        };
+        let exchange = Exchange {
+            sender: record.sender,
+            receiver: to.org(),
+            product: &product,
+            reply: label.sequence_type == SequenceType::Reply,
+            transfer: label.transfer_type,
+            date: record.arrival.with_timezone(&Local).date_naive(),
+            named: label.shs_agreement.as_deref(),
+        };
+        agreements::check(&exchange, &candidates).map_or(true, |agreement| agreement.confirm)
+    }
+
     /// Delivery to one receiver: its local mailbox, or its address in the directory.
     async fn towards(
         &self,

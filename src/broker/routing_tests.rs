@@ -245,3 +245,20 @@ async fn remote_receivers_need_an_address() {
             .contains("https://127.0.0.1:1/shs/rs")
     );
 }
+
+#[tokio::test]
+async fn an_agreement_without_confirm_gets_no_confirm_on_ack() {
+    let silent = DIRECTORY.replacen(
+        "flow = \"from-customer\"\n",
+        "flow = \"from-customer\"\nconfirm = false\n",
+        1,
+    );
+    let f = fixture(&silent);
+    let record = send(&f.broker, PORTAL, Some(KOMMUN), |_| {}).await;
+    let label = Label::parse(&record.label).unwrap();
+    assert!(!f.broker.confirm_wanted(&record, &label).await);
+    // The neighbour's agreement keeps the default: a confirm.
+    let other = send(&f.broker, PORTAL, Some(GRANNE), |_| {}).await;
+    let label = Label::parse(&other.label).unwrap();
+    assert!(f.broker.confirm_wanted(&other, &label).await);
+}
