@@ -8,10 +8,15 @@
 //! - [`pki`]: the example PKI (CA, CRL, server and client certs) for `shsd certs` and tests.
 //! - [`config`]: the TOML configuration parsed into typed values; every error at once.
 //! - [`store`]: durable messages, payloads, mailboxes and routing jobs (sled by default).
-//! - [`broker`]: intake, routing and mailboxes — the SHS logic between HTTP and the store.
+//! - [`directory`]: organisations, products, agreements and addresses (file or LDAP), and
+//!   the agreement rules as pure functions.
+//! - [`broker`]: intake, routing, push, mailboxes, admin actions and housekeeping — the SHS
+//!   logic between HTTP and the store.
+//! - [`body`]: HTTP bodies, whole or streamed through a bounded channel.
 //! - [`http`]: the SHS endpoints over hyper: routing, handlers, errors rendered in one place.
 //! - [`metrics`]: the node's counters and gauges (atomics), rendered for Prometheus.
-//! - [`admin`]: the admin listener (loopback HTTP): health, readiness, metrics.
+//! - [`admin`]: the admin listener: health, readiness, metrics, the JSON API with its
+//!   actions and audit log, and the web console; loopback HTTP or admin mTLS.
 //! - [`cli`]: the `shsd` subcommands behind the thin `main.rs`.
 //! - [`client`]: the SHS client used by the CLI, the demo, the tests and the load generator.
 //! - [`clock`]: time as SHS writes it.
