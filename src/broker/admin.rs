@@ -188,14 +188,8 @@ mod tests {
     /// A message to `to`, quarantined as if routing had failed.
     async fn quarantined(broker: &Broker, tx: &str, to: Option<&str>) -> LocalId {
         let store = broker.store();
-        let mut writer = store.begin_payload().await.unwrap();
-        writer
-            .start_part(b"Content-Type: text/plain\r\n".to_vec())
-            .await
-            .unwrap();
-        writer.write(b"hej").await.unwrap();
-        writer.end_part().await.unwrap();
-        let payload = writer.finish().await.unwrap();
+        let payload =
+            crate::broker::test_support::upload(store.as_ref(), "text/plain", b"hej").await;
         let message = NewMessage {
             local_id: LocalId::random(),
             sender: "5590000001".parse().unwrap(),

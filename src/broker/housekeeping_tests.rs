@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::client::{OutgoingPart, build_message};
-use crate::protocol::label::SequenceType;
 use crate::protocol::urn::Address;
 use crate::store::memory::MemoryEngine;
 use crate::store::{
@@ -17,7 +15,6 @@ use crate::store::{
 
 const PORTAL: &str = "urn:X-shs:5590000001";
 const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
-const PRODUCT: &str = "urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-0c7f3b2a1d00";
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// The test configuration (2120000142.bygglov local; 14 days retention, 30 expiry).
@@ -27,22 +24,10 @@ fn broker() -> Arc<Broker> {
 }
 
 async fn stored_message(broker: &Broker, route: Route) -> NewMessage {
-    let part = OutgoingPart {
-        datapart_type: "xml".into(),
-        content_type: "text/xml".into(),
-        filename: None,
-        bytes: b"<ansokan/>".to_vec(),
-    };
-    let (_, _, label) = build_message(PORTAL, Some(BYGGLOV), PRODUCT, SequenceType::Event, &[part]);
-    let store = broker.store();
-    let mut writer = store.begin_payload().await.unwrap();
-    writer
-        .start_part(b"Content-Type: text/xml\r\n".to_vec())
-        .await
-        .unwrap();
-    writer.write(b"<ansokan/>").await.unwrap();
-    writer.end_part().await.unwrap();
-    let payload = writer.finish().await.unwrap();
+    let label = crate::broker::test_support::label(PORTAL, Some(BYGGLOV));
+    let payload =
+        crate::broker::test_support::upload(broker.store().as_ref(), "text/xml", b"<ansokan/>")
+            .await;
     NewMessage {
         local_id: LocalId::random(),
         sender: "5590000001".parse().unwrap(),

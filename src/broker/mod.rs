@@ -20,6 +20,8 @@ pub mod push;
 pub mod router;
 pub mod routing;
 pub mod summary;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use crate::broker::Broker;
-use crate::client::{OutgoingPart, build_message};
 use crate::directory::{Directory, FileDirectory};
 use crate::protocol::ErrorCode;
-use crate::protocol::label::{Label, SequenceType};
+use crate::protocol::label::Label;
 use crate::protocol::urn::Address;
 use crate::store::memory::MemoryEngine;
 use crate::store::{
@@ -88,23 +87,11 @@ async fn send(
     to: Option<&str>,
     edit: impl FnOnce(&mut Label),
 ) -> MessageRecord {
-    let part = OutgoingPart {
-        datapart_type: "xml".into(),
-        content_type: "text/xml".into(),
-        filename: None,
-        bytes: b"<ansokan/>".to_vec(),
-    };
-    let (_, _, mut label) = build_message(from, to, PRODUCT, SequenceType::Event, &[part]);
+    let mut label = crate::broker::test_support::label(from, to);
     edit(&mut label);
     let store = broker.store();
-    let mut writer = store.begin_payload().await.unwrap();
-    writer
-        .start_part(b"Content-Type: text/xml\r\n".to_vec())
-        .await
-        .unwrap();
-    writer.write(b"<ansokan/>").await.unwrap();
-    writer.end_part().await.unwrap();
-    let payload = writer.finish().await.unwrap();
+    let payload =
+        crate::broker::test_support::upload(store.as_ref(), "text/xml", b"<ansokan/>").await;
     let sender = crate::protocol::urn::strip_prefix(from).parse().unwrap();
     let message = NewMessage {
         local_id: LocalId::random(),

@@ -16,7 +16,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::codec::encode;
 use super::keys::{self, IndexEntry};
-use super::kv::{Batch, Direction, KvEngine};
+use super::kv::{Batch, Direction, Entry, KvEngine};
 use super::record::{MessageRecord, State};
 use super::{StoreError, record::LocalId};
 use crate::protocol::urn::Address;
@@ -80,26 +80,16 @@ impl MailboxDepths {
     /// Counts the mailbox index once (at open; keys only, no record is read).
     pub fn count<E: KvEngine + ?Sized>(engine: &E) -> Result<MailboxDepths, StoreError> {
         let mut counts: HashMap<Address, u64> = HashMap::new();
-        let mut after: Option<Vec<u8>> = None;
-        loop {
-            let page = engine.scan(
-                keys::MAILBOX_PREFIX,
-                after.as_deref(),
-                Direction::Forward,
-                PAGE,
-            )?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            for (key, _) in &page {
+        for_each_page(engine, keys::MAILBOX_PREFIX, |page| {
+            for (key, _) in page {
                 let mailbox = keys::mailbox_of_entry(key)
                     .and_then(|bare| std::str::from_utf8(bare).ok())
                     .and_then(|bare| bare.parse::<Address>().ok())
                     .ok_or_else(|| StoreError::Corrupt("malformed mailbox index key".into()))?;
                 *counts.entry(mailbox).or_default() += 1;
             }
-        }
+            Ok(())
+        })?;
         Ok(MailboxDepths {
             counts: Mutex::new(counts),
         })
@@ -202,29 +192,18 @@ pub(super) fn index_for_housekeeping<E: KvEngine + ?Sized>(engine: &E) -> Result
     if engine.get(keys::HOUSEKEEPING_INDEXED)?.is_some() {
         return Ok(());
     }
-    let mut after: Option<Vec<u8>> = None;
     let mut indexed = 0_usize;
-    loop {
-        let page = engine.scan(
-            keys::MESSAGE_PREFIX,
-            after.as_deref(),
-            Direction::Forward,
-            PAGE,
-        )?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        after = Some(last.clone());
+    for_each_page(engine, keys::MESSAGE_PREFIX, |page| {
         let mut batch = Batch::default();
-        for (_, value) in &page {
+        for (_, value) in page {
             let record: MessageRecord = super::codec::decode(value)?;
             if let Some(key) = housekeeping_key(&record) {
                 batch.put(key, Vec::new());
                 indexed += 1;
             }
         }
-        engine.apply(batch)?;
-    }
+        Ok(engine.apply(batch)?)
+    })?;
     let mut batch = Batch::default();
     batch.put(keys::HOUSEKEEPING_INDEXED.to_vec(), Vec::new());
     engine.apply(batch)?;
@@ -232,6 +211,23 @@ pub(super) fn index_for_housekeeping<E: KvEngine + ?Sized>(engine: &E) -> Result
         tracing::info!(count = indexed, "indexed stored messages for housekeeping");
     }
     Ok(())
+}
+
+/// Calls `visit` with every entry under `prefix`, a bounded page at a time.
+fn for_each_page<E: KvEngine + ?Sized>(
+    engine: &E,
+    prefix: &[u8],
+    mut visit: impl FnMut(&[Entry]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = engine.scan(prefix, after.as_deref(), Direction::Forward, PAGE)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        visit(&page)?;
+    }
 }
 
 /// The local ids of the family sharing a record's payload: a fan-out parent and its
