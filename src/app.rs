@@ -71,15 +71,13 @@ impl App {
             crls: config.tls.crls.clone(),
         })?;
         let directory = open_directory(&config)?;
-        // Push happens only to addresses from a directory: without one, no TLS client.
-        let push_tls = match directory {
-            Some(_) => Some(client_config(&ClientTlsFiles {
-                roots: config.push.cas.clone(),
-                cert_chain: Some(config.push.certificate.clone()),
-                key: Some(config.push.private_key.clone()),
-            })?),
-            None => None,
-        };
+        // The client side of push and of synchronous forwarding: this node's certificate,
+        // the network's CAs.
+        let push_tls = Some(client_config(&ClientTlsFiles {
+            roots: config.push.cas.clone(),
+            cert_chain: Some(config.push.certificate.clone()),
+            key: Some(config.push.private_key.clone()),
+        })?);
         let routing = Routing {
             directory,
             push_tls,

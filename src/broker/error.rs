@@ -32,6 +32,23 @@ pub enum BrokerError {
     /// Not built yet (501).
     #[error("{0}")]
     NotImplemented(String),
+    /// A synchronous destination cannot be reached (502, `MissingDeliveryExecution`).
+    #[error("{0}")]
+    Unreachable(String),
+    /// A synchronous destination did not answer in time (504, `Timeout`).
+    #[error("{0}")]
+    Timeout(String),
+    /// A synchronous destination answered with its own SHS error: passed through with
+    /// its status and code (spec §6).
+    #[error("{reason}")]
+    Remote {
+        /// The destination's HTTP status.
+        status: StatusCode,
+        /// Its `X-shs-errorcode`.
+        code: ErrorCode,
+        /// Its `errorinfo`, or the start of its body.
+        reason: String,
+    },
     /// The store is unavailable or full, or the node is shutting down (503); the text is
     /// logged, not sent.
     #[error("unavailable: {0}")]
@@ -51,6 +68,9 @@ impl BrokerError {
             BrokerError::NotFound(_) => StatusCode::NOT_FOUND,
             BrokerError::Conflict(_) => StatusCode::CONFLICT,
             BrokerError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            BrokerError::Unreachable(_) => StatusCode::BAD_GATEWAY,
+            BrokerError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            BrokerError::Remote { status, .. } => *status,
             BrokerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,6 +81,9 @@ impl BrokerError {
         match self {
             BrokerError::Message(err) => err.code(),
             BrokerError::Forbidden { code, .. } => *code,
+            BrokerError::Unreachable(_) => ErrorCode::MissingDeliveryExecution,
+            BrokerError::Timeout(_) => ErrorCode::Timeout,
+            BrokerError::Remote { code, .. } => *code,
             _ => ErrorCode::OtherError,
         }
     }

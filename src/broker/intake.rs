@@ -90,10 +90,19 @@ struct Upload {
 }
 
 /// A label that passed the intake checks, with its original bytes.
-struct CheckedLabel {
-    label: Label,
-    original: Vec<u8>,
-    envelope: Envelope,
+pub(super) struct CheckedLabel {
+    pub(super) label: Label,
+    pub(super) original: Vec<u8>,
+    pub(super) envelope: Envelope,
+}
+
+/// What intake answers: a receipt for a stored asynchronous message (202), or the reply
+/// to a synchronous request (200).
+pub enum Answer {
+    /// Stored durably (or a duplicate).
+    Stored(Receipt),
+    /// The reply of a synchronous exchange, streaming.
+    Reply(super::synch::SynchReply),
 }
 
 impl Broker {
@@ -104,7 +113,7 @@ impl Broker {
         caller: &Caller,
         content_type: Option<&str>,
         body: S,
-    ) -> Result<Receipt, IntakeError> {
+    ) -> Result<Answer, IntakeError> {
         let mut upload = Upload::default();
         let result = self
             .intake_inner(caller, content_type, body, &mut upload)
@@ -128,7 +137,7 @@ impl Broker {
         content_type: Option<&str>,
         mut body: S,
         upload: &mut Upload,
-    ) -> Result<Receipt, BrokerError> {
+    ) -> Result<Answer, BrokerError> {
         let limits = &self.config.limits;
         let mut reader = MessageReader::new(
             content_type,
@@ -146,27 +155,7 @@ impl Broker {
                 .next_event()
                 .inspect_err(|err| self.count_reader_limit(err, parts))?;
             match event {
-                Event::NeedMore => match body.next_chunk().await {
-                    Some(Ok(chunk)) => {
-                        received = received.saturating_add(chunk.len() as u64);
-                        if received > limits.max_message_bytes {
-                            self.metrics.limit_hit(Limit::MessageSize);
-                            return Err(ProtocolError::TooLarge {
-                                what: "message",
-                                limit: limits.max_message_bytes,
-                            }
-                            .into());
-                        }
-                        reader.push(&chunk);
-                    }
-                    Some(Err(err)) => {
-                        if let BodyError::IdleTimeout(_) = err {
-                            self.metrics.limit_hit(Limit::BodyIdle);
-                        }
-                        return Err(ProtocolError::mime(err.to_string()).into());
-                    }
-                    None => reader.finish(),
-                },
+                Event::NeedMore => self.pull(&mut reader, &mut body, &mut received).await?,
                 Event::Label { body: original, .. } => {
                     let label = Label::parse(&original)?;
                     upload.ids = Some(LabelIds {
@@ -174,11 +163,19 @@ impl Broker {
                         content_id: label.content.content_id.clone(),
                     });
                     let envelope = self.check_intake(caller, &label)?;
-                    checked = Some(CheckedLabel {
+                    let synch = label.transfer_type == TransferType::Synch;
+                    let label = CheckedLabel {
                         label,
                         original,
                         envelope,
-                    });
+                    };
+                    if synch {
+                        let reply = self
+                            .synch(label, &mut reader, &mut body, &mut received)
+                            .await?;
+                        return Ok(Answer::Reply(reply));
+                    }
+                    checked = Some(label);
                     upload.writer = Some(self.store.begin_payload().await?);
                 }
                 Event::PartStart { headers, .. } => {
@@ -202,14 +199,51 @@ impl Broker {
             self.store.discard_payload(payload.id).await?;
             return Err(err.into());
         }
-        self.store_message(caller, checked, payload).await
+        self.store_message(caller, checked, payload)
+            .await
+            .map(Answer::Stored)
+    }
+
+    /// Feeds the reader the next chunk of the body (or its end), enforcing the message
+    /// size limit and counting the limits hit.
+    pub(super) async fn pull<S: BodySource>(
+        &self,
+        reader: &mut MessageReader,
+        body: &mut S,
+        received: &mut u64,
+    ) -> Result<(), BrokerError> {
+        let limit = self.config.limits.max_message_bytes;
+        match body.next_chunk().await {
+            Some(Ok(chunk)) => {
+                *received = received.saturating_add(chunk.len() as u64);
+                if *received > limit {
+                    self.metrics.limit_hit(Limit::MessageSize);
+                    return Err(ProtocolError::TooLarge {
+                        what: "message",
+                        limit,
+                    }
+                    .into());
+                }
+                reader.push(&chunk);
+            }
+            Some(Err(err)) => {
+                if let BodyError::IdleTimeout(_) = err {
+                    self.metrics.limit_hit(Limit::BodyIdle);
+                }
+                return Err(ProtocolError::mime(err.to_string()).into());
+            }
+            None => reader.finish(),
+        }
+        Ok(())
     }
 
     /// Counts intake's verdict: accepted, duplicate, refused (by code) or failed.
-    fn count_intake(&self, result: &Result<Receipt, BrokerError>) {
+    fn count_intake(&self, result: &Result<Answer, BrokerError>) {
         let metrics = &self.metrics;
         match result {
-            Ok(receipt) if receipt.duplicate => metrics.message_received(Received::Duplicate, None),
+            Ok(Answer::Stored(receipt)) if receipt.duplicate => {
+                metrics.message_received(Received::Duplicate, None)
+            }
             Ok(_) => metrics.message_received(Received::Accepted, None),
             Err(error) if error.status().is_server_error() => {
                 metrics.message_received(Received::Failed, None)
@@ -237,12 +271,6 @@ impl Broker {
     fn check_intake(&self, caller: &Caller, label: &Label) -> Result<Envelope, BrokerError> {
         let envelope = check_label(label)?;
         caller.authorise_send(&envelope.sender)?;
-        if label.transfer_type == TransferType::Synch {
-            return Err(BrokerError::NotImplemented(
-                "synchronous messages (transfer-type synch) are not supported by this node yet"
-                    .to_owned(),
-            ));
-        }
         Ok(envelope)
     }
 

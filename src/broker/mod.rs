@@ -20,8 +20,10 @@ pub mod push;
 pub mod router;
 pub mod routing;
 pub mod summary;
+mod synch;
 #[cfg(test)]
 mod test_support;
+mod upstream;
 
 use std::sync::Arc;
 
@@ -33,7 +35,8 @@ use crate::store::Store;
 pub use admin::AdminAction;
 pub use caller::Caller;
 pub use error::BrokerError;
-pub use intake::{BodyError, BodySource, IntakeError, LabelIds, Receipt};
+pub use intake::{Answer, BodyError, BodySource, IntakeError, LabelIds, Receipt};
+pub use synch::SynchReply;
 
 /// What a broker routes with beyond its own configuration.
 #[derive(Default)]

@@ -16,12 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
-use http::{Method, Request, StatusCode, Uri, header};
+use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use crate::metrics::Pushed;
 use crate::protocol::ErrorCode;
@@ -30,6 +26,7 @@ use crate::store::{JobOutcome, MessageRecord, Retry, RoutingJob};
 
 use super::Broker;
 use super::error::BrokerError;
+use super::upstream::{self, OpenError, Target};
 
 /// How many chunks may wait between the store reader and the socket.
 const CHANNEL_CHUNKS: usize = 4;
@@ -119,32 +116,15 @@ impl Broker {
         url: &str,
         record: &MessageRecord,
     ) -> Attempt {
-        let target = match Target::parse(url) {
+        let target = match Target::parse(url, false) {
             Ok(target) => target,
             Err(reason) => return Attempt::Refused(reason),
         };
-        let tcp = match TcpStream::connect((target.host.as_str(), target.port)).await {
-            Ok(tcp) => tcp,
-            Err(err) => return Attempt::Failed(format!("cannot connect: {err}")),
+        let mut sender = match upstream::open(tls, &target).await {
+            Ok(sender) => sender,
+            Err(OpenError::BadUrl(reason)) => return Attempt::Refused(reason),
+            Err(OpenError::Failed(reason)) => return Attempt::Failed(reason),
         };
-        let _ = tcp.set_nodelay(true);
-        let Ok(name) = ServerName::try_from(target.host.clone()) else {
-            return Attempt::Refused(format!("{:?} is not a host name", target.host));
-        };
-        let stream = match TlsConnector::from(tls).connect(name, tcp).await {
-            Ok(stream) => stream,
-            Err(err) => return Attempt::Failed(format!("TLS: {err}")),
-        };
-        let (mut sender, connection) =
-            match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-                Ok(pair) => pair,
-                Err(err) => return Attempt::Failed(format!("HTTP: {err}")),
-            };
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "push connection ended");
-            }
-        });
         let (out, body) = crate::body::channel(CHANNEL_CHUNKS);
         let request = Request::builder()
             .method(Method::POST)
@@ -211,46 +191,8 @@ pub fn backoff(first: Duration, max: Duration, attempts: u32) -> Duration {
     base.mul_f64(0.8 + 0.4 * jitter)
 }
 
-/// The parts of a push URL a request needs.
-struct Target {
-    host: String,
-    port: u16,
-    authority: String,
-    path_and_query: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Target, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|err| format!("bad URL {url:?}: {err}"))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(format!("{url:?}: push goes over https only"));
-        }
-        let host = uri
-            .host()
-            .ok_or_else(|| format!("{url:?} has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(443);
-        let authority = uri
-            .authority()
-            .map_or_else(|| host.clone(), ToString::to_string);
-        let path_and_query = uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), ToString::to_string);
-        Ok(Target {
-            host,
-            port,
-            authority,
-            path_and_query,
-        })
-    }
-}
-
 /// The start of a response body as one printable line.
-fn excerpt(body: &Bytes) -> String {
+pub(super) fn excerpt(body: &Bytes) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(REASON_LIMIT)]);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -276,17 +218,5 @@ mod tests {
             .map(|n| 300_u64.saturating_mul(1 << (n - 1)).min(21_600))
             .sum();
         assert!((20 * 3600..26 * 3600).contains(&total), "{total}");
-    }
-
-    #[test]
-    fn push_urls_must_be_https_with_a_host() {
-        let target = Target::parse("https://shs.example.se:8443/shs/rs?x=1").unwrap();
-        assert_eq!(target.host, "shs.example.se");
-        assert_eq!(target.port, 8443);
-        assert_eq!(target.authority, "shs.example.se:8443");
-        assert_eq!(target.path_and_query, "/shs/rs?x=1");
-        assert_eq!(Target::parse("https://shs.example.se").unwrap().port, 443);
-        assert!(Target::parse("http://shs.example.se/shs/rs").is_err());
-        assert!(Target::parse("not a url").is_err());
     }
 }

@@ -29,6 +29,32 @@ pub(super) struct ConfigFile {
     pub directory: Option<DirectorySection>,
     #[serde(default)]
     pub push: PushSection,
+    #[serde(default)]
+    pub synch: SynchSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct SynchSection {
+    pub timeout_secs: u64,
+    pub services: Vec<SynchServiceEntry>,
+}
+
+impl Default for SynchSection {
+    fn default() -> Self {
+        SynchSection {
+            timeout_secs: 60,
+            services: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SynchServiceEntry {
+    pub organisation: String,
+    pub product: String,
+    pub url: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,10 +10,12 @@ mod directory;
 mod file;
 mod housekeeping;
 mod push;
+mod synch;
 
 pub use directory::{DirectoryConfig, DirectoryEngine};
 pub use housekeeping::HousekeepingConfig;
 pub use push::PushConfig;
+pub use synch::{SynchConfig, SynchService};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -66,6 +68,8 @@ pub struct Config {
     pub directory: Option<DirectoryConfig>,
     /// Push delivery to other nodes (spec §5.3).
     pub push: PushConfig,
+    /// Synchronous request/reply (spec §6).
+    pub synch: SynchConfig,
 }
 
 /// TLS files, already resolved against the configuration folder.
@@ -334,6 +338,7 @@ impl Checker {
         let housekeeping = self.housekeeping(&file.housekeeping);
         let directory = self.directory(file.directory.as_ref());
         let push = self.push(&file.push, &tls);
+        let synch = self.synch(&file.synch);
 
         Config {
             source: source.to_owned(),
@@ -351,6 +356,7 @@ impl Checker {
             housekeeping,
             directory,
             push,
+            synch,
         }
     }
 

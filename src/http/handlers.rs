@@ -7,7 +7,9 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use crate::broker::{BodyError, BodySource, Broker, Caller, IntakeError, Receipt};
+use crate::broker::{
+    Answer as IntakeAnswer, BodyError, BodySource, Broker, Caller, IntakeError, Receipt, SynchReply,
+};
 use crate::clock;
 use crate::protocol::urn::{Address, ProductId};
 
@@ -38,7 +40,8 @@ pub async fn send(
         idle,
     };
     match broker.intake(caller, content_type.as_deref(), body).await {
-        Ok(receipt) => Ok(accepted(broker, &receipt)),
+        Ok(IntakeAnswer::Stored(receipt)) => Ok(accepted(broker, &receipt)),
+        Ok(IntakeAnswer::Reply(reply)) => Ok(replied(reply)),
         Err(IntakeError { error, ids }) => Err((
             error.into(),
             ErrorContext {
@@ -47,6 +50,19 @@ pub async fn send(
             },
         )),
     }
+}
+
+/// The 200 of a synchronous exchange (spec §6): the reply message, streamed.
+fn replied(reply: SynchReply) -> Response<ResponseBody> {
+    let mut response = Response::new(reply.body);
+    let headers = response.headers_mut();
+    for (name, value) in &reply.shs_headers {
+        headers.append(name.clone(), value.clone());
+    }
+    if let Ok(value) = HeaderValue::from_str(&reply.content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    response
 }
 
 /// The 202 of spec §3.1.

@@ -407,12 +407,14 @@ async fn fewer_parts_than_data_elements_is_400_illegal_message_structure() {
 }
 
 #[tokio::test]
-async fn synchronous_transfer_is_501_other_error() {
+async fn synchronous_transfer_without_a_destination_is_missing_delivery_address() {
+    // No business system answers the product's requests here (tests/it/synch.rs has the
+    // exchanges that work): a clean 400, the label's ids in the error document.
     let node = Node::start().await;
     let synch = "transfer-type=\"synch\"";
     let cases = vec![
         case("synch request", "transfer-type=\"asynch\"", synch),
-        // A compound message is fine synchronously, so it too reaches the 501.
+        // A compound message is fine synchronously, so it too reaches the destination check.
         case(
             "synch compound",
             "transfer-type=\"asynch\"",
@@ -420,7 +422,7 @@ async fn synchronous_transfer_is_501_other_error() {
         ),
     ];
     let ids = Some((RAW_CORR_ID, RAW_CONTENT_ID));
-    assert_all_refused(&node, cases, 501, ErrorCode::OtherError, ids).await;
+    assert_all_refused(&node, cases, 400, ErrorCode::MissingDeliveryAddress, ids).await;
     assert_still_serving(&node).await;
     node.stop().await;
 }

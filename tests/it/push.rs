@@ -2,103 +2,13 @@
 //! with back-off until it takes the message, a 4xx that is final at once, attempts that run
 //! out, and a restart in the middle of the back-off that loses nothing.
 
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::check::*;
 use crate::harness::*;
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    content_type: String,
-    body: Vec<u8>,
-    /// The client certificate the pushing node presented.
-    client_cert: Vec<u8>,
-}
-
-/// An HTTPS receiver with the node's own server identity (for `localhost`), requiring a
-/// client certificate from the test CA. It answers the statuses of `script` in turn, then
-/// 202 to everything.
-struct Receiver {
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start_on(node: &Node, port: u16, script: Vec<u16>) -> Receiver {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        let acceptor = TlsAcceptor::from(node.pki.server_config().unwrap());
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(script.into_iter()));
-        let log = Arc::clone(&received);
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    continue;
-                };
-                let client_cert = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|certs| certs.first())
-                    .map(|cert| cert.to_vec())
-                    .unwrap_or_default();
-                let (log, script) = (Arc::clone(&log), Arc::clone(&script));
-                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let (log, script, client_cert) =
-                        (Arc::clone(&log), Arc::clone(&script), client_cert.clone());
-                    async move {
-                        let content_type = request
-                            .headers()
-                            .get("content-type")
-                            .map(|v| v.to_str().unwrap_or_default().to_owned())
-                            .unwrap_or_default();
-                        let body = request.into_body().collect().await.unwrap().to_bytes();
-                        log.lock().unwrap().push(Received {
-                            content_type,
-                            body: body.to_vec(),
-                            client_cert,
-                        });
-                        let status = script.lock().unwrap().next().unwrap_or(202);
-                        let mut response = Response::new(Full::new(Bytes::from("answer")));
-                        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        Receiver { received }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-/// A free port for the receiver, known before the node starts (its directory names it).
-async fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::receiver::{Receiver, Reply, free_port};
 
 /// The node's configuration: the municipality may exchange PRODUCT with 5560000002,
 /// which is reached at `https://localhost:{port}/shs/rs`; `push` is the [push] section.
@@ -172,7 +82,7 @@ async fn a_push_is_retried_until_the_receiver_takes_it() {
     let port = free_port().await;
     let push = "attempts = 5\nfirst_retry_secs = 1\nmax_retry_secs = 1";
     let node = Node::start_with(config(dir.path(), port, push)).await;
-    let receiver = Receiver::start_on(&node, port, vec![503, 503]).await;
+    let receiver = Receiver::start_on(&node, port, Reply::statuses(&[503, 503])).await;
 
     let tx = send_to_bolaget(&node).await;
     wait_for_state(&node, &tx, "SENT", Duration::from_secs(20)).await;
@@ -207,7 +117,7 @@ async fn a_refusal_is_final_and_attempts_run_out() {
     let port = free_port().await;
     let push = "attempts = 2\nfirst_retry_secs = 1\nmax_retry_secs = 1";
     let node = Node::start_with(config(dir.path(), port, push)).await;
-    let receiver = Receiver::start_on(&node, port, vec![403, 503, 500]).await;
+    let receiver = Receiver::start_on(&node, port, Reply::statuses(&[403, 503, 500])).await;
 
     // 403: quarantined at once, an error to the sender.
     let refused = send_to_bolaget(&node).await;
@@ -242,7 +152,7 @@ async fn a_restart_during_the_back_off_loses_nothing() {
     let port = free_port().await;
     let push = "attempts = 5\nfirst_retry_secs = 2\nmax_retry_secs = 2";
     let node = Node::start_with(config(dir.path(), port, push)).await;
-    let receiver = Receiver::start_on(&node, port, vec![503]).await;
+    let receiver = Receiver::start_on(&node, port, Reply::statuses(&[503])).await;
 
     let tx = send_to_bolaget(&node).await;
     let deadline = Instant::now() + Duration::from_secs(10);
