@@ -30,6 +30,7 @@ pub mod metrics;
 mod percent;
 pub mod pki;
 pub mod protocol;
+pub mod signature;
 pub mod store;
 pub mod systemd;
 pub mod tls;

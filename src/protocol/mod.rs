@@ -16,6 +16,6 @@ pub mod message_list;
 pub mod mime;
 pub mod urn;
 pub mod validate;
-mod xml;
+pub(crate) mod xml;
 
 pub use error::{ErrorCode, ProtocolError};
