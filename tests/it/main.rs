@@ -15,5 +15,6 @@ mod limits;
 mod malformed;
 mod roundtrip;
 mod routing;
+mod signatures;
 mod store_failure;
 mod systemd;
