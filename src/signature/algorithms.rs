@@ -247,7 +247,7 @@ impl PublicKey {
 
 /// Re-encodes a fixed `r || s` ECDSA signature as DER.
 fn fixed_to_der(signature: &[u8]) -> Result<Vec<u8>, SignatureError> {
-    if signature.is_empty() || signature.len() % 2 != 0 || signature.len() > 132 {
+    if signature.is_empty() || !signature.len().is_multiple_of(2) || signature.len() > 132 {
         return Err(malformed!(
             "ECDSA signature value of {} bytes",
             signature.len()

@@ -238,7 +238,10 @@ fn find_signer_cert<'c>(
             let issuer = r.expect(tag::SEQUENCE, "sid issuer")?.raw;
             let serial = r.expect(tag::INTEGER, "sid serialNumber")?.content;
             for (der, cert) in parsed {
-                if cert.issuer().as_raw() == issuer && cert.raw_serial() == serial {
+                if cert.issuer().as_raw() == issuer
+                    && cert.raw_serial() == serial
+                    && !matches.contains(&der)
+                {
                     matches.push(der);
                 }
             }
@@ -252,7 +255,7 @@ fn find_signer_cert<'c>(
                         ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0),
                         _ => None,
                     });
-                if ski == Some(sid.content) {
+                if ski == Some(sid.content) && !matches.contains(&der) {
                     matches.push(der);
                 }
             }

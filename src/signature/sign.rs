@@ -119,12 +119,11 @@ impl XmlSigner {
         let template = self.template(&uri, true, options, "");
         let doc = format!("{}{template}{}", &xml[..end], &xml[end..]);
         self.fill(doc, options, |parsed| {
-            let signature = parsed
+            parsed
                 .child_elements(Document::ROOT)
                 .filter(|&c| parsed.elements[c].is(DSIG, "Signature"))
                 .last()
-                .unwrap_or(Document::ROOT);
-            signature
+                .unwrap_or(Document::ROOT)
         })
     }
 

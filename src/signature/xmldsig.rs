@@ -122,13 +122,13 @@ fn identifiers(doc: &Document) -> Result<HashMap<&str, usize>, SignatureError> {
     for (index, el) in doc.elements.iter().enumerate() {
         for attr in &el.attrs {
             if matches!(attr.local.as_str(), "Id" | "ID" | "id") {
-                if let Some(&other) = ids.get(attr.value.as_str()) {
-                    if other != index {
-                        return Err(SignatureError::Wrapping(format!(
-                            "identifier {:?} is used by more than one element",
-                            attr.value
-                        )));
-                    }
+                if let Some(&other) = ids.get(attr.value.as_str())
+                    && other != index
+                {
+                    return Err(SignatureError::Wrapping(format!(
+                        "identifier {:?} is used by more than one element",
+                        attr.value
+                    )));
                 }
                 ids.insert(attr.value.as_str(), index);
             }

@@ -147,7 +147,7 @@ fn enveloping_signature_hands_on_only_the_object_content() {
     let verified = setup.verify(&xml).expect("verifies").expect("signed");
     assert_eq!(
         verified.content,
-        VerifiedContent::Extracted(content.replace("><", "><").into_bytes())
+        VerifiedContent::Extracted(content.as_bytes().to_vec())
     );
 }
 
