@@ -9,9 +9,9 @@
 //! taken as not revoked, and a CRL past its `nextUpdate` is still used (a revocation is
 //! never undone); online checks (OCSP, CRL download) are I/O and not done here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use ring::digest;
@@ -75,6 +75,19 @@ pub struct SignerTrust {
     crls: Vec<Vec<u8>>,
     /// SHA-256 of (signed object ‖ issuer key) for signatures already checked.
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Chains already built, by SHA-256 of the certificates they were built from.
+    chains: Mutex<HashMap<[u8; 32], Arc<Chain>>>,
+}
+
+/// A verified chain: the signer, its key and the validity window of every certificate.
+#[derive(Debug)]
+pub(crate) struct Chain {
+    /// The signer as recorded.
+    pub(crate) signer: VerifiedSigner,
+    /// The signer certificate's public key.
+    pub(crate) key: PublicKey,
+    /// `notBefore` and `notAfter` (Unix seconds) of each certificate, signer to anchor.
+    windows: Vec<(i64, i64)>,
 }
 
 impl SignerTrust {
@@ -97,6 +110,7 @@ impl SignerTrust {
             anchors,
             crls,
             verified: Mutex::new(HashSet::new()),
+            chains: Mutex::new(HashMap::new()),
         })
     }
 
@@ -113,12 +127,59 @@ impl SignerTrust {
         intermediates: &[Vec<u8>],
         at: DateTime<Utc>,
     ) -> Result<VerifiedSigner, SignatureError> {
+        self.verify_key(leaf, intermediates, at)
+            .map(|chain| chain.signer.clone())
+    }
+
+    /// As [`SignerTrust::verify`], also handing out the signer's public key. A chain that
+    /// verified before is taken from the cache: only its validity at `at` is checked again
+    /// (certificates, CRLs and anchors do not change within one `SignerTrust`).
+    pub(crate) fn verify_key(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+        at: DateTime<Utc>,
+    ) -> Result<Arc<Chain>, SignatureError> {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for der in std::iter::once(leaf).chain(intermediates.iter().map(Vec::as_slice)) {
+            ctx.update(&(der.len() as u64).to_be_bytes());
+            ctx.update(der);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        let now = at.timestamp();
+        if let Some(chain) = self.chains().get(&key)
+            && chain
+                .windows
+                .iter()
+                .all(|&(from, to)| from <= now && now <= to)
+        {
+            return Ok(Arc::clone(chain));
+        }
+        let chain = Arc::new(self.build_chain(leaf, intermediates, at)?);
+        let mut chains = self.chains();
+        if chains.len() >= CACHE_LIMIT {
+            chains.clear();
+        }
+        chains.insert(key, Arc::clone(&chain));
+        Ok(chain)
+    }
+
+    /// Builds and checks the chain from `leaf` to an anchor.
+    fn build_chain(
+        &self,
+        leaf: &[u8],
+        intermediates: &[Vec<u8>],
+        at: DateTime<Utc>,
+    ) -> Result<Chain, SignatureError> {
         let (_, cert) =
             X509Certificate::from_der(leaf).map_err(|e| malformed!("signer certificate: {e}"))?;
         check_validity(&cert, at)?;
         check_signer_usage(&cert)?;
+        let key = PublicKey::from_spki(cert.public_key())?;
         let anchors = parse_all(&self.anchors);
         let pool = parse_all(intermediates);
+        let mut windows = vec![window(&cert)];
         let mut current = (leaf, cert.clone());
         for _ in 0..MAX_CHAIN {
             let (current_der, current_cert) = &current;
@@ -129,7 +190,12 @@ impl SignerTrust {
                 if !anchors.iter().any(|(der, _)| *der == *current_der) {
                     self.check_revocation(current_cert, anchor)?;
                 }
-                return Ok(signer(leaf, &cert, anchor));
+                windows.push(window(anchor));
+                return Ok(Chain {
+                    signer: signer(leaf, &cert, anchor),
+                    key,
+                    windows,
+                });
             }
             let issuer = pool.iter().find(|(_, candidate)| {
                 may_issue(candidate) && self.issued_by(current_der, current_cert, candidate)
@@ -139,6 +205,7 @@ impl SignerTrust {
             };
             check_validity(issuer_cert, at)?;
             self.check_revocation(current_cert, issuer_cert)?;
+            windows.push(window(issuer_cert));
             current = (issuer_der, issuer_cert.clone());
         }
         Err(SignatureError::UntrustedSigner(format!(
@@ -146,6 +213,11 @@ impl SignerTrust {
             rfc4514(cert.subject()),
             rfc4514(cert.issuer())
         )))
+    }
+
+    fn chains(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<Chain>>> {
+        // The map holds no invariant a panicking holder could break.
+        self.chains.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// True if `issuer` is named as the issuer of `cert` and its key verifies `cert`'s
@@ -252,6 +324,15 @@ fn parse_all(ders: &[Vec<u8>]) -> Vec<(&[u8], X509Certificate<'_>)> {
                 .map(|(_, cert)| (der.as_slice(), cert))
         })
         .collect()
+}
+
+/// A certificate's validity period in Unix seconds.
+fn window(cert: &X509Certificate<'_>) -> (i64, i64) {
+    let validity = cert.validity();
+    (
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    )
 }
 
 /// Refuses a certificate outside its validity period at `at`.

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
-use super::algorithms::{EcdsaEncoding, Hash, PublicKey, SigAlg};
+use super::algorithms::{EcdsaEncoding, Hash, SigAlg};
 use super::error::malformed;
 use super::xml::c14n::{DigestSink, Kind, Method, Subset, canonicalize};
 use super::xml::tree::{Document, Node, parse};
@@ -225,11 +225,11 @@ fn verify_signature(
     })?;
     sig_alg.hash.allowed(options.allow_legacy_sha1)?;
 
-    // The signer's certificate and key, then the signature over SignedInfo.
+    // The signer's certificate must be trusted (this also yields its key), then the
+    // signature over SignedInfo must verify with it.
     let (leaf, others) = certificates(doc, signature)?;
-    let (_, cert) =
-        X509Certificate::from_der(&leaf).map_err(|e| malformed!("X509Certificate: {e}"))?;
-    let key = PublicKey::from_spki(cert.public_key())?;
+    let chain = options.trust.verify_key(&leaf, &others, options.at)?;
+    let key = &chain.key;
     let value = base64_text(doc, child(doc, signature, "SignatureValue")?)?;
     let mut canonical = Vec::new();
     canonicalize(
@@ -266,8 +266,7 @@ fn verify_signature(
             )));
         }
     }
-    let signer = options.trust.verify(&leaf, &others, options.at)?;
-    Ok((signer, targets))
+    Ok((chain.signer.clone(), targets))
 }
 
 /// Checks one `Reference`'s digest; returns the element it covers.
@@ -357,6 +356,9 @@ fn certificates(
                 ders.push(base64_text(doc, cert)?);
             }
         }
+    }
+    if ders.len() == 1 {
+        return Ok((ders.remove(0), Vec::new()));
     }
     let parsed: Vec<X509Certificate<'_>> = ders
         .iter()

@@ -467,3 +467,28 @@ fn policy_decides_about_unsigned_parts() {
         Ok(None)
     );
 }
+
+#[test]
+fn a_cached_chain_is_still_checked_for_validity_at_arrival() {
+    let setup = Setup::new();
+    let xml = setup.enveloped(&exclusive());
+    assert!(setup.verify(&xml).expect("verifies now").is_some());
+    let later = VerifyOptions {
+        at: Utc::now() + chrono::Duration::days(3 * 365),
+        ..setup.options()
+    };
+    assert_refused(
+        setup.verify_with(&xml, SignaturePolicy::Required, &later),
+        "expired",
+        "Anna Andersson",
+    );
+    let earlier = VerifyOptions {
+        at: Utc::now() - chrono::Duration::days(2),
+        ..setup.options()
+    };
+    assert_refused(
+        setup.verify_with(&xml, SignaturePolicy::Required, &earlier),
+        "not yet valid",
+        "valid from",
+    );
+}
