@@ -121,7 +121,7 @@ fn identifiers(doc: &Document) -> Result<HashMap<&str, usize>, SignatureError> {
     let mut ids = HashMap::new();
     for (index, el) in doc.elements.iter().enumerate() {
         for attr in &el.attrs {
-            if matches!(attr.local.as_str(), "Id" | "ID" | "id") {
+            if matches!(attr.local(), "Id" | "ID" | "id") {
                 if let Some(&other) = ids.get(attr.value.as_str())
                     && other != index
                 {
@@ -144,11 +144,11 @@ fn child(doc: &Document, parent: usize, local: &str) -> Result<usize, SignatureE
         (Some(one), None) => Ok(one),
         (None, _) => Err(malformed!(
             "<{}> has no {local}",
-            doc.elements[parent].local
+            doc.elements[parent].local()
         )),
         (Some(_), Some(_)) => Err(malformed!(
             "<{}> has more than one {local}",
-            doc.elements[parent].local
+            doc.elements[parent].local()
         )),
     }
 }
@@ -173,14 +173,11 @@ fn algorithm<'d>(doc: &'d Document, parent: usize, local: &str) -> Result<&'d st
 
 /// Base64 content of an element, white space ignored.
 fn base64_text(doc: &Document, el: usize) -> Result<Vec<u8>, SignatureError> {
-    let text: String = doc
-        .text(el)
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
+    let mut text = doc.text(el);
+    text.retain(|c| !c.is_ascii_whitespace());
     STANDARD
         .decode(text)
-        .map_err(|e| malformed!("<{}> is not base64: {e}", doc.elements[el].local))
+        .map_err(|e| malformed!("<{}> is not base64: {e}", doc.elements[el].local()))
 }
 
 /// The canonicalisation an algorithm URI names, with the prefix list of its

@@ -171,9 +171,10 @@ pub(crate) fn canonicalize(
                 at = doc.elements[i].parent;
             }
             for &i in chain.iter().rev() {
+                let decls = doc.elements[i].ns_decls.iter();
                 writer
                     .scope
-                    .extend(doc.elements[i].ns_decls.iter().cloned());
+                    .extend(decls.map(|(p, u)| (p.as_str(), u.as_str())));
             }
             writer.element(apex, true)?;
         }
@@ -188,21 +189,21 @@ struct Writer<'a, S: Sink> {
     excluded: Option<usize>,
     out: &'a mut S,
     /// Namespace bindings in scope (prefix, URI), innermost last.
-    scope: Vec<(String, String)>,
+    scope: Vec<(&'a str, &'a str)>,
     /// Namespace declarations rendered by output ancestors, innermost last.
-    rendered: Vec<(String, String)>,
+    rendered: Vec<(&'a str, &'a str)>,
 }
 
 /// The innermost binding of `prefix` in a binding stack.
-fn lookup<'s>(stack: &'s [(String, String)], prefix: &str) -> Option<&'s str> {
+fn lookup<'s>(stack: &[(&'s str, &'s str)], prefix: &str) -> Option<&'s str> {
     stack
         .iter()
         .rev()
-        .find(|(p, _)| p == prefix)
-        .map(|(_, u)| u.as_str())
+        .find(|(p, _)| *p == prefix)
+        .map(|(_, u)| *u)
 }
 
-impl<S: Sink> Writer<'_, S> {
+impl<'a, S: Sink> Writer<'a, S> {
     /// Writes a comment or PI (outside or inside the root); false if it is left out.
     fn misc(&mut self, node: &Node) -> bool {
         match node {
@@ -232,10 +233,11 @@ impl<S: Sink> Writer<'_, S> {
             return Ok(());
         }
         let doc = self.doc;
-        let el = &doc.elements[index];
+        let el: &'a Element = &doc.elements[index];
         let scope_mark = self.scope.len();
         let rendered_mark = self.rendered.len();
-        self.scope.extend(el.ns_decls.iter().cloned());
+        self.scope
+            .extend(el.ns_decls.iter().map(|(p, u)| (p.as_str(), u.as_str())));
 
         let mut decls = self.namespaces_to_render(el);
         decls.sort();
@@ -284,12 +286,12 @@ impl<S: Sink> Writer<'_, S> {
     /// The namespace declarations `el` renders (unsorted), given what output ancestors
     /// rendered: inclusive C14N considers every binding in scope, exclusive C14N only the
     /// visibly utilised prefixes and those of the InclusiveNamespaces list.
-    fn namespaces_to_render(&self, el: &Element) -> Vec<(String, String)> {
-        let mut candidates: Vec<&str> = Vec::new();
+    fn namespaces_to_render(&self, el: &'a Element) -> Vec<(&'a str, &'a str)> {
+        let mut candidates: Vec<&'a str> = Vec::new();
         match &self.method.kind {
             Kind::Inclusive10 | Kind::Inclusive11 => {
                 for (prefix, _) in self.scope.iter().rev() {
-                    if !candidates.contains(&prefix.as_str()) {
+                    if !candidates.contains(prefix) {
                         candidates.push(prefix);
                     }
                 }
@@ -298,15 +300,23 @@ impl<S: Sink> Writer<'_, S> {
                 }
             }
             Kind::Exclusive(list) => {
-                candidates.push(&el.prefix);
+                candidates.push(el.prefix());
                 for attr in &el.attrs {
-                    if !attr.prefix.is_empty() && !candidates.contains(&attr.prefix.as_str()) {
-                        candidates.push(&attr.prefix);
+                    let prefix = attr.prefix();
+                    if !prefix.is_empty() && !candidates.contains(&prefix) {
+                        candidates.push(prefix);
                     }
                 }
                 for prefix in list {
-                    let in_scope = lookup(&self.scope, prefix).is_some_and(|u| !u.is_empty());
-                    if (in_scope || prefix.is_empty()) && !candidates.contains(&prefix.as_str()) {
+                    let Some((prefix, uri)) =
+                        self.scope.iter().rev().find(|(p, _)| *p == prefix.as_str())
+                    else {
+                        if prefix.is_empty() && !candidates.contains(&"") {
+                            candidates.push("");
+                        }
+                        continue;
+                    };
+                    if (!uri.is_empty() || prefix.is_empty()) && !candidates.contains(prefix) {
                         candidates.push(prefix);
                     }
                 }
@@ -327,30 +337,24 @@ impl<S: Sink> Writer<'_, S> {
                 rendered != Some(uri)
             };
             if render {
-                out.push((prefix.to_owned(), uri.to_owned()));
+                out.push((prefix, uri));
             }
         }
         out
     }
 
-    /// The attributes of `el` in canonical order (namespace URI, then local name), with
-    /// the `xml:*` attributes an inclusive apex inherits from its ancestors.
+    /// The attributes of `el` (qualified name, value) in canonical order (namespace URI,
+    /// then local name), with the `xml:*` attributes an inclusive apex inherits from its
+    /// ancestors.
     fn attributes(
         &self,
-        el: &Element,
+        el: &'a Element,
         apex: bool,
-    ) -> Result<Vec<(String, String)>, SignatureError> {
-        let mut attrs: Vec<(&str, &str, &str, &str)> = el
+    ) -> Result<Vec<(&'a str, &'a str)>, SignatureError> {
+        let mut attrs: Vec<(&'a str, &'a str, &'a str, &'a str)> = el
             .attrs
             .iter()
-            .map(|a| {
-                (
-                    a.ns.as_str(),
-                    a.local.as_str(),
-                    a.qname.as_str(),
-                    a.value.as_str(),
-                )
-            })
+            .map(|a| (&*a.ns, a.local(), a.qname.as_str(), a.value.as_str()))
             .collect();
         let inherits = |local: &str| match self.method.kind {
             Kind::Inclusive10 => true,
@@ -361,27 +365,29 @@ impl<S: Sink> Writer<'_, S> {
         if apex && inclusive {
             let mut at = el.parent;
             while let Some(i) = at {
-                let ancestor = &self.doc.elements[i];
-                for a in ancestor.attrs.iter().filter(|a| a.ns == XML_NS) {
-                    if self.method.kind == Kind::Inclusive11 && a.local == "base" {
+                let ancestor: &'a Element = &self.doc.elements[i];
+                for a in ancestor.attrs.iter().filter(|a| &*a.ns == XML_NS) {
+                    if self.method.kind == Kind::Inclusive11 && a.local() == "base" {
                         return Err(SignatureError::UnsupportedAlgorithm(
                             "C14N 1.1 of a subset below an xml:base attribute".into(),
                         ));
                     }
                     let known = attrs
                         .iter()
-                        .any(|(ns, local, ..)| *ns == XML_NS && *local == a.local);
-                    if inherits(&a.local) && !known {
-                        attrs.push((XML_NS, &a.local, &a.qname, &a.value));
+                        .any(|(ns, local, ..)| *ns == XML_NS && *local == a.local());
+                    if inherits(a.local()) && !known {
+                        attrs.push((XML_NS, a.local(), &a.qname, &a.value));
                     }
                 }
                 at = ancestor.parent;
             }
         }
-        attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        if attrs.len() > 1 {
+            attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        }
         Ok(attrs
             .into_iter()
-            .map(|(_, _, qname, value)| (qname.to_owned(), value.to_owned()))
+            .map(|(_, _, qname, value)| (qname, value))
             .collect())
     }
 }

@@ -17,7 +17,7 @@ fn fixture(name: &str) -> Vec<u8> {
 fn element_named(doc: &Document, local: &str) -> usize {
     doc.elements
         .iter()
-        .position(|e| e.local == local)
+        .position(|e| e.local() == local)
         .unwrap_or_else(|| panic!("no element {local}"))
 }
 

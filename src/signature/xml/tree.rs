@@ -2,6 +2,8 @@
 //! (element order, mixed content, comments, processing instructions, namespace
 //! declarations as written) and nothing a signature verifier must not trust (no DTD).
 
+use std::rc::Rc;
+
 use quick_xml::escape::{EscapeError, resolve_predefined_entity};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
@@ -49,12 +51,10 @@ pub(crate) struct Element {
     pub(crate) parent: Option<usize>,
     /// The name as written, `prefix:local` or `local`.
     pub(crate) qname: String,
-    /// The prefix (empty without one).
-    pub(crate) prefix: String,
-    /// The local name.
-    pub(crate) local: String,
-    /// The namespace URI the name is in (empty for none).
-    pub(crate) ns: String,
+    /// The length of the prefix in `qname` (0 without one).
+    prefix_len: usize,
+    /// The namespace URI the name is in (empty for none), shared with its declaration.
+    pub(crate) ns: Rc<str>,
     /// Namespace declarations on this element: prefix (empty for the default) and URI.
     pub(crate) ns_decls: Vec<(String, String)>,
     /// The other attributes, in document order.
@@ -68,28 +68,57 @@ pub(crate) struct Element {
 pub(crate) struct Attr {
     /// The name as written.
     pub(crate) qname: String,
-    /// The prefix (empty without one).
-    pub(crate) prefix: String,
-    /// The local name.
-    pub(crate) local: String,
+    /// The length of the prefix in `qname` (0 without one).
+    prefix_len: usize,
     /// The namespace URI (empty for an unprefixed attribute).
-    pub(crate) ns: String,
+    pub(crate) ns: Rc<str>,
     /// The normalised value, references resolved.
     pub(crate) value: String,
 }
 
+/// The prefix and local name of a qualified name whose prefix is `prefix_len` long.
+fn parts(qname: &str, prefix_len: usize) -> (&str, &str) {
+    if prefix_len == 0 {
+        ("", qname)
+    } else {
+        (&qname[..prefix_len], &qname[prefix_len + 1..])
+    }
+}
+
 impl Element {
+    /// The prefix (empty without one).
+    pub(crate) fn prefix(&self) -> &str {
+        parts(&self.qname, self.prefix_len).0
+    }
+
+    /// The local name.
+    pub(crate) fn local(&self) -> &str {
+        parts(&self.qname, self.prefix_len).1
+    }
+
     /// The value of the unprefixed attribute `local`, if present.
     pub(crate) fn attr(&self, local: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|a| a.prefix.is_empty() && a.local == local)
+            .find(|a| a.prefix_len == 0 && a.qname == local)
             .map(|a| a.value.as_str())
     }
 
     /// True if this element is `local` in namespace `ns`.
     pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
-        self.ns == ns && self.local == local
+        &*self.ns == ns && self.local() == local
+    }
+}
+
+impl Attr {
+    /// The prefix (empty without one).
+    pub(crate) fn prefix(&self) -> &str {
+        parts(&self.qname, self.prefix_len).0
+    }
+
+    /// The local name.
+    pub(crate) fn local(&self) -> &str {
+        parts(&self.qname, self.prefix_len).1
     }
 }
 
@@ -153,7 +182,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Document, SignatureError> {
     // Open elements, and the namespace bindings in scope as a stack of (prefix, URI) with
     // the stack height at each open element.
     let mut open: Vec<usize> = Vec::new();
-    let mut scope: Vec<(String, String)> = vec![("xml".into(), XML_NS.into())];
+    let mut scope: Vec<(String, Rc<str>)> = vec![("xml".into(), Rc::from(XML_NS))];
     let mut marks: Vec<usize> = Vec::new();
     let mut done = false;
     loop {
@@ -276,19 +305,19 @@ fn split_qname(qname: &str) -> (&str, &str) {
 
 /// The URI bound to `prefix` in `scope` (the innermost binding wins); an empty default
 /// binding means "no namespace".
-fn lookup<'a>(scope: &'a [(String, String)], prefix: &str) -> Option<&'a str> {
+fn lookup<'a>(scope: &'a [(String, Rc<str>)], prefix: &str) -> Option<&'a Rc<str>> {
     scope
         .iter()
         .rev()
         .find(|(p, _)| p == prefix)
-        .map(|(_, uri)| uri.as_str())
+        .map(|(_, uri)| uri)
 }
 
 /// Reads a start tag into a new element, pushing its namespace declarations into scope.
 fn start_element(
     doc: &mut Document,
     open: &[usize],
-    scope: &mut Vec<(String, String)>,
+    scope: &mut Vec<(String, Rc<str>)>,
     marks: &mut Vec<usize>,
     tag: &BytesStart<'_>,
 ) -> Result<usize, SignatureError> {
@@ -331,31 +360,32 @@ fn start_element(
         }
     }
     for (prefix, uri) in &ns_decls {
-        scope.push((prefix.clone(), uri.clone()));
+        scope.push((prefix.clone(), Rc::from(uri.as_str())));
     }
-    let (prefix, local) = split_qname(&qname);
+    let (prefix, _) = split_qname(&qname);
     let ns = match lookup(scope, prefix) {
-        Some(uri) => uri.to_owned(),
-        None if prefix.is_empty() => String::new(),
+        Some(uri) => Rc::clone(uri),
+        None if prefix.is_empty() => Rc::from(""),
         None => return Err(malformed!("undeclared prefix {prefix} in <{qname}>")),
     };
+    let prefix_len = prefix.len();
     let mut attrs: Vec<Attr> = Vec::with_capacity(raw_attrs.len());
     for (key, value) in raw_attrs {
         let (a_prefix, a_local) = split_qname(&key);
         let a_ns = if a_prefix.is_empty() {
-            String::new()
+            Rc::from("")
         } else {
-            lookup(scope, a_prefix)
-                .ok_or_else(|| malformed!("undeclared prefix {a_prefix} in <{qname}>"))?
-                .to_owned()
+            Rc::clone(
+                lookup(scope, a_prefix)
+                    .ok_or_else(|| malformed!("undeclared prefix {a_prefix} in <{qname}>"))?,
+            )
         };
-        if attrs.iter().any(|a| a.ns == a_ns && a.local == a_local) {
+        if attrs.iter().any(|a| a.ns == a_ns && a.local() == a_local) {
             return Err(malformed!("duplicate attribute {key} in <{qname}>"));
         }
         attrs.push(Attr {
-            prefix: a_prefix.to_owned(),
-            local: a_local.to_owned(),
-            qname: key.clone(),
+            prefix_len: a_prefix.len(),
+            qname: key,
             ns: a_ns,
             value,
         });
@@ -363,9 +393,8 @@ fn start_element(
     let index = doc.elements.len();
     doc.elements.push(Element {
         parent: open.last().copied(),
-        prefix: prefix.to_owned(),
-        local: local.to_owned(),
-        qname: qname.clone(),
+        prefix_len,
+        qname,
         ns,
         ns_decls,
         attrs,
@@ -380,7 +409,7 @@ fn start_element(
 /// Closes the innermost element (quick-xml has checked that the end tag matches).
 fn end_element(
     open: &mut Vec<usize>,
-    scope: &mut Vec<(String, String)>,
+    scope: &mut Vec<(String, Rc<str>)>,
     marks: &mut Vec<usize>,
     done: &mut bool,
     empty: bool,
