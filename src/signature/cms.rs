@@ -113,6 +113,25 @@ pub fn verify_cms(
     })
 }
 
+/// The content type of a CMS `ContentInfo`, if `bytes` starts with one: to tell signed
+/// from encrypted or compressed `pkcs7-mime` parts that do not say which they are.
+pub(crate) fn content_type(bytes: &[u8]) -> Option<String> {
+    let content_info = Reader::new(bytes)
+        .expect(tag::SEQUENCE, "ContentInfo")
+        .ok()?;
+    content_info
+        .reader()
+        .expect(tag::OID, "contentType")
+        .ok()?
+        .oid()
+        .ok()
+}
+
+/// True if `bytes` is a CMS SignedData `ContentInfo`.
+pub(crate) fn is_signed_data(bytes: &[u8]) -> bool {
+    content_type(bytes).as_deref() == Some(SIGNED_DATA)
+}
+
 /// Verifies one SignerInfo over `content`.
 fn verify_signer_info(
     info: &Tlv<'_>,

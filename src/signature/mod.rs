@@ -130,17 +130,22 @@ pub fn verify_part(
             content: cms.content,
         })
     } else if media.is_pkcs7_mime() {
-        match media.param("smime-type").as_deref() {
-            None | Some("signed-data") => {
-                let cms = verify_cms(part.content, None, options)?;
-                Some(Verified {
-                    format: SignatureFormat::Cms,
-                    signers: cms.signers,
-                    content: cms.content,
-                })
-            }
+        let signed = match media.param("smime-type").as_deref() {
+            Some("signed-data") => true,
+            // Without the parameter, the structure itself tells.
+            None => cms::is_signed_data(part.content),
+            Some(_) => false,
+        };
+        if signed {
+            let cms = verify_cms(part.content, None, options)?;
+            Some(Verified {
+                format: SignatureFormat::Cms,
+                signers: cms.signers,
+                content: cms.content,
+            })
+        } else {
             // Encrypted (or compressed) parts are end to end: never opened here.
-            Some(_) => None,
+            None
         }
     } else if media.is_xml() {
         verify_xml(part.content, options)?.map(|xml| Verified {
