@@ -199,8 +199,14 @@ fn lookup<'s>(stack: &[(&'s str, &'s str)], prefix: &str) -> Option<&'s str> {
     stack
         .iter()
         .rev()
-        .find(|(p, _)| *p == prefix)
+        .find(|(p, _)| short_eq(p, prefix))
         .map(|(_, u)| *u)
+}
+
+/// String equality without a call into libc's `memcmp` (these strings are a few bytes:
+/// prefixes and namespace URIs, compared once or twice per element).
+fn short_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 impl<'a, S: Sink> Writer<'a, S> {
@@ -334,7 +340,7 @@ impl<'a, S: Sink> Writer<'a, S> {
                 // ancestor declared one.
                 prefix.is_empty() && rendered.is_some_and(|r| !r.is_empty())
             } else {
-                rendered != Some(uri)
+                !rendered.is_some_and(|r| short_eq(r, uri))
             };
             if render {
                 out.push((prefix, uri));

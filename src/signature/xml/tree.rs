@@ -309,7 +309,9 @@ fn lookup<'a>(scope: &'a [(String, Rc<str>)], prefix: &str) -> Option<&'a Rc<str
     scope
         .iter()
         .rev()
-        .find(|(p, _)| p == prefix)
+        .find(|(p, _)| {
+            p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(x, y)| x == y)
+        })
         .map(|(_, uri)| uri)
 }
 
