@@ -173,8 +173,11 @@ fn algorithm<'d>(doc: &'d Document, parent: usize, local: &str) -> Result<&'d st
 
 /// Base64 content of an element, white space ignored.
 fn base64_text(doc: &Document, el: usize) -> Result<Vec<u8>, SignatureError> {
-    let mut text = doc.text(el);
-    text.retain(|c| !c.is_ascii_whitespace());
+    let text: Vec<u8> = doc
+        .text(el)
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     STANDARD
         .decode(text)
         .map_err(|e| malformed!("<{}> is not base64: {e}", doc.elements[el].local()))
