@@ -111,6 +111,12 @@ fn bench(c: &mut Criterion) {
             .signer
             .sign_enveloped(FORM, &sign_options)
             .expect("signs");
+        eprintln!(
+            "{}: signed e-form {} bytes, raw message {} bytes",
+            case.name,
+            small.len(),
+            message.len()
+        );
         let mut group = c.benchmark_group(format!("signature/{}", case.name));
         group.throughput(Throughput::Elements(1));
         group.bench_function("ring_raw_verify", |b| {
