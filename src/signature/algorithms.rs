@@ -76,7 +76,9 @@ pub(crate) enum KeyAlg {
 /// A signature method: public-key algorithm and digest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SigAlg {
+    /// The public-key algorithm.
     pub(crate) key: KeyAlg,
+    /// The digest signed.
     pub(crate) hash: Hash,
 }
 
@@ -136,11 +138,13 @@ enum Curve {
 /// A signer's public key, taken from its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PublicKey {
+    /// RSA, or EC on which curve.
     kind: PublicKeyKind,
     /// The subjectPublicKey bits: an `RSAPublicKey` or an uncompressed EC point.
     bytes: Vec<u8>,
 }
 
+/// The kind of a [`PublicKey`]: what ring algorithms it can verify with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PublicKeyKind {
     Rsa,

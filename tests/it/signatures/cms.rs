@@ -28,6 +28,8 @@ fn openssl_cms_and_smime_attached_and_detached_verify() {
         let attached = [
             lab.openssl_sign("cms", &signer, content, &["-nodetach"]),
             lab.openssl_sign("cms", &signer, content, &["-nodetach", "-stream"]),
+            // The signer named by subject key identifier instead of issuer and serial.
+            lab.openssl_sign("cms", &signer, content, &["-nodetach", "-keyid"]),
             lab.openssl_sign("smime", &signer, content, &["-nodetach"]),
         ];
         for der in &attached {
