@@ -4,6 +4,9 @@
 //! - [`app`]: wires store, TLS, broker and listener; `run(listener, shutdown)`.
 //! - [`protocol`]: the SHS wire formats (label, MIME, management documents, message lists,
 //!   addresses) without any I/O, so that they can be tested, fuzzed and benchmarked alone.
+//! - [`signature`]: signed data parts, sans-IO: XML-DSig (own C14N over quick-xml), CMS
+//!   SignedData (own BER reader), signer trust (chains, validity, key usage, CRLs); ring and
+//!   x509-parser do the cryptography and the certificates.
 //! - [`tls`]: mutual TLS configs (rustls) and the caller's `PeerIdentity`, once per connection.
 //! - [`pki`]: the example PKI (CA, CRL, server and client certs) for `shsd certs` and tests.
 //! - [`config`]: the TOML configuration parsed into typed values; every error at once.
@@ -37,6 +40,7 @@ pub mod metrics;
 mod percent;
 pub mod pki;
 pub mod protocol;
+pub mod signature;
 pub mod store;
 pub mod systemd;
 pub mod tls;

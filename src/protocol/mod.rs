@@ -20,6 +20,6 @@ pub mod mime;
 pub mod product_type;
 pub mod urn;
 pub mod validate;
-mod xml;
+pub(crate) mod xml;
 
 pub use error::{ErrorCode, ProtocolError};

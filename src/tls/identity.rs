@@ -305,7 +305,7 @@ fn attribute_text(attr: &AttributeTypeAndValue<'_>) -> Option<String> {
 /// Formats a name as RFC 4514 does: RDNs in reverse order, separated by commas,
 /// multi-valued RDNs joined with `+`, special characters escaped, and values that are not
 /// text written as `#` and the hex of their DER.
-fn rfc4514(name: &X509Name<'_>) -> String {
+pub(crate) fn rfc4514(name: &X509Name<'_>) -> String {
     let rdns: Vec<String> = name
         .iter_rdn()
         .map(|rdn| {

@@ -22,6 +22,7 @@ mod push;
 mod receiver;
 mod roundtrip;
 mod routing;
+mod signatures;
 mod store_failure;
 mod synch;
 mod systemd;

@@ -190,6 +190,11 @@ pub(crate) fn decode(document: &'static str, bytes: &[u8]) -> Result<Decoded, Pr
         encoding,
         bom_len,
     };
+    // Fast path: printable ASCII and tab/LF/CR are always allowed.
+    let plain_ascii = |b: &u8| (0x20..0x80).contains(b) || matches!(b, b'\t' | b'\n' | b'\r');
+    if decoded.text.as_bytes().iter().all(plain_ascii) {
+        return Ok(decoded);
+    }
     if let Some((at, ch)) = decoded.text.char_indices().find(|&(_, c)| !is_xml_char(c)) {
         return Err(xml_error!(
             document,

@@ -1,0 +1,164 @@
+//! Criterion benches for signed data parts: verification per second of a small signed
+//! e-form (RSA-2048 and P-256) and of a 10 MiB signed document, each beside ring's raw
+//! verification of one signature with the same key, measured in the same run.
+//!
+//! Everything is made here without external tools: a signer CA with rcgen, the P-256 key
+//! with ring (through rcgen), the RSA-2048 key with the `rsa` crate, the signatures with
+//! shsd's test signer (ring). Run: `cargo bench --bench signature`; numbers go in
+//! BENCHMARKS.md. Under `cargo test --all-targets` (criterion's test mode, each bench run
+//! once) the large document is 256 KiB instead of 10 MiB, to keep the test run short.
+
+use chrono::Utc;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rcgen::KeyPair;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey, VerificationAlgorithm,
+};
+use rsa::pkcs8::EncodePrivateKey;
+use shsd::signature::sign::{SignOptions, XmlSigner};
+use shsd::signature::test_pki::{SignerUsage, TestCa, Validity};
+use shsd::signature::{DataPart, SignaturePolicy, SignerTrust, VerifyOptions, verify_part};
+
+const FORM: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+<eform xmlns=\"urn:example:eform\" Id=\"form1\">\n\
+  <applicant><name>Anna Andersson</name><pnr>19800101-1234</pnr>\
+<address>Storgatan 1, 123 45 Exempelstad</address></applicant>\n\
+  <application type=\"bygglov\"><property>Exempelstad 1:23</property>\
+<description>Tillbyggnad av enbostadshus, 25 kvm</description><amount currency=\"SEK\">1200</amount></application>\n\
+</eform>\n";
+
+/// A signed document of about `size` bytes: the e-form with many rows.
+fn large_form(size: usize) -> String {
+    let row = "  <row n=\"1\"><item>Byggmaterial &amp; arbete</item><price>100</price></row>\n";
+    let mut doc = String::with_capacity(size + 1024);
+    doc.push_str(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<eform xmlns=\"urn:example:eform\">\n",
+    );
+    while doc.len() < size {
+        doc.push_str(row);
+    }
+    doc.push_str("</eform>\n");
+    doc
+}
+
+struct Case {
+    name: &'static str,
+    signer: XmlSigner,
+    raw_alg: &'static dyn VerificationAlgorithm,
+}
+
+fn cases(ca: &TestCa) -> Vec<Case> {
+    let p256 = KeyPair::generate().expect("P-256 key");
+    let p256_cert = ca
+        .issue(
+            "Bench P-256 signer",
+            &p256,
+            Validity::Current,
+            SignerUsage::NonRepudiation,
+        )
+        .expect("cert");
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key");
+    let rsa_pkcs8 = rsa_key.to_pkcs8_der().expect("PKCS#8").as_bytes().to_vec();
+    let rsa = KeyPair::try_from(rsa_pkcs8.as_slice()).expect("rcgen reads the RSA key");
+    let rsa_cert = ca
+        .issue(
+            "Bench RSA signer",
+            &rsa,
+            Validity::Current,
+            SignerUsage::NonRepudiation,
+        )
+        .expect("cert");
+    vec![
+        Case {
+            name: "rsa2048",
+            signer: XmlSigner::from_pkcs8(&rsa_pkcs8, vec![rsa_cert.der]).expect("signer"),
+            raw_alg: &RSA_PKCS1_2048_8192_SHA256,
+        },
+        Case {
+            name: "p256",
+            signer: XmlSigner::from_pkcs8(&p256.serialize_der(), vec![p256_cert.der])
+                .expect("signer"),
+            raw_alg: &ECDSA_P256_SHA256_FIXED,
+        },
+    ]
+}
+
+fn bench(c: &mut Criterion) {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let large = if bench_mode { 10 << 20 } else { 256 << 10 };
+    let ca = TestCa::root("Bench Signer CA").expect("CA");
+    let trust = SignerTrust::new(vec![ca.cert.der.clone()], Vec::new()).expect("trust");
+    let options = VerifyOptions {
+        trust: &trust,
+        at: Utc::now(),
+        allow_legacy_sha1: false,
+    };
+    let sign_options = SignOptions {
+        exclusive: true,
+        ..SignOptions::default()
+    };
+    let big = large_form(large);
+    for case in cases(&ca) {
+        let message = b"<ds:SignedInfo>about the size of a canonical SignedInfo element, \
+            with its canonicalisation, signature method and one reference with its \
+            transforms, digest method and digest value</ds:SignedInfo>"
+            .repeat(3);
+        let raw_signature = case.signer.sign_bytes(&message).expect("raw signature");
+        let public_key = case.signer.public_key();
+        let raw = UnparsedPublicKey::new(case.raw_alg, &public_key);
+
+        let small = case
+            .signer
+            .sign_enveloped(FORM, &sign_options)
+            .expect("signs");
+        eprintln!(
+            "{}: signed e-form {} bytes, raw message {} bytes",
+            case.name,
+            small.len(),
+            message.len()
+        );
+        let mut group = c.benchmark_group(format!("signature/{}", case.name));
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("ring_raw_verify", |b| {
+            b.iter(|| raw.verify(&message, &raw_signature).expect("raw verifies"))
+        });
+        group.bench_function("small_eform", |b| {
+            let part = DataPart {
+                content_type: "text/xml",
+                content: small.as_bytes(),
+                detached_signature: None,
+            };
+            b.iter(|| {
+                verify_part(&part, SignaturePolicy::Required, &options)
+                    .expect("verifies")
+                    .expect("signed")
+            })
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("signature/{}", case.name));
+        group.sample_size(10);
+        group.throughput(Throughput::Bytes(big.len() as u64));
+        group.bench_function(format!("document_{}KiB", big.len() >> 10), |b| {
+            // Signed here, so that a run filtered to other benches does not pay for it.
+            let signed_big = case
+                .signer
+                .sign_enveloped(&big, &sign_options)
+                .expect("signs");
+            let part = DataPart {
+                content_type: "application/xml",
+                content: signed_big.as_bytes(),
+                detached_signature: None,
+            };
+            b.iter(|| {
+                verify_part(&part, SignaturePolicy::Required, &options)
+                    .expect("verifies")
+                    .expect("signed")
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

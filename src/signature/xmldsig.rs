@@ -1,0 +1,417 @@
+//! XML-DSig 1.0/1.1 verification of enveloped and enveloping signatures in an XML data
+//! part (spec §7), resisting signature wrapping: every `Signature` element must verify,
+//! identifiers (`Id`, `ID`, `id`) must be unique, each signature must cover the document
+//! element (enveloped) or the `Object` handed on (enveloping), and the result says which
+//! of the two was verified so that the caller hands on exactly that.
+//!
+//! Supported: references `URI=""` and `URI="#id"`; transforms enveloped-signature and the
+//! C14N variants of [`super::xml::c14n`]; digests SHA-256/384/512 (SHA-1 with legacy
+//! allowed); signature methods RSA PKCS#1 v1.5 and ECDSA P-256/P-384 (SHA-2; the value is
+//! `r || s`); the signer certificate from `KeyInfo/X509Data/X509Certificate`. Anything
+//! else (XPath, XSLT, base64 transforms, external or XPointer references, HMAC, a key
+//! without a certificate) is refused as unsupported.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+
+use super::algorithms::{EcdsaEncoding, Hash, SigAlg};
+use super::error::malformed;
+use super::xml::c14n::{DigestSink, Kind, Method, Subset, canonicalize};
+use super::xml::tree::{Document, Node, parse};
+use super::{SignatureError, VerifiedContent, VerifiedSigner, VerifyOptions};
+
+/// The XML-DSig namespace.
+const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+/// The namespace of exclusive C14N's `InclusiveNamespaces`.
+const EXC_NS: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+/// The enveloped-signature transform.
+const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+
+/// What the signatures of an XML part established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XmlVerified {
+    /// The signer of each `Signature` element, in document order.
+    pub signers: Vec<VerifiedSigner>,
+    /// What was signed, and so what may be handed on.
+    pub content: VerifiedContent,
+}
+
+/// Verifies every XML-DSig signature in `bytes`. `Ok(None)` if there is none.
+pub fn verify_xml(
+    bytes: &[u8],
+    options: &VerifyOptions<'_>,
+) -> Result<Option<XmlVerified>, SignatureError> {
+    let doc = parse(bytes)?;
+    let signatures: Vec<usize> = (0..doc.elements.len())
+        .filter(|&i| doc.elements[i].is(DSIG, "Signature"))
+        .collect();
+    if signatures.is_empty() {
+        return Ok(None);
+    }
+    let ids = identifiers(&doc)?;
+    let mut signers = Vec::new();
+    let mut coverage = Vec::new();
+    for &signature in &signatures {
+        let (signer, targets) = verify_signature(&doc, &ids, signature, options)?;
+        signers.push(signer);
+        coverage.push((signature, targets));
+    }
+
+    let root = &doc.elements[Document::ROOT];
+    let content = if root.is(DSIG, "Signature") {
+        // Enveloping: hand on the first Object of the root signature that it references.
+        let (_, root_targets) = &coverage[0];
+        let object = root_targets
+            .iter()
+            .copied()
+            .find(|&t| doc.elements[t].parent == Some(Document::ROOT))
+            .filter(|&t| doc.elements[t].is(DSIG, "Object"))
+            .ok_or_else(|| {
+                SignatureError::Wrapping(
+                    "the enveloping signature references no Object of its own".into(),
+                )
+            })?;
+        for (signature, targets) in &coverage[1..] {
+            if !targets.iter().any(|&t| doc.is_within(t, object)) {
+                return Err(uncovered(&doc, *signature, object));
+            }
+        }
+        VerifiedContent::Extracted(object_content(&doc, object)?)
+    } else {
+        for (signature, targets) in &coverage {
+            if !targets.contains(&Document::ROOT) {
+                return Err(uncovered(&doc, *signature, Document::ROOT));
+            }
+        }
+        VerifiedContent::AsReceived
+    };
+    Ok(Some(XmlVerified { signers, content }))
+}
+
+/// The error for a signature that does not cover what would be handed on.
+fn uncovered(doc: &Document, signature: usize, wanted: usize) -> SignatureError {
+    SignatureError::Wrapping(format!(
+        "signature {} does not cover <{}>, which would be handed on",
+        signature_name(doc, signature),
+        doc.elements[wanted].qname
+    ))
+}
+
+/// How a signature is named in reasons: its Id, or its position.
+fn signature_name(doc: &Document, signature: usize) -> String {
+    match doc.elements[signature].attr("Id") {
+        Some(id) => format!("{id:?}"),
+        None => {
+            let n = (0..=signature)
+                .filter(|&i| doc.elements[i].is(DSIG, "Signature"))
+                .count();
+            format!("#{n}")
+        }
+    }
+}
+
+/// Every `Id`, `ID` and `id` attribute value (any prefix, so also `xml:id` and `wsu:Id`)
+/// mapped to its element; a value used twice is refused, as it would make a reference
+/// ambiguous (the classic wrapping attack).
+fn identifiers(doc: &Document) -> Result<HashMap<&str, usize>, SignatureError> {
+    let mut ids = HashMap::new();
+    for (index, el) in doc.elements.iter().enumerate() {
+        for attr in &el.attrs {
+            if matches!(attr.local(), "Id" | "ID" | "id") {
+                if let Some(&other) = ids.get(attr.value.as_str())
+                    && other != index
+                {
+                    return Err(SignatureError::Wrapping(format!(
+                        "identifier {:?} is used by more than one element",
+                        attr.value
+                    )));
+                }
+                ids.insert(attr.value.as_str(), index);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The single `ds:local` child of `parent`, or an error naming what is missing or repeated.
+fn child(doc: &Document, parent: usize, local: &str) -> Result<usize, SignatureError> {
+    let mut found = children(doc, parent, local);
+    match (found.next(), found.next()) {
+        (Some(one), None) => Ok(one),
+        (None, _) => Err(malformed!(
+            "<{}> has no {local}",
+            doc.elements[parent].local()
+        )),
+        (Some(_), Some(_)) => Err(malformed!(
+            "<{}> has more than one {local}",
+            doc.elements[parent].local()
+        )),
+    }
+}
+
+/// The `ds:local` children of `parent`.
+fn children<'d>(
+    doc: &'d Document,
+    parent: usize,
+    local: &'d str,
+) -> impl Iterator<Item = usize> + 'd {
+    doc.child_elements(parent)
+        .filter(move |&c| doc.elements[c].is(DSIG, local))
+}
+
+/// The `Algorithm` attribute of the `ds:local` child of `parent`.
+fn algorithm<'d>(doc: &'d Document, parent: usize, local: &str) -> Result<&'d str, SignatureError> {
+    let el = child(doc, parent, local)?;
+    doc.elements[el]
+        .attr("Algorithm")
+        .ok_or_else(|| malformed!("{local} without Algorithm"))
+}
+
+/// Base64 content of an element, white space ignored.
+fn base64_text(doc: &Document, el: usize) -> Result<Vec<u8>, SignatureError> {
+    let text: Vec<u8> = doc
+        .text(el)
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    STANDARD
+        .decode(text)
+        .map_err(|e| malformed!("<{}> is not base64: {e}", doc.elements[el].local()))
+}
+
+/// The canonicalisation an algorithm URI names, with the prefix list of its
+/// `InclusiveNamespaces` child (exclusive C14N) read from `transform`.
+fn c14n_method(doc: &Document, uri: &str, transform: usize) -> Option<Method> {
+    let mut method = Method::from_uri(uri)?;
+    if let Kind::Exclusive(list) = &mut method.kind {
+        let inclusive = doc
+            .child_elements(transform)
+            .find(|&c| doc.elements[c].is(EXC_NS, "InclusiveNamespaces"));
+        if let Some(prefixes) = inclusive.and_then(|el| doc.elements[el].attr("PrefixList")) {
+            list.extend(prefixes.split_ascii_whitespace().map(|p| {
+                if p == "#default" {
+                    String::new()
+                } else {
+                    p.to_owned()
+                }
+            }));
+        }
+    }
+    Some(method)
+}
+
+/// Verifies one `Signature` element: the signature value over its canonical `SignedInfo`,
+/// every reference's digest and the signer's trust. Returns the signer and the element
+/// each reference covers.
+fn verify_signature(
+    doc: &Document,
+    ids: &HashMap<&str, usize>,
+    signature: usize,
+    options: &VerifyOptions<'_>,
+) -> Result<(VerifiedSigner, Vec<usize>), SignatureError> {
+    let signed_info = child(doc, signature, "SignedInfo")?;
+    let c14n_uri = algorithm(doc, signed_info, "CanonicalizationMethod")?;
+    let c14n_el = child(doc, signed_info, "CanonicalizationMethod")?;
+    let c14n = c14n_method(doc, c14n_uri, c14n_el).ok_or_else(|| {
+        SignatureError::UnsupportedAlgorithm(format!("canonicalisation {c14n_uri}"))
+    })?;
+    let method_uri = algorithm(doc, signed_info, "SignatureMethod")?;
+    let sig_alg = SigAlg::from_xml_uri(method_uri).ok_or_else(|| {
+        SignatureError::UnsupportedAlgorithm(format!("signature method {method_uri}"))
+    })?;
+    sig_alg.hash.allowed(options.allow_legacy_sha1)?;
+
+    // The signer's certificate must be trusted (this also yields its key), then the
+    // signature over SignedInfo must verify with it.
+    let (leaf, others) = certificates(doc, signature)?;
+    let chain = options.trust.verify_key(&leaf, &others, options.at)?;
+    let key = &chain.key;
+    let value = base64_text(doc, child(doc, signature, "SignatureValue")?)?;
+    let mut canonical = Vec::new();
+    canonicalize(
+        doc,
+        Subset::Element(signed_info),
+        None,
+        &c14n,
+        &mut canonical,
+    )?;
+    key.verify(sig_alg, EcdsaEncoding::Fixed, &canonical, &value)
+        .map_err(|e| match e {
+            SignatureError::BadSignature(_) => SignatureError::BadSignature(format!(
+                "the SignatureValue of signature {} does not verify with its certificate",
+                signature_name(doc, signature)
+            )),
+            other => other,
+        })?;
+
+    let mut targets = Vec::new();
+    let references: Vec<usize> = children(doc, signed_info, "Reference").collect();
+    if references.is_empty() {
+        return Err(malformed!("SignedInfo has no Reference"));
+    }
+    for reference in references {
+        targets.push(verify_reference(doc, ids, signature, reference, options)?);
+    }
+    // Unsigned Objects inside a signature could carry content a receiver mistakes for
+    // signed content.
+    for object in children(doc, signature, "Object") {
+        if !targets.contains(&object) {
+            return Err(SignatureError::Wrapping(format!(
+                "signature {} holds an Object it does not sign",
+                signature_name(doc, signature)
+            )));
+        }
+    }
+    Ok((chain.signer.clone(), targets))
+}
+
+/// Checks one `Reference`'s digest; returns the element it covers.
+fn verify_reference(
+    doc: &Document,
+    ids: &HashMap<&str, usize>,
+    signature: usize,
+    reference: usize,
+    options: &VerifyOptions<'_>,
+) -> Result<usize, SignatureError> {
+    let uri = doc.elements[reference]
+        .attr("URI")
+        .ok_or_else(|| SignatureError::UnsupportedAlgorithm("a Reference without URI".into()))?;
+    let (subset, target) = match uri {
+        "" => (Subset::Document, Document::ROOT),
+        _ => match uri.strip_prefix('#') {
+            Some(id) if !id.is_empty() && !id.contains('(') => {
+                let target = *ids
+                    .get(id)
+                    .ok_or_else(|| malformed!("Reference URI {uri:?} names no element"))?;
+                (Subset::Element(target), target)
+            }
+            _ => {
+                return Err(SignatureError::UnsupportedAlgorithm(format!(
+                    "Reference URI {uri:?} (only \"\" and \"#id\" are supported)"
+                )));
+            }
+        },
+    };
+
+    let mut excluded = None;
+    let mut method = None;
+    if let Some(transforms) = children(doc, reference, "Transforms").next() {
+        for transform in children(doc, transforms, "Transform") {
+            let alg = doc.elements[transform]
+                .attr("Algorithm")
+                .ok_or_else(|| malformed!("Transform without Algorithm"))?;
+            if method.is_some() {
+                return Err(SignatureError::UnsupportedAlgorithm(format!(
+                    "transform {alg} after canonicalisation"
+                )));
+            }
+            if alg == ENVELOPED {
+                excluded = Some(signature);
+            } else {
+                let m = c14n_method(doc, alg, transform).ok_or_else(|| {
+                    SignatureError::UnsupportedAlgorithm(format!("transform {alg}"))
+                })?;
+                method = Some(m);
+            }
+        }
+    }
+    // A same-document reference drops comments, whatever the canonicalisation says; the
+    // default conversion of a node-set to octets is C14N 1.0.
+    let mut method = method.unwrap_or(Method {
+        kind: Kind::Inclusive10,
+        with_comments: false,
+    });
+    method.with_comments = false;
+
+    let digest_uri = algorithm(doc, reference, "DigestMethod")?;
+    let hash = Hash::from_xml_uri(digest_uri)
+        .ok_or_else(|| SignatureError::UnsupportedAlgorithm(format!("digest {digest_uri}")))?
+        .allowed(options.allow_legacy_sha1)?;
+    let expected = base64_text(doc, child(doc, reference, "DigestValue")?)?;
+    let mut sink = DigestSink::new(hash.ring());
+    canonicalize(doc, subset, excluded, &method, &mut sink)?;
+    if sink.finish().as_ref() != expected.as_slice() {
+        return Err(SignatureError::BadDigest(format!(
+            "the content referenced by {uri:?} in signature {} was altered",
+            signature_name(doc, signature)
+        )));
+    }
+    Ok(target)
+}
+
+/// The certificates of `KeyInfo/X509Data`: the signer's (the one that issued none of the
+/// others) and the rest, as chain candidates.
+fn certificates(
+    doc: &Document,
+    signature: usize,
+) -> Result<(Vec<u8>, Vec<Vec<u8>>), SignatureError> {
+    let mut ders = Vec::new();
+    for key_info in children(doc, signature, "KeyInfo") {
+        for data in children(doc, key_info, "X509Data") {
+            for cert in children(doc, data, "X509Certificate") {
+                ders.push(base64_text(doc, cert)?);
+            }
+        }
+    }
+    if ders.len() == 1 {
+        return Ok((ders.remove(0), Vec::new()));
+    }
+    let parsed: Vec<X509Certificate<'_>> = ders
+        .iter()
+        .map(|der| {
+            X509Certificate::from_der(der)
+                .map(|(_, c)| c)
+                .map_err(|e| malformed!("X509Certificate: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let leaves: Vec<usize> = (0..parsed.len())
+        .filter(|&i| {
+            !parsed
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && other.issuer().as_raw() == parsed[i].subject().as_raw())
+        })
+        .collect();
+    match leaves[..] {
+        [leaf] => {
+            let mut rest = ders.clone();
+            let leaf_der = rest.remove(leaf);
+            Ok((leaf_der, rest))
+        }
+        [] if parsed.is_empty() => Err(SignatureError::UntrustedSigner(
+            "the signature carries no X509Certificate".into(),
+        )),
+        _ => Err(malformed!(
+            "cannot tell the signer among the certificates in KeyInfo"
+        )),
+    }
+}
+
+/// What an enveloping signature hands on: the exclusive canonical form of the signed
+/// Object's one element, or its text if it holds no element.
+fn object_content(doc: &Document, object: usize) -> Result<Vec<u8>, SignatureError> {
+    let elements: Vec<usize> = doc.child_elements(object).collect();
+    let has_text = doc.elements[object]
+        .children
+        .iter()
+        .any(|n| matches!(n, Node::Text(t) if !t.trim().is_empty()));
+    match (&elements[..], has_text) {
+        ([one], false) => {
+            let mut out = Vec::new();
+            let method = Method {
+                kind: Kind::Exclusive(Vec::new()),
+                with_comments: false,
+            };
+            canonicalize(doc, Subset::Element(*one), None, &method, &mut out)?;
+            Ok(out)
+        }
+        ([], _) => Ok(doc.text(object).into_bytes()),
+        _ => Err(malformed!(
+            "the signed Object must hold one element or only text"
+        )),
+    }
+}
