@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{AdminServer, Readiness};
+use crate::broker::signatures::SignatureChecks;
 use crate::broker::{Broker, Routing, housekeeping, jobs};
 use crate::config::{Config, DirectoryEngine, StoreConfig};
 use crate::directory::{Directory, DirectoryError, FileDirectory, LdapDirectory};
@@ -30,6 +31,9 @@ pub enum AppError {
     /// The directory could not be opened (a configuration fault).
     #[error("directory: {0}")]
     Directory(#[from] DirectoryError),
+    /// The signer trust anchors or CRLs could not be loaded (a configuration fault).
+    #[error("signatures: {0}")]
+    Signatures(String),
     /// The listener could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -78,9 +82,16 @@ impl App {
             cert_chain: Some(config.push.certificate.clone()),
             key: Some(config.push.private_key.clone()),
         })?);
+        let signatures = match &config.signatures {
+            Some(signatures) => Some(Arc::new(
+                SignatureChecks::load(signatures).map_err(AppError::Signatures)?,
+            )),
+            None => None,
+        };
         let routing = Routing {
             directory,
             push_tls,
+            signatures,
         };
         Ok(App {
             broker: Broker::with_routing(store, Arc::new(config), routing),

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::clock;
 use crate::metrics::{Limit, Received};
 use crate::protocol::ProtocolError;
-use crate::protocol::label::{History, Label, TransferType, append_history};
+use crate::protocol::label::{ContentParts, History, Label, TransferType, append_history};
 use crate::protocol::mime::{self, Event, MessageReader};
 use crate::protocol::validate::{Envelope, check_label, check_part_count};
 use crate::store::{
@@ -21,6 +21,7 @@ use crate::store::{
     RoutingJob,
 };
 
+use super::signatures::{PartCheck, signer_text};
 use super::summary::summarize;
 use super::{Broker, BrokerError, Caller};
 
@@ -150,6 +151,10 @@ impl Broker {
         let mut checked = None;
         let mut received: u64 = 0;
         let mut parts = 0usize;
+        // Signatures (spec §7) are checked against the time the message came in.
+        let started = clock::now();
+        let mut part_check: Option<PartCheck> = None;
+        let mut signer: Option<String> = None;
         loop {
             let event = reader
                 .next_event()
@@ -180,10 +185,28 @@ impl Broker {
                 }
                 Event::PartStart { headers, .. } => {
                     parts += 1;
+                    if let (Some(checks), Some(checked)) = (&self.signatures, &checked) {
+                        let kind = datapart_type(&checked.label, parts - 1);
+                        let product = &checked.label.product.value;
+                        part_check = checks.start(product, parts - 1, kind, &headers)?;
+                    }
                     writer(upload)?.start_part(headers.raw().to_vec()).await?;
                 }
-                Event::PartData(bytes) => writer(upload)?.write(bytes).await?,
-                Event::PartEnd => writer(upload)?.end_part().await?,
+                Event::PartData(bytes) => {
+                    if let (Some(checks), Some(check)) = (&self.signatures, part_check.as_mut()) {
+                        check.feed(checks, bytes)?;
+                    }
+                    writer(upload)?.write(bytes).await?
+                }
+                Event::PartEnd => {
+                    if let (Some(checks), Some(check)) = (&self.signatures, part_check.take())
+                        && let Some(verified) = check.finish(checks, started)?
+                        && signer.is_none()
+                    {
+                        signer = Some(signer_text(&verified));
+                    }
+                    writer(upload)?.end_part().await?
+                }
                 Event::End => break,
             }
         }
@@ -199,7 +222,7 @@ impl Broker {
             self.store.discard_payload(payload.id).await?;
             return Err(err.into());
         }
-        self.store_message(caller, checked, payload)
+        self.store_message(caller, checked, payload, signer)
             .await
             .map(Answer::Stored)
     }
@@ -281,6 +304,7 @@ impl Broker {
         caller: &Caller,
         checked: CheckedLabel,
         payload: PayloadInfo,
+        signer: Option<String>,
     ) -> Result<Receipt, BrokerError> {
         let CheckedLabel {
             label,
@@ -289,12 +313,15 @@ impl Broker {
         } = checked;
         let local_id = LocalId::random();
         let arrival = clock::now();
-        let history = History::received(
+        let mut history = History::received(
             &label,
             self.config.node_id.clone(),
             local_id.0.to_string(),
             clock::shs_datetime(arrival),
         );
+        if let Some(signer) = &signer {
+            history.comment = Some(format!("Received; signature verified: {signer}"));
+        }
         let message = NewMessage {
             local_id,
             sender: envelope.sender.org(),
@@ -302,7 +329,7 @@ impl Broker {
             summary: summarize(&label, payload.size),
             label: append_history(&original, &[history])?,
             payload,
-            signer: None,
+            signer,
             route: Route::Job,
         };
         let receipt = |record: &MessageRecord, duplicate| Receipt {
@@ -354,4 +381,12 @@ fn writer(upload: &mut Upload) -> Result<&mut Box<dyn PayloadWriter>, BrokerErro
         .writer
         .as_mut()
         .ok_or_else(|| BrokerError::Internal("data part before the label".to_owned()))
+}
+
+/// The `datapartType` the label gives data part `index` (0-based), if any.
+fn datapart_type(label: &Label, index: usize) -> Option<&str> {
+    match &label.content.parts {
+        ContentParts::Data(data) => data.get(index)?.datapart_type.as_deref(),
+        ContentParts::Compound { .. } => None,
+    }
 }

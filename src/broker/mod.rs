@@ -19,6 +19,7 @@ pub mod notice;
 pub mod push;
 pub mod router;
 pub mod routing;
+pub mod signatures;
 pub mod summary;
 mod synch;
 #[cfg(test)]
@@ -46,6 +47,8 @@ pub struct Routing {
     /// The TLS client configuration for push (this node's certificate, the network's
     /// CAs); `None`: a push decision quarantines the message.
     pub push_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Signature checks at intake (spec §7); `None`: signatures are not looked at.
+    pub signatures: Option<Arc<signatures::SignatureChecks>>,
 }
 
 /// The broker: one per process, shared behind `Arc` by every connection and task.
@@ -54,6 +57,7 @@ pub struct Broker {
     config: Arc<Config>,
     directory: Option<Arc<dyn Directory>>,
     push_tls: Option<Arc<rustls::ClientConfig>>,
+    signatures: Option<Arc<signatures::SignatureChecks>>,
     jobs: jobs::JobQueue,
     metrics: Metrics,
 }
@@ -78,6 +82,7 @@ impl Broker {
             config,
             directory: routing.directory,
             push_tls: routing.push_tls,
+            signatures: routing.signatures,
             jobs: jobs::JobQueue::default(),
             metrics: Metrics::new(),
         })

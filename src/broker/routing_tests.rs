@@ -70,6 +70,7 @@ fn fixture(directory_toml: &str) -> Fixture {
     let routing = crate::broker::Routing {
         directory: Some(shared),
         push_tls: None,
+        signatures: None,
     };
     let broker = Broker::with_routing(store, Arc::new(config), routing);
     Fixture {

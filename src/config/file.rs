@@ -31,6 +31,43 @@ pub(super) struct ConfigFile {
     pub push: PushSection,
     #[serde(default)]
     pub synch: SynchSection,
+    pub signatures: Option<SignaturesSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignaturesSection {
+    #[serde(default = "if_present")]
+    pub default_policy: String,
+    #[serde(default)]
+    pub trust_anchors: Vec<String>,
+    #[serde(default)]
+    pub crls: Vec<String>,
+    #[serde(default)]
+    pub allow_legacy_sha1: bool,
+    #[serde(default = "max_signed_part")]
+    pub max_part_bytes: u64,
+    #[serde(default)]
+    pub products: Vec<SignatureRuleEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignatureRuleEntry {
+    pub product: String,
+    pub datapart_type: Option<String>,
+    pub policy: String,
+    #[serde(default)]
+    pub trust_anchors: Vec<String>,
+    pub allow_legacy_sha1: Option<bool>,
+}
+
+fn if_present() -> String {
+    "if-present".to_owned()
+}
+
+fn max_signed_part() -> u64 {
+    64 << 20
 }
 
 #[derive(Debug, Deserialize)]

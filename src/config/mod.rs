@@ -10,11 +10,13 @@ mod directory;
 mod file;
 mod housekeeping;
 mod push;
+mod signatures;
 mod synch;
 
 pub use directory::{DirectoryConfig, DirectoryEngine};
 pub use housekeeping::HousekeepingConfig;
 pub use push::PushConfig;
+pub use signatures::{SignatureRule, SignaturesConfig};
 pub use synch::{SynchConfig, SynchService};
 
 use std::fmt;
@@ -70,6 +72,8 @@ pub struct Config {
     pub push: PushConfig,
     /// Synchronous request/reply (spec §6).
     pub synch: SynchConfig,
+    /// Signature checks at intake (spec §7); `None`: signatures are not looked at.
+    pub signatures: Option<SignaturesConfig>,
 }
 
 /// TLS files, already resolved against the configuration folder.
@@ -339,6 +343,7 @@ impl Checker {
         let directory = self.directory(file.directory.as_ref());
         let push = self.push(&file.push, &tls);
         let synch = self.synch(&file.synch);
+        let signatures = self.signatures(file.signatures.as_ref());
 
         Config {
             source: source.to_owned(),
@@ -357,6 +362,7 @@ impl Checker {
             directory,
             push,
             synch,
+            signatures,
         }
     }
 

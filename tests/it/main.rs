@@ -23,6 +23,7 @@ mod receiver;
 mod roundtrip;
 mod routing;
 mod signatures;
+mod signed;
 mod store_failure;
 mod synch;
 mod systemd;
