@@ -23,3 +23,4 @@ mod roundtrip;
 mod routing;
 mod store_failure;
 mod systemd;
+mod two_nodes;
