@@ -80,6 +80,8 @@ pub struct Setup {
     pub organisations: String,
     /// Further lines (e.g. `[directory]`, `[[clients]]`, `[push]`).
     pub extra: String,
+    /// The SHS listener's port on 127.0.0.1; 0 for any free one.
+    pub port: u16,
 }
 
 impl Node {
@@ -109,7 +111,13 @@ impl Node {
     /// Starts a node with certificates from `pki`, which other nodes of the test share
     /// (so each trusts the others' certificates), configured by `setup`.
     pub async fn start_sharing(pki: Arc<ExamplePki>, setup: &Setup) -> Node {
-        let text = config_for(&setup.node_id, "", &setup.organisations, &setup.extra);
+        let text = config_for(
+            &setup.node_id,
+            setup.port,
+            "",
+            &setup.organisations,
+            &setup.extra,
+        );
         Node::launch_with(pki, text, |config| App::build(config).expect("build")).await
     }
 
@@ -245,18 +253,19 @@ pub fn config_text(extra: &str) -> String {
 
 /// [`config_text`] with a path prefix.
 fn config_with_prefix(prefix: &str, extra: &str) -> String {
-    config_for("test-node", prefix, DEFAULT_ORGANISATIONS, extra)
+    config_for("test-node", 0, prefix, DEFAULT_ORGANISATIONS, extra)
 }
 
-/// The test configuration of node `node_id` hosting `organisations`, with `extra` appended.
-fn config_for(node_id: &str, prefix: &str, organisations: &str, extra: &str) -> String {
+/// The test configuration of node `node_id` on `port` (0: any) hosting `organisations`,
+/// with `extra` appended.
+fn config_for(node_id: &str, port: u16, prefix: &str, organisations: &str, extra: &str) -> String {
     format!(
         r#"
 [node]
 node_id = "{node_id}"
 path_prefix = "{prefix}"
 [listen]
-address = "127.0.0.1:0"
+address = "127.0.0.1:{port}"
 [tls]
 certificate = "certs/server.pem"
 private_key = "certs/server-key.pem"

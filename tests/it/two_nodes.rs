@@ -10,6 +10,7 @@
 //!   one that B's lacks): an `error` with `MissingAgreement` in the portal's mailbox;
 //! - a 17 MB message and Swedish metadata (UTF-8 and ISO-8859-1 labels) intact end to end.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,9 @@ const PRODUCT_NONE: &str = "urn:X-shs:3c9e1f52-7a4d-4b8e-9f06-2d5b8c1a7e43";
 /// How long a message may take from one node's mailbox to the other's.
 const ACROSS: Duration = Duration::from_secs(20);
 
-/// The two nodes, started in order: B first (its address goes into A's directory), then A,
-/// then B's directory is rewritten with A's real address and reloaded.
+/// The two nodes, started in order: B first on a free port (its address goes into A's
+/// directory), then A, then B's directory is rewritten with A's real address and reloaded
+/// (as SIGHUP would).
 struct Network {
     a: Node,
     b: Node,
@@ -44,43 +46,13 @@ impl Network {
     async fn start() -> Network {
         let pki = Arc::new(ExamplePki::generate(PkiOptions::default()).expect("pki"));
         let dir = tempfile::tempdir().unwrap();
-        let dir_a = dir.path().join("directory-a.toml");
-        let dir_b = dir.path().join("directory-b.toml");
-        std::fs::write(&dir_b, directory_b(None)).unwrap();
-        let b = Node::start_sharing(
-            Arc::clone(&pki),
-            &Setup {
-                node_id: "node-b".into(),
-                organisations: r#"
-[[organisations]]
-number = "2120000142"
-name = "Exempelkommun"
-sub_addresses = ["bygglov", "socialtjanst"]
-[[organisations]]
-number = "5560000002"
-name = "Exempelnoden AB"
-"#
-                .into(),
-                extra: extra(&pki, &dir_b, "5590000001"),
-            },
+        let b = start_b(&pki, dir.path(), None, 0).await;
+        let a = start_a(&pki, dir.path(), &b.base).await;
+        std::fs::write(
+            dir.path().join("directory-b.toml"),
+            directory_b(Some(&a.base)),
         )
-        .await;
-        std::fs::write(&dir_a, directory_a(&b.base)).unwrap();
-        let a = Node::start_sharing(
-            Arc::clone(&pki),
-            &Setup {
-                node_id: "node-a".into(),
-                organisations: r#"
-[[organisations]]
-number = "5590000001"
-name = "Exempelportalen AB"
-"#
-                .into(),
-                extra: extra(&pki, &dir_a, "2120000142"),
-            },
-        )
-        .await;
-        std::fs::write(&dir_b, directory_b(Some(&a.base))).unwrap();
+        .unwrap();
         b.app_broker
             .directory()
             .expect("B has a directory")
@@ -96,16 +68,53 @@ name = "Exempelportalen AB"
     }
 }
 
+/// Node B (municipality and 5560000002) on `port` (0: any), its directory in `dir`
+/// naming A at `a_base` if known.
+async fn start_b(pki: &Arc<ExamplePki>, dir: &Path, a_base: Option<&str>, port: u16) -> Node {
+    let directory = dir.join("directory-b.toml");
+    std::fs::write(&directory, directory_b(a_base)).unwrap();
+    let setup = Setup {
+        node_id: "node-b".into(),
+        organisations: r#"
+[[organisations]]
+number = "2120000142"
+name = "Exempelkommun"
+sub_addresses = ["bygglov", "socialtjanst"]
+[[organisations]]
+number = "5560000002"
+name = "Exempelnoden AB"
+"#
+        .into(),
+        extra: extra(pki, &directory, "5590000001"),
+        port,
+    };
+    Node::start_sharing(Arc::clone(pki), &setup).await
+}
+
+/// Node A (the portal), its directory in `dir` naming B at `b_base`.
+async fn start_a(pki: &Arc<ExamplePki>, dir: &Path, b_base: &str) -> Node {
+    let directory = dir.join("directory-a.toml");
+    std::fs::write(&directory, directory_a(b_base)).unwrap();
+    let setup = Setup {
+        node_id: "node-a".into(),
+        organisations:
+            "[[organisations]]\nnumber = \"5590000001\"\nname = \"Exempelportalen AB\"\n".into(),
+        extra: extra(pki, &directory, "2120000142"),
+        port: 0,
+    };
+    Node::start_sharing(Arc::clone(pki), &setup).await
+}
+
 /// The configuration both nodes share besides their organisations: the directory, quick
 /// push retries, and the other node's certificate (the PKI's node certificate, which both
 /// present) as a peer node acting for `peer_org`.
-fn extra(pki: &ExamplePki, directory: &std::path::Path, peer_org: &str) -> String {
+fn extra(pki: &ExamplePki, directory: &Path, peer_org: &str) -> String {
     format!(
         r#"
 [directory]
 file = {directory:?}
 [push]
-attempts = 3
+attempts = 10
 first_retry_secs = 1
 max_retry_secs = 1
 timeout_secs = 30
@@ -355,7 +364,36 @@ async fn product_addressing_on_a_fans_out_to_two_organisations_on_b() {
         assert_eq!(path_of(&label), ["node-a", "node-b"]);
         assert_eq!(label.tx_id, copy.tx_id);
         assert_eq!(label.corr_id, "corr-fan-out");
+        let ack = format!("/shs/ds/{mailbox}/{}?action=ack", copy.tx_id);
+        assert_eq!(call(client.post(net.b.url(&ack))).await.status, 200);
     }
+    // Each organisation's acknowledgement sends the portal its own confirm.
+    let confirms = wait_for(&net.a, "5590000001", "?corrid=corr-fan-out", 2).await;
+    let mut from: Vec<_> = confirms.iter().map(|c| c.from.clone()).collect();
+    from.sort();
+    assert_eq!(from, [Some(KOMMUN.to_owned()), Some(BOLAGET.to_owned())]);
+    for confirm in &confirms {
+        assert_eq!(confirm.product.as_deref(), Some("urn:X-shs:confirm"));
+        assert_eq!(
+            confirm.content_id.as_deref(),
+            Some(sent.content.content_id.as_str())
+        );
+    }
+
+    // A product with one receiver: the message itself (no copy, no `to`) goes to B, whose
+    // own agreements resolve it to the municipality's mailbox.
+    let (_, _, mut single) = message_to(None, data);
+    single.corr_id = "corr-single".into();
+    let (body, content_type) = body_of(&single, data);
+    assert_accepted(
+        &post(&net.a, &net.a.portal(), body, &content_type).await,
+        &single,
+    );
+    wait_for_state(&net.a, &single.tx_id, "SENT").await;
+    let listed = wait_for(&net.b, "2120000142", "?corrid=corr-single", 1).await;
+    assert_eq!(listed[0].tx_id, single.tx_id);
+    assert_eq!(listed[0].to, None, "the sender's label, untouched");
+
     // Nothing else arrived on B.
     for (mailbox, client) in [
         ("2120000142.bygglov", net.b.bygglov()),
@@ -403,6 +441,30 @@ async fn a_missing_agreement_returns_an_error_to_the_portal() {
             .is_empty(),
         "nothing delivered on B"
     );
+    net.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_that_b_does_not_host_returns_an_error_from_b() {
+    let net = Network::start().await;
+    // A knows the municipality and the agreement, not its sub-addresses: it pushes, and B
+    // refuses the sub-address it does not host.
+    let mut label = label_to(Some("urn:X-shs:2120000142.okand"));
+    label.corr_id = "corr-okand".into();
+    assert_accepted(&post_label(&net.a, &net.a.portal(), &label).await, &label);
+    wait_for_state(&net.a, &label.tx_id, "SENT").await;
+    let on_b = wait_for_state(&net.b, &label.tx_id, "QUARANTINED").await;
+    assert_eq!(on_b["error"]["code"], "MissingDeliveryAddress", "{on_b}");
+    let (notice, document) = portal_error(&net, "corr-okand").await;
+    assert_eq!(
+        document.error_code(),
+        Some(ErrorCode::MissingDeliveryAddress)
+    );
+    assert_eq!(
+        notice.from.as_ref().map(|f| f.value.as_str()),
+        Some("urn:X-shs:2120000142.okand")
+    );
+    assert_eq!(path_of(&notice), ["node-b", "node-a"]);
     net.stop().await;
 }
 
@@ -549,4 +611,46 @@ async fn swedish_metadata_arrives_intact() {
         Some("beskrivning-åäö.xml")
     );
     net.stop().await;
+}
+
+#[tokio::test]
+async fn a_push_waits_for_b_to_come_up() {
+    let pki = Arc::new(ExamplePki::generate(PkiOptions::default()).expect("pki"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = start_a(&pki, dir.path(), &format!("https://localhost:{port}")).await;
+    let (body, content_type, sent) = message_to(Some(BYGGLOV), b"<ansokan/>");
+    assert_accepted(&post(&a, &a.portal(), body, &content_type).await, &sent);
+    // Nobody listens at B's address yet: the push fails and is scheduled again.
+    let deadline = Instant::now() + ACROSS;
+    loop {
+        let url = format!("{}/metrics", a.admin_base);
+        let metrics = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if metrics.contains("shsd_push_attempts_total{outcome=\"retried\"} 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt: {metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(is_in_state(&a, &sent.tx_id, "NEW").await);
+
+    let b = start_b(&pki, dir.path(), Some(&a.base), port).await;
+    let listed = wait_for(&b, "2120000142.bygglov", "", 1).await;
+    assert_eq!(listed[0].tx_id, sent.tx_id);
+    wait_for_state(&a, &sent.tx_id, "SENT").await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Whether `tx` on `node` is in `state` now.
+async fn is_in_state(node: &Node, tx: &str, state: &str) -> bool {
+    let url = format!("{}/api/messages?txid={tx}", node.admin_base);
+    let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    let hits: Value = serde_json::from_slice(&body).unwrap();
+    hits.as_array()
+        .is_some_and(|hits| hits.iter().any(|hit| hit["state"] == state))
 }
