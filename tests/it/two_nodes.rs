@@ -5,9 +5,13 @@
 //! and the agreements, and each trusts the other's node certificate as a `peer-node`.
 //!
 //! - direct addressing A→B, fetched on B, the confirm pushed back into the portal's mailbox;
-//! - product addressing on A fanning out to both organisations on B;
-//! - a missing agreement, refused on A (no agreement anywhere) and on B (A's directory has
-//!   one that B's lacks): an `error` with `MissingAgreement` in the portal's mailbox;
+//! - a reply from B to the portal, allowed against the agreement's flow;
+//! - product addressing on A fanning out to both organisations on B (and their confirms),
+//!   and a product with a single receiver;
+//! - refusals after the 202, each on the node that can tell: a missing agreement on A (no
+//!   agreement anywhere) and on B (A's directory has one that B's lacks), a sub-address B
+//!   does not host; the `error` reaches the portal's mailbox on A;
+//! - a push that waits for B to come up;
 //! - a 17 MB message and Swedish metadata (UTF-8 and ISO-8859-1 labels) intact end to end.
 
 use std::path::Path;
@@ -318,6 +322,60 @@ async fn direct_message_travels_to_b_and_the_confirm_comes_back_to_a() {
     assert_eq!(document.corr_id, sent.corr_id);
     assert_eq!(document.content_id, sent.content.content_id);
     assert_eq!(document.error_code(), None, "a confirmation");
+    net.stop().await;
+}
+
+#[tokio::test]
+async fn a_reply_from_b_travels_against_the_agreement_to_a() {
+    let net = Network::start().await;
+    let (body, content_type, request) = message_to(Some(BYGGLOV), b"<fraga/>");
+    assert_accepted(
+        &post(&net.a, &net.a.portal(), body, &content_type).await,
+        &request,
+    );
+    wait_for(&net.b, "2120000142.bygglov", "", 1).await;
+
+    // The building-permit system answers on B with a reply under the same corr.id; the
+    // agreement (portal to municipality) allows it against its flow, on both nodes.
+    let data = "<svar>Beviljas</svar>".as_bytes();
+    let (_, _, mut reply) = message_from(BYGGLOV, Some(PORTAL), data);
+    reply.sequence_type = SequenceType::Reply;
+    reply.corr_id = request.corr_id.clone();
+    let (body, content_type) = body_of(&reply, data);
+    assert_accepted(
+        &post(&net.b, &net.b.bygglov(), body, &content_type).await,
+        &reply,
+    );
+    wait_for_state(&net.b, &reply.tx_id, "SENT").await;
+    let listed = wait_for(
+        &net.a,
+        "5590000001",
+        &format!("?corrid={}", request.corr_id),
+        1,
+    )
+    .await;
+    assert_eq!(listed[0].tx_id, reply.tx_id);
+    assert_eq!(listed[0].sequence_type, SequenceType::Reply);
+    let on_a = wait_for_state(&net.a, &reply.tx_id, "RECEIVED").await;
+    assert_eq!(on_a["sender"], "2120000142", "{on_a}");
+    let fetched = fetch(&net.a, &net.a.portal(), "5590000001", &reply.tx_id).await;
+    assert_eq!(fetched.parts[0].1, data);
+    let label = label_of(&fetched);
+    assert_eq!(path_of(&label), ["node-b", "node-a"]);
+
+    // An event the other way has no agreement: B, the sender's node, refuses it before
+    // any push, and bygglov gets the error.
+    let (_, _, mut event) = message_from(BYGGLOV, Some(PORTAL), data);
+    event.corr_id = "corr-against".into();
+    let (body, content_type) = body_of(&event, data);
+    assert_accepted(
+        &post(&net.b, &net.b.bygglov(), body, &content_type).await,
+        &event,
+    );
+    let on_b = wait_for_state(&net.b, &event.tx_id, "QUARANTINED").await;
+    assert_eq!(on_b["error"]["code"], "MissingAgreement", "{on_b}");
+    let errors = wait_for(&net.b, "2120000142.bygglov", "?corrid=corr-against", 1).await;
+    assert_eq!(errors[0].product.as_deref(), Some("urn:X-shs:error"));
     net.stop().await;
 }
 
