@@ -41,7 +41,9 @@ pub const MAILBOXES: [&str; 4] = [
 
 /// A running node.
 pub struct Node {
-    pub pki: ExamplePki,
+    /// The PKI the node's certificates come from: its own, or one shared with other nodes
+    /// of the test ([`Node::start_sharing`]).
+    pub pki: Arc<ExamplePki>,
     /// The node's folder (certificates, configuration, store), removed on drop.
     _dir: tempfile::TempDir,
     pub base: String,
@@ -55,6 +57,32 @@ pub struct Node {
 /// Extra configuration lines appended to the default test configuration.
 #[derive(Default, Clone)]
 pub struct Extra(pub String);
+
+/// The organisations a node hosts by default: the municipality with its two business
+/// systems, and the portal.
+pub const DEFAULT_ORGANISATIONS: &str = r#"
+[[organisations]]
+number = "2120000142"
+name = "Exempelkommun"
+sub_addresses = ["bygglov", "socialtjanst"]
+[[organisations]]
+number = "5590000001"
+name = "Exempelportalen AB"
+"#;
+
+/// What makes one node of several different from the others: its id, the organisations
+/// it hosts (`[[organisations]]` sections) and any further configuration lines.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// `[node] node_id`.
+    pub node_id: String,
+    /// The `[[organisations]]` sections.
+    pub organisations: String,
+    /// Further lines (e.g. `[directory]`, `[[clients]]`, `[push]`).
+    pub extra: String,
+    /// The SHS listener's port on 127.0.0.1; 0 for any free one.
+    pub port: u16,
+}
 
 impl Node {
     /// Starts a node with the default test configuration.
@@ -80,17 +108,39 @@ impl Node {
         Node::launch("", |_| extra.0, make).await
     }
 
+    /// Starts a node with certificates from `pki`, which other nodes of the test share
+    /// (so each trusts the others' certificates), configured by `setup`.
+    pub async fn start_sharing(pki: Arc<ExamplePki>, setup: &Setup) -> Node {
+        let text = config_for(
+            &setup.node_id,
+            setup.port,
+            "",
+            &setup.organisations,
+            &setup.extra,
+        );
+        Node::launch_with(pki, text, |config| App::build(config).expect("build")).await
+    }
+
     async fn launch(
         prefix: &str,
         extra: impl FnOnce(&ExamplePki) -> String,
         make: impl FnOnce(Config) -> App,
     ) -> Node {
-        let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
+        let pki = Arc::new(ExamplePki::generate(PkiOptions::default()).expect("pki"));
+        let text = config_with_prefix(prefix, &extra(&pki));
+        Node::launch_with(pki, text, make).await
+    }
+
+    /// Writes `pki` and the configuration `text` into a new folder and serves from it.
+    async fn launch_with(
+        pki: Arc<ExamplePki>,
+        text: String,
+        make: impl FnOnce(Config) -> App,
+    ) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
         pki.write_to(&certs, false).expect("write pki");
         let config_path = dir.path().join("shsd.toml");
-        let text = config_with_prefix(prefix, &extra(&pki));
         std::fs::write(&config_path, text).expect("write config");
         Node::serve(pki, dir, make).await
     }
@@ -117,7 +167,7 @@ impl Node {
 
     /// Builds the app from the configuration in `dir` and runs it.
     async fn serve(
-        pki: ExamplePki,
+        pki: Arc<ExamplePki>,
         dir: tempfile::TempDir,
         make: impl FnOnce(Config) -> App,
     ) -> Node {
@@ -203,25 +253,25 @@ pub fn config_text(extra: &str) -> String {
 
 /// [`config_text`] with a path prefix.
 fn config_with_prefix(prefix: &str, extra: &str) -> String {
+    config_for("test-node", 0, prefix, DEFAULT_ORGANISATIONS, extra)
+}
+
+/// The test configuration of node `node_id` on `port` (0: any) hosting `organisations`,
+/// with `extra` appended.
+fn config_for(node_id: &str, port: u16, prefix: &str, organisations: &str, extra: &str) -> String {
     format!(
         r#"
 [node]
-node_id = "test-node"
+node_id = "{node_id}"
 path_prefix = "{prefix}"
 [listen]
-address = "127.0.0.1:0"
+address = "127.0.0.1:{port}"
 [tls]
 certificate = "certs/server.pem"
 private_key = "certs/server-key.pem"
 client_cas = ["certs/ca.pem"]
 crls = ["certs/ca-crl.pem"]
-[[organisations]]
-number = "2120000142"
-name = "Exempelkommun"
-sub_addresses = ["bygglov", "socialtjanst"]
-[[organisations]]
-number = "5590000001"
-name = "Exempelportalen AB"
+{organisations}
 [store]
 path = "store"
 cache_mib = 16

@@ -27,3 +27,4 @@ mod signed;
 mod store_failure;
 mod synch;
 mod systemd;
+mod two_nodes;
