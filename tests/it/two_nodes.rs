@@ -12,7 +12,9 @@
 //!   agreement anywhere) and on B (A's directory has one that B's lacks), a sub-address B
 //!   does not host; the `error` reaches the portal's mailbox on A;
 //! - a push that waits for B to come up;
-//! - a 17 MB message and Swedish metadata (UTF-8 and ISO-8859-1 labels) intact end to end.
+//! - a 17 MB message and Swedish metadata (UTF-8 and ISO-8859-1 labels) intact end to end;
+//! - a synchronous ping from the portal on A answered by B through A (TS42), and a
+//!   synchronous request without an agreement refused at once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -150,9 +152,20 @@ principal = "5560000002"
 customer = "5590000001"
 products = ["{PRODUCT_2}"]
 flow = "from-customer"
+
+[[agreements]]
+id = "portal-kommun-ping"
+principal = "2120000142"
+customer = "5590000001"
+products = ["{PING}"]
+flow = "from-customer"
+transfer_type = "synch"
 "#
     )
 }
+
+/// The built-in ping product.
+const PING: &str = "urn:X-shs:00000000-0000-0000-0000-000000000000";
 
 /// Node A's directory: the common agreements, one for PRODUCT_3 that B does not have, and
 /// B's organisations at B's address.
@@ -711,4 +724,35 @@ async fn is_in_state(node: &Node, tx: &str, state: &str) -> bool {
     let hits: Value = serde_json::from_slice(&body).unwrap();
     hits.as_array()
         .is_some_and(|hits| hits.iter().any(|hit| hit["state"] == state))
+}
+
+#[tokio::test]
+async fn a_synchronous_ping_crosses_to_b_and_its_answer_comes_back() {
+    let net = Network::start().await;
+    let mut label = label_to(Some(KOMMUN));
+    label.transfer_type = shsd::protocol::label::TransferType::Synch;
+    label.sequence_type = SequenceType::Request;
+    label.product.value = PING.to_owned();
+    let reply = post_label(&net.a, &net.a.portal(), &label).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let message = shsd::protocol::mime::split_message(
+        &reply.body,
+        Some("message/rfc822"),
+        shsd::protocol::mime::Limits::default(),
+    )
+    .expect("the reply message");
+    let answer = Label::parse(&message.label).unwrap();
+    assert_eq!(answer.sequence_type, SequenceType::Reply);
+    assert_eq!(answer.corr_id, label.corr_id);
+    assert_eq!(answer.to.unwrap().value, PORTAL);
+    // Node B answered: the request crossed, the reply came back through A.
+    assert!(String::from_utf8_lossy(&message.parts[0].1).contains("pong from node-b"));
+
+    // Without an agreement for the product synchronously: refused on A at once.
+    let mut other = label.clone();
+    other.tx_id = uuid::Uuid::new_v4().to_string();
+    other.product.value = PRODUCT_NONE.to_owned();
+    let refused = post_label(&net.a, &net.a.portal(), &other).await;
+    assert_refused(&refused, 400, ErrorCode::MissingAgreement);
+    net.stop().await;
 }
