@@ -122,8 +122,19 @@ struct Detail<'a> {
     part_sizes: Vec<u64>,
     parent: Option<String>,
     copies: Vec<String>,
+    /// The confirm or error that answered the message (spec §4.4), once one came.
+    answer: Option<AnswerView<'a>>,
     /// The label as served on fetch; ISO-8859-1 labels show replacement characters.
     label: String,
+}
+
+#[derive(Serialize)]
+struct AnswerView<'a> {
+    /// `confirm` or `error`.
+    kind: &'static str,
+    error: Option<ErrorView<'a>>,
+    tx_id: &'a str,
+    at: String,
 }
 
 #[derive(Serialize)]
@@ -173,6 +184,19 @@ impl<'a> Detail<'a> {
             part_sizes: record.payload.parts.iter().map(|p| p.len).collect(),
             parent: record.parent.map(|p| p.to_string()),
             copies: record.copies.iter().map(ToString::to_string).collect(),
+            answer: record.answer.as_ref().map(|answer| AnswerView {
+                kind: if answer.error.is_some() {
+                    "error"
+                } else {
+                    "confirm"
+                },
+                error: answer.error.as_ref().map(|e| ErrorView {
+                    code: e.code.as_str(),
+                    text: &e.text,
+                }),
+                tx_id: &answer.tx_id,
+                at: time(answer.at),
+            }),
             label: String::from_utf8_lossy(&record.label).into_owned(),
         }
     }

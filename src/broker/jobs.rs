@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::NoticeKind;
 use crate::protocol::ErrorCode;
 use crate::protocol::label::Label;
-use crate::store::{JobCompletion, JobOutcome, MessageRecord, RoutingJob};
+use crate::store::{JobCompletion, JobOutcome, MessageRecord, RoutingJob, State};
 
 use super::Broker;
 use super::error::BrokerError;
@@ -102,6 +102,10 @@ impl Broker {
                     generated = created.len(),
                     "routed"
                 );
+                if record.state == State::Received {
+                    // A confirm or error that came in for a local organisation.
+                    self.correlate(&record).await;
+                }
                 for (created, job) in created {
                     if job.is_some() {
                         tracing::debug!(shs.txid = %created.tx_id, "generated message waits for routing");
@@ -109,6 +113,7 @@ impl Broker {
                     } else {
                         // Generated for a local organisation: stored straight in its mailbox.
                         self.metrics.message_delivered();
+                        self.correlate(&created).await;
                     }
                 }
             }

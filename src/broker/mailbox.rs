@@ -185,11 +185,12 @@ impl Broker {
                 generated_job,
             } => {
                 self.metrics.message_acknowledged();
-                if generated.is_some() {
+                if let Some(confirm) = &generated {
                     self.metrics.notice_generated(NoticeKind::Confirm);
                     if generated_job.is_none() {
                         // For a local sender: stored straight in its mailbox.
                         self.metrics.message_delivered();
+                        self.correlate(confirm).await;
                     }
                 }
                 tracing::info!(

@@ -8,6 +8,7 @@
 //! - [`caller`]: who is calling and what they may do (spec §2).
 
 pub mod admin;
+mod answers;
 pub mod caller;
 pub mod error;
 pub mod fanout;

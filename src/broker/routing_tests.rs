@@ -57,11 +57,20 @@ struct Fixture {
 }
 
 fn fixture(directory_toml: &str) -> Fixture {
+    fixture_hosting(directory_toml, &[GRANNE])
+}
+
+/// A fixture whose node also hosts `more` organisations.
+fn fixture_hosting(directory_toml: &str, more: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("directory.toml");
     std::fs::write(&path, directory_toml).unwrap();
+    let organisations: String = more
+        .iter()
+        .map(|org| format!("[[organisations]]\nnumber = \"{org}\"\n"))
+        .collect();
     let config = crate::config::for_tests_with(&format!(
-        "[[organisations]]\nnumber = \"{GRANNE}\"\n[directory]\nfile = {:?}\n",
+        "{organisations}[directory]\nfile = {:?}\n",
         path.display().to_string()
     ));
     let directory = Arc::new(FileDirectory::open(&path).unwrap());
@@ -249,4 +258,35 @@ async fn an_agreement_without_confirm_gets_no_confirm_on_ack() {
     let other = send(&f.broker, PORTAL, Some(GRANNE), |_| {}).await;
     let label = Label::parse(&other.label).unwrap();
     assert!(f.broker.confirm_wanted(&other, &label).await);
+}
+
+#[tokio::test]
+async fn a_confirm_is_noted_only_on_the_message_of_the_same_pair() {
+    let f = fixture_hosting(DIRECTORY, &[GRANNE, "5590000001"]);
+    let same = |label: &mut Label| {
+        label.corr_id = "conversation-1".into();
+        label.content.content_id = "content-1".into();
+    };
+    let to_kommun = send(&f.broker, PORTAL, Some(KOMMUN), same).await;
+    let to_granne = send(&f.broker, PORTAL, Some(GRANNE), same).await;
+    assert_eq!(to_kommun.state, State::Received);
+    assert_eq!(to_granne.state, State::Received);
+    // The municipality confirms: same corr.id and content.id, from the municipality.
+    let confirm = send(&f.broker, "urn:X-shs:2120000142", Some(PORTAL), |label| {
+        same(label);
+        label.sequence_type = crate::protocol::label::SequenceType::Adm;
+        label.product.value = "urn:X-shs:confirm".into();
+    })
+    .await;
+    assert_eq!(confirm.state, State::Received);
+    let store = f.broker.store();
+    let answered = store.message(to_kommun.local_id).await.unwrap().unwrap();
+    let answer = answered
+        .answer
+        .expect("the municipality's message is answered");
+    assert_eq!(answer.tx_id, confirm.tx_id);
+    assert_eq!(answer.error, None);
+    // The neighbour's message with the same ids is another pair: untouched.
+    let other = store.message(to_granne.local_id).await.unwrap().unwrap();
+    assert_eq!(other.answer, None);
 }

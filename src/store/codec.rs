@@ -193,6 +193,7 @@ mod tests {
             signer: None,
             parent: None,
             copies: vec![LocalId(Uuid::from_u128(3))],
+            answer: None,
         }
     }
 

@@ -202,6 +202,7 @@ macro_rules! conformance_suite {
             due_messages_follow_their_state_in_time_order,
             expiry_unlists_and_stores_the_notice,
             shared_payload_goes_with_the_last_copy,
+            messages_are_found_by_corr_id_and_answers_noted,
         );
     };
     (@cases $factory:path; $($case:ident),* $(,)?) => {

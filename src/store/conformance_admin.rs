@@ -340,3 +340,51 @@ pub(super) async fn shared_payload_goes_with_the_last_copy(f: Fixture) {
         Removal::default()
     );
 }
+
+pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) {
+    let store = &*f.store;
+    let mut first = summary("tx-corr-1");
+    first.corr_id = "shared".into();
+    let mut second = summary("tx-corr-2");
+    second.corr_id = "shared".into();
+    let one = accept(store, first, SENDER, Route::Mailbox(address(MAILBOX)))
+        .await
+        .0;
+    let two = accept(store, second, SENDER, Route::Mailbox(address(MAILBOX)))
+        .await
+        .0;
+    deliver(store, "tx-other").await;
+    let mut found: Vec<String> = store
+        .with_corr_id("shared", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.tx_id)
+        .collect();
+    found.sort();
+    assert_eq!(found, ["tx-corr-1", "tx-corr-2"]);
+    assert!(store.with_corr_id("share", 10).await.unwrap().is_empty());
+
+    let answer = Answer {
+        error: None,
+        tx_id: "tx-confirm".into(),
+        at: crate::store::record::stored_precision(Utc::now()),
+    };
+    store
+        .note_answer(one.local_id, answer.clone())
+        .await
+        .unwrap();
+    let noted = store.message(one.local_id).await.unwrap().unwrap();
+    assert_eq!(noted.answer, Some(answer));
+    assert_eq!(noted.state, State::Received);
+    store
+        .note_answer(LocalId::random(), noted.answer.clone().unwrap())
+        .await
+        .unwrap();
+
+    // A removed message leaves the index.
+    store.remove(two.local_id).await.unwrap();
+    let left = store.with_corr_id("shared", 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].local_id, one.local_id);
+}

@@ -12,6 +12,7 @@
 //! | `p/<payload:16><part:4 BE><chunk:4 BE>` | raw bytes | payload chunks |
 //! | `h/<class:1>/<since µs:8 BE><local id:16>` | empty | housekeeping: `r` unfetched, `f` fetched, `d` done (acked, sent, expired), by the time the state was entered |
 //! | `a/<seq:8 BE>` | [`AuditRecord`](super::AuditRecord) | the admin audit log |
+//! | `c/<corr.id>\0<local id:16>` | empty | messages by corr.id, for answers (spec §4.4) |
 //! | `k/<name>` | marker | one-time migrations done |
 //!
 //! A mailbox is written in its bare form (`5565317129.bygglov`), which never contains `/`,
@@ -37,8 +38,9 @@ pub const UNFETCHED: u8 = b'r';
 pub const FETCHED: u8 = b'f';
 pub const DONE: u8 = b'd';
 
-/// Set once every record has its `h/` key (records stored before the index existed).
-pub const HOUSEKEEPING_INDEXED: &[u8] = b"k/housekeeping-index-1";
+/// Set once every record has its `h/` and `c/` keys (records stored before those indexes
+/// existed get them at open).
+pub const HOUSEKEEPING_INDEXED: &[u8] = b"k/indexes-2";
 
 /// The value of `t/<tx.id>`: who used the tx.id, and for which message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +222,26 @@ pub fn housekeeping_of(key: &[u8]) -> Option<(DateTime<Utc>, LocalId)> {
     let micros = i64::try_from(u64::from_be_bytes(micros)).ok()?;
     let since = DateTime::from_timestamp_micros(micros)?;
     Some((since, LocalId(uuid::Uuid::from_bytes(id))))
+}
+
+pub fn corr_prefix(corr_id: &str) -> Vec<u8> {
+    let mut key = b"c/".to_vec();
+    key.extend_from_slice(corr_id.as_bytes());
+    key.push(0);
+    key
+}
+
+/// The `c/` key of a message; XML text never holds NUL, so the separator is unambiguous.
+pub fn corr(corr_id: &str, id: LocalId) -> Vec<u8> {
+    let mut key = corr_prefix(corr_id);
+    key.extend_from_slice(id.0.as_bytes());
+    key
+}
+
+/// The local id of a `c/` key.
+pub fn corr_id_of(key: &[u8]) -> Option<LocalId> {
+    let id: [u8; 16] = key.get(key.len().checked_sub(16)?..)?.try_into().ok()?;
+    Some(LocalId(uuid::Uuid::from_bytes(id)))
 }
 
 pub fn audit(seq: u64) -> Vec<u8> {

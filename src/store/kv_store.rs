@@ -25,8 +25,8 @@ use super::record::{
 };
 use super::search::AdminSearch;
 use super::{
-    Acceptance, AckOutcome, AdminChange, Administered, AuditNote, AuditRecord, Due, ErrorInfo,
-    Expiry, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Retry, Route,
+    Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due,
+    ErrorInfo, Expiry, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Retry, Route,
     RoutingJob, Store, StoreError,
 };
 use crate::protocol::urn::Address;
@@ -275,6 +275,20 @@ impl<E: KvEngine> Store for KvStore<E> {
 
     async fn mailbox_depths(&self) -> Result<Vec<(Address, u64)>, StoreError> {
         Ok(self.inner.depths.snapshot())
+    }
+
+    async fn with_corr_id(
+        &self,
+        corr_id: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let corr_id = corr_id.to_owned();
+        self.read(move |inner| inner.with_corr_id(&corr_id, limit))
+            .await
+    }
+
+    async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError> {
+        self.read(move |inner| inner.note_answer(id, answer)).await
     }
 
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
@@ -533,6 +547,7 @@ impl<E: KvEngine> Inner<E> {
             signer: message.signer,
             parent: None,
             copies: Vec::new(),
+            answer: None,
         };
         self.stage_record(staging, record, message.route)
     }

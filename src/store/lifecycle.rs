@@ -40,6 +40,17 @@ impl Staging {
     /// housekeeping key and notes the depth change. Call once per record and batch, after
     /// the record's own writes are staged.
     pub fn transition(&mut self, before: Option<&MessageRecord>, after: Option<&MessageRecord>) {
+        match (before, after) {
+            (None, Some(new)) => {
+                let key = keys::corr(&new.summary.corr_id, new.local_id);
+                self.batch.put(key, Vec::new());
+            }
+            (Some(old), None) => {
+                self.batch
+                    .delete(keys::corr(&old.summary.corr_id, old.local_id));
+            }
+            _ => {}
+        }
         let old_key = before.and_then(housekeeping_key);
         let new_key = after.and_then(housekeeping_key);
         if old_key != new_key {
@@ -197,10 +208,14 @@ pub(super) fn index_for_housekeeping<E: KvEngine + ?Sized>(engine: &E) -> Result
         let mut batch = Batch::default();
         for (_, value) in page {
             let record: MessageRecord = super::codec::decode(value)?;
+            batch.put(
+                keys::corr(&record.summary.corr_id, record.local_id),
+                Vec::new(),
+            );
             if let Some(key) = housekeeping_key(&record) {
                 batch.put(key, Vec::new());
-                indexed += 1;
             }
+            indexed += 1;
         }
         Ok(engine.apply(batch)?)
     })?;
@@ -208,7 +223,10 @@ pub(super) fn index_for_housekeeping<E: KvEngine + ?Sized>(engine: &E) -> Result
     batch.put(keys::HOUSEKEEPING_INDEXED.to_vec(), Vec::new());
     engine.apply(batch)?;
     if indexed > 0 {
-        tracing::info!(count = indexed, "indexed stored messages for housekeeping");
+        tracing::info!(
+            count = indexed,
+            "indexed stored messages (housekeeping, corr.id)"
+        );
     }
     Ok(())
 }

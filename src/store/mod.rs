@@ -34,6 +34,7 @@ pub mod housekeeping;
 mod keys;
 pub mod kv;
 mod kv_admin;
+mod kv_answers;
 mod kv_housekeeping;
 mod kv_list;
 mod kv_payload;
@@ -55,8 +56,8 @@ pub use housekeeping::{Due, Expiry, Removal};
 pub use kv_store::KvStore;
 pub use query::{MailboxQuery, MetaFilter, SortAttribute, SortBy, SortOrder};
 pub use record::{
-    DataPartSummary, ErrorInfo, JobId, LocalId, MessageRecord, MessageSummary, MetaEntry, PartInfo,
-    PayloadId, PayloadInfo, State, StateChange,
+    Answer, DataPartSummary, ErrorInfo, JobId, LocalId, MessageRecord, MessageSummary, MetaEntry,
+    PartInfo, PayloadId, PayloadInfo, State, StateChange,
 };
 pub use search::AdminSearch;
 
@@ -199,6 +200,18 @@ pub trait Store: Send + Sync {
 
     /// The store's size on disk in bytes, where the engine knows it.
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError>;
+
+    /// Every message with `corr_id` (at most `limit`), through the corr.id index: the
+    /// candidates a confirm or error may answer (spec §4.4).
+    async fn with_corr_id(
+        &self,
+        corr_id: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// Records that `answer` answered message `id`. Not synced: a lost note is only a
+    /// missing annotation. An unknown id is left alone.
+    async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError>;
 }
 
 /// Streams the data parts of one message into the store in bounded chunks.

@@ -262,6 +262,22 @@ pub struct MessageRecord {
     pub parent: Option<LocalId>,
     /// For a fanned-out original: its copies.
     pub copies: Vec<LocalId>,
+    /// The confirm or error the receiver sent back about this message (spec §4.4), once
+    /// one arrived; absent in records written before answers were recorded.
+    #[serde(default)]
+    pub answer: Option<Answer>,
+}
+
+/// A management message that answered a message: what it said and when it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    /// `None` for a confirm; the error's code and text for an error.
+    pub error: Option<ErrorInfo>,
+    /// The tx.id of the management message.
+    pub tx_id: String,
+    /// When it was delivered here.
+    #[serde(with = "as_timestamp")]
+    pub at: DateTime<Utc>,
 }
 
 impl MessageRecord {

@@ -335,6 +335,15 @@ async fn direct_message_travels_to_b_and_the_confirm_comes_back_to_a() {
     assert_eq!(document.corr_id, sent.corr_id);
     assert_eq!(document.content_id, sent.content.content_id);
     assert_eq!(document.error_code(), None, "a confirmation");
+
+    // The confirm is noted on the message it answers, on A (spec §4.4).
+    let original = wait_for_state(&net.a, &sent.tx_id, "SENT").await;
+    let id = original["local_id"].as_str().unwrap();
+    let url = format!("{}/api/messages/{id}", net.a.admin_base);
+    let detail: Value =
+        serde_json::from_slice(&reqwest::get(&url).await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(detail["answer"]["kind"], "confirm", "{detail}");
+    assert_eq!(detail["answer"]["tx_id"], confirm.tx_id.as_str());
     net.stop().await;
 }
 

@@ -149,6 +149,19 @@ fn write_error_and_signer(body: &mut String, record: &MessageRecord) {
             esc(signer)
         );
     }
+    if let Some(answer) = &record.answer {
+        let said = match &answer.error {
+            None => "confirm".to_owned(),
+            Some(error) => format!("error {}: {}", error.code.as_str(), error.text),
+        };
+        let _ = write!(
+            body,
+            "<h2>Answer</h2><section class=\"card\" id=\"answer\"><dl class=\"kv\">\
+             <dt>answer</dt><dd>{}</dd><dt>tx.id</dt><dd class=\"mono\">{}</dd></dl></section>",
+            esc(&said),
+            esc(&answer.tx_id)
+        );
+    }
 }
 
 fn write_history(body: &mut String, record: &MessageRecord) {
