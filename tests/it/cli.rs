@@ -302,3 +302,75 @@ fn sighup_reloads_the_crl_for_new_connections() {
     let (exit, _) = daemon.terminate();
     assert!(exit.success());
 }
+
+#[test]
+fn sighup_reloads_the_directory_and_keeps_it_when_the_new_one_is_bad() {
+    use shsd::protocol::ErrorCode;
+    use shsd::protocol::label::{SequenceType, TransferType};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ExamplePki::generate(PkiOptions::default()).unwrap();
+    pki.write_to(&dir.path().join("certs"), false).unwrap();
+    let directory = dir.path().join("directory.toml");
+    std::fs::write(&directory, "").unwrap();
+    let text = format!(
+        "{}\n[directory]\nfile = \"directory.toml\"\n",
+        cli_config()
+    );
+    std::fs::write(dir.path().join("shsd.toml"), text).unwrap();
+    let mut daemon = Daemon::serve(dir.path());
+    let port = daemon.shs_port();
+
+    // A synchronous ping answers at once whether an agreement allows it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ping = || {
+        runtime.block_on(async {
+            let (_, _, mut label) = shsd::client::build_message(
+                "urn:X-shs:5590000001",
+                Some("urn:X-shs:2120000142"),
+                "urn:X-shs:00000000-0000-0000-0000-000000000000",
+                SequenceType::Request,
+                &[],
+            );
+            label.transfer_type = TransferType::Synch;
+            let (body, boundary) = shsd::client::write_message(&label, &[]);
+            let client = shsd::client::ShsClient::new(
+                &format!("https://localhost:{port}"),
+                pki.client_config(Some(&pki.portal)).unwrap(),
+            )
+            .unwrap();
+            client.send(body.into(), &boundary).await
+        })
+    };
+    let missing = |result: Result<_, shsd::client::ClientError>| {
+        matches!(result, Err(shsd::client::ClientError::Refused { code, .. })
+            if code == ErrorCode::MissingAgreement)
+    };
+    assert!(missing(ping()), "no agreement yet");
+
+    std::fs::write(
+        &directory,
+        r#"
+[[agreements]]
+id = "ping"
+principal = "2120000142"
+customer = "5590000001"
+products = ["urn:X-shs:00000000-0000-0000-0000-000000000000"]
+flow = "from-customer"
+"#,
+    )
+    .unwrap();
+    daemon.signal("-HUP");
+    daemon.wait_for("reloaded the directory");
+    let answered = ping();
+    assert!(answered.is_ok(), "the new agreement applies: {answered:?}");
+
+    std::fs::write(&directory, "[[agreements]]\nid = \"broken\"\n").unwrap();
+    daemon.signal("-HUP");
+    daemon.wait_for("directory reload failed");
+    let still = ping();
+    assert!(still.is_ok(), "the previous directory stays: {still:?}");
+
+    let (exit, _) = daemon.terminate();
+    assert!(exit.success());
+}

@@ -45,6 +45,9 @@ const ACROSS: Duration = Duration::from_secs(20);
 struct Network {
     a: Node,
     b: Node,
+    /// Where B's business system for synchronous PRODUCT requests listens; nothing does
+    /// until a test starts a receiver there.
+    service_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -52,7 +55,8 @@ impl Network {
     async fn start() -> Network {
         let pki = Arc::new(ExamplePki::generate(PkiOptions::default()).expect("pki"));
         let dir = tempfile::tempdir().unwrap();
-        let b = start_b(&pki, dir.path(), None, 0).await;
+        let service_port = crate::receiver::free_port().await;
+        let b = start_b(&pki, dir.path(), None, 0, service_port).await;
         let a = start_a(&pki, dir.path(), &b.base).await;
         std::fs::write(
             dir.path().join("directory-b.toml"),
@@ -65,7 +69,12 @@ impl Network {
             .reload()
             .await
             .expect("B's directory reloads");
-        Network { a, b, _dir: dir }
+        Network {
+            a,
+            b,
+            service_port,
+            _dir: dir,
+        }
     }
 
     async fn stop(self) {
@@ -76,7 +85,13 @@ impl Network {
 
 /// Node B (municipality and 5560000002) on `port` (0: any), its directory in `dir`
 /// naming A at `a_base` if known.
-async fn start_b(pki: &Arc<ExamplePki>, dir: &Path, a_base: Option<&str>, port: u16) -> Node {
+async fn start_b(
+    pki: &Arc<ExamplePki>,
+    dir: &Path,
+    a_base: Option<&str>,
+    port: u16,
+    service_port: u16,
+) -> Node {
     let directory = dir.join("directory-b.toml");
     std::fs::write(&directory, directory_b(a_base)).unwrap();
     let setup = Setup {
@@ -91,7 +106,11 @@ number = "5560000002"
 name = "Exempelnoden AB"
 "#
         .into(),
-        extra: extra(pki, &directory, "5590000001"),
+        extra: format!(
+            "{}\n[[synch.services]]\norganisation = \"2120000142\"\nproduct = \"{PRODUCT}\"\n\
+             url = \"https://localhost:{service_port}/svar\"\n",
+            extra(pki, &directory, "5590000001")
+        ),
         port,
     };
     Node::start_sharing(Arc::clone(pki), &setup).await
@@ -718,7 +737,7 @@ async fn a_push_waits_for_b_to_come_up() {
     }
     assert!(is_in_state(&a, &sent.tx_id, "NEW").await);
 
-    let b = start_b(&pki, dir.path(), Some(&a.base), port).await;
+    let b = start_b(&pki, dir.path(), Some(&a.base), port, 1).await;
     let listed = wait_for(&b, "2120000142.bygglov", "", 1).await;
     assert_eq!(listed[0].tx_id, sent.tx_id);
     wait_for_state(&a, &sent.tx_id, "SENT").await;
@@ -763,5 +782,38 @@ async fn a_synchronous_ping_crosses_to_b_and_its_answer_comes_back() {
     other.product.value = PRODUCT_NONE.to_owned();
     let refused = post_label(&net.a, &net.a.portal(), &other).await;
     assert_refused(&refused, 400, ErrorCode::MissingAgreement);
+    net.stop().await;
+}
+
+#[tokio::test]
+async fn a_synchronous_request_reaches_a_business_system_behind_b() {
+    let net = Network::start().await;
+    let answer = b"MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nbeslut: beviljat".to_vec();
+    let service = crate::receiver::Receiver::start_on(
+        &net.b,
+        net.service_port,
+        vec![crate::receiver::Reply {
+            status: 200,
+            headers: vec![("content-type", "message/rfc822".into())],
+            body: answer.clone(),
+            delay: Duration::ZERO,
+        }],
+    )
+    .await;
+    let mut label = label_to(Some(BYGGLOV));
+    label.transfer_type = shsd::protocol::label::TransferType::Synch;
+    label.sequence_type = SequenceType::Request;
+    let reply = post_label(&net.a, &net.a.portal(), &label).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.body, answer, "the business system's reply, relayed by B and A");
+    let received = service.received();
+    assert_eq!(received.len(), 1);
+    let request = shsd::protocol::mime::split_message(
+        &received[0].body,
+        Some(&received[0].content_type),
+        shsd::protocol::mime::Limits::default(),
+    )
+    .expect("the request arrives whole");
+    assert_eq!(path_of(&label_of(&request)), ["node-a", "node-b"]);
     net.stop().await;
 }
