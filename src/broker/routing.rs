@@ -11,6 +11,7 @@ use crate::directory::agreements::{self, Exchange};
 use crate::directory::{AgreementRefusal, Directory, DirectoryError};
 use crate::protocol::ErrorCode;
 use crate::protocol::label::{Label, SequenceType};
+use crate::protocol::product_type::ProductType;
 use crate::protocol::urn::{Address, OrgNumber, ProductId};
 use crate::store::MessageRecord;
 
@@ -41,19 +42,23 @@ impl Broker {
                 None => Ok(router::decide(None, &self.config)),
             };
         }
-        if self
-            .config
-            .directory
-            .as_ref()
-            .is_some_and(|d| d.known_products_only)
-            && directory
-                .product(&product)
-                .await
-                .map_err(unavailable)?
-                .is_none()
-        {
-            let reason = format!("the directory does not know product {product}");
-            return Ok(quarantine(ErrorCode::UnknownProductType, reason));
+        let known = directory.product(&product).await.map_err(unavailable)?;
+        match &known {
+            None if self
+                .config
+                .directory
+                .as_ref()
+                .is_some_and(|d| d.known_products_only) =>
+            {
+                let reason = format!("the directory does not know product {product}");
+                return Ok(quarantine(ErrorCode::UnknownProductType, reason));
+            }
+            Some(product_type) => {
+                if let Some(reason) = disallowed_part(record, product_type) {
+                    return Ok(quarantine(ErrorCode::IllegalDatapartContent, reason));
+                }
+            }
+            None => {}
         }
         let sender = record.sender;
         if !self.knows(directory, sender).await? {
@@ -182,6 +187,39 @@ impl Broker {
             .map_err(unavailable)?
             .is_some())
     }
+}
+
+/// Why a data part of `record` is not one the product allows (by `datapartType`,
+/// case-insensitive), or `None`. A product that names no data parts allows any.
+fn disallowed_part(record: &MessageRecord, product: &ProductType) -> Option<String> {
+    if product.data.is_empty() {
+        return None;
+    }
+    record
+        .summary
+        .data
+        .iter()
+        .enumerate()
+        .find_map(|(index, part)| {
+            let kind = part.datapart_type.as_deref().unwrap_or("");
+            let allowed = product
+                .data
+                .iter()
+                .any(|spec| spec.datapart_type.eq_ignore_ascii_case(kind));
+            (!allowed).then(|| {
+                let names: Vec<&str> = product
+                    .data
+                    .iter()
+                    .map(|spec| spec.datapart_type.as_str())
+                    .collect();
+                format!(
+                    "data part {} has datapartType {kind:?}; product {} allows {}",
+                    index + 1,
+                    product.id,
+                    names.join(", ")
+                )
+            })
+        })
 }
 
 fn quarantine(code: ErrorCode, reason: String) -> Decision {

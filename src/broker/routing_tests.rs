@@ -290,3 +290,22 @@ async fn a_confirm_is_noted_only_on_the_message_of_the_same_pair() {
     let other = store.message(to_granne.local_id).await.unwrap().unwrap();
     assert_eq!(other.answer, None);
 }
+
+#[tokio::test]
+async fn a_known_product_allows_only_its_data_part_types() {
+    let with_product = format!(
+        "{DIRECTORY}\n[[products]]\nid = \"{PRODUCT}\"\nname = \"Bygglov\"\ndatapart_types = [\"ansokan\"]\n"
+    );
+    let f = fixture(&with_product);
+    // The test label's one part is of type "xml".
+    let record = send(&f.broker, PORTAL, Some(KOMMUN), |_| {}).await;
+    quarantined_with(&record, ErrorCode::IllegalDatapartContent);
+    assert!(record.error.unwrap().text.contains("allows ansokan"));
+    let allowed = send(&f.broker, PORTAL, Some(KOMMUN), |label| {
+        if let crate::protocol::label::ContentParts::Data(data) = &mut label.content.parts {
+            data[0].datapart_type = Some("ANSOKAN".into());
+        }
+    })
+    .await;
+    assert_eq!(allowed.state, State::Received);
+}

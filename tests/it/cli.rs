@@ -313,10 +313,7 @@ fn sighup_reloads_the_directory_and_keeps_it_when_the_new_one_is_bad() {
     pki.write_to(&dir.path().join("certs"), false).unwrap();
     let directory = dir.path().join("directory.toml");
     std::fs::write(&directory, "").unwrap();
-    let text = format!(
-        "{}\n[directory]\nfile = \"directory.toml\"\n",
-        cli_config()
-    );
+    let text = format!("{}\n[directory]\nfile = \"directory.toml\"\n", cli_config());
     std::fs::write(dir.path().join("shsd.toml"), text).unwrap();
     let mut daemon = Daemon::serve(dir.path());
     let port = daemon.shs_port();

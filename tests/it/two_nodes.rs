@@ -805,7 +805,10 @@ async fn a_synchronous_request_reaches_a_business_system_behind_b() {
     label.sequence_type = SequenceType::Request;
     let reply = post_label(&net.a, &net.a.portal(), &label).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.body, answer, "the business system's reply, relayed by B and A");
+    assert_eq!(
+        reply.body, answer,
+        "the business system's reply, relayed by B and A"
+    );
     let received = service.received();
     assert_eq!(received.len(), 1);
     let request = shsd::protocol::mime::split_message(
