@@ -23,6 +23,7 @@
 //! - [`cli`]: the `shsd` subcommands behind the thin `main.rs`.
 //! - [`client`]: the SHS client used by the CLI, the demo, the tests and the load generator.
 //! - [`clock`]: time as SHS writes it.
+//! - [`percent`]: percent-encoding for URLs and header values.
 //! - [`systemd`]: READY / WATCHDOG / STOPPING notifications for `Type=notify`.
 #![forbid(unsafe_code)]
 
@@ -37,7 +38,7 @@ pub mod config;
 pub mod directory;
 pub mod http;
 pub mod metrics;
-mod percent;
+pub mod percent;
 pub mod pki;
 pub mod protocol;
 pub mod signature;

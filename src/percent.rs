@@ -1,7 +1,22 @@
-//! Percent-decoding of URL path segments and query components, shared by the SHS
-//! listener (`http`) and the admin listener (`admin`).
+//! Percent-encoding: decoding of URL path segments and query components, shared by the
+//! SHS listener (`http`) and the admin listener (`admin`), and encoding of header values
+//! (`X-shs-signer`); public so that clients decode what the node encodes.
 
 /// Decodes `%XX` escapes in a path segment; `None` for broken escapes or non-UTF-8 results.
+/// Percent-encodes the bytes of `text` that an HTTP header value cannot carry as they are
+/// (controls, non-ASCII) and `%` itself, so a UTF-8 value fits a header and decodes back.
+pub fn percent_encode_header(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..0x7f).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 pub fn percent_decode(segment: &str) -> Option<String> {
     if !segment.contains('%') {
         return Some(segment.to_owned());
@@ -42,6 +57,14 @@ pub fn query_pairs(query: &str) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_values_are_percent_encoded_and_decode_back() {
+        let text = "CN=Åsa Öberg, serial 1% off";
+        let encoded = percent_encode_header(text);
+        assert_eq!(encoded, "CN=%C3%85sa %C3%96berg, serial 1%25 off");
+        assert_eq!(percent_decode(&encoded).as_deref(), Some(text));
+    }
 
     #[test]
     fn decodes_escapes_and_plus() {

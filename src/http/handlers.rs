@@ -125,6 +125,7 @@ pub async fn fetch(
         .map_err(|error| (error.into(), ErrorContext::default()))?;
     let (sender, body) = channel(FETCH_CHANNEL_CHUNKS);
     let corr_id = record.summary.corr_id.clone();
+    let signer = record.signer.clone();
     let streaming = std::sync::Arc::clone(broker);
     tokio::spawn(async move { streaming.stream_message(record, sender).await });
     let mut response = Response::new(body);
@@ -138,6 +139,13 @@ pub async fn fetch(
     }
     if let Ok(value) = HeaderValue::from_str(&corr_id) {
         headers.insert("x-shs-corrid", value);
+    }
+    // Who signed the message's data, as verified at intake (spec §7); UTF-8,
+    // percent-encoded where a header cannot carry it.
+    if let Some(signer) = signer
+        && let Ok(value) = HeaderValue::from_str(&crate::percent::percent_encode_header(&signer))
+    {
+        headers.insert("x-shs-signer", value);
     }
     Ok(response)
 }

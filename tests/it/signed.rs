@@ -49,6 +49,16 @@ async fn a_signed_form_is_accepted_with_its_signer_and_a_tampered_one_refused() 
     assert_accepted(&reply, &label);
     let listed = wait_for_messages(&node, "2120000142.bygglov", "").await;
     assert_eq!(listed.len(), 1);
+    let raw = call(
+        node.bygglov()
+            .get(node.url(&format!("/shs/ds/2120000142.bygglov/{}", label.tx_id))),
+    )
+    .await;
+    let signer_header = shsd::percent::percent_decode(raw.header("x-shs-signer")).unwrap();
+    assert!(
+        signer_header.starts_with("CN=Anna Andersson"),
+        "{signer_header}"
+    );
     let fetched = fetch(&node, &node.bygglov(), "2120000142.bygglov", &label.tx_id).await;
     assert_eq!(fetched.parts[0].1, signed.as_bytes(), "stored as received");
     let history = Label::parse(&fetched.label).unwrap().history;
