@@ -2,7 +2,8 @@
 //! an asynchronous one (authorised, validated, agreement-checked), then answered in the
 //! same HTTP exchange — by this node for the built-in *ping* product, or by forwarding the
 //! request to a local business system's request URL or another node's address, streaming
-//! the request out and the reply back. Nothing is stored; each exchange is logged.
+//! the request out and the reply back. No payload is kept; an answered exchange is kept in
+//! the message log as a record in state SENT with its label.
 //!
 //! Failures: no answer in time → 504 `Timeout`; destination unreachable → 502
 //! `MissingDeliveryExecution`; a destination's own SHS error is passed through with its
@@ -70,15 +71,49 @@ impl Broker {
         let label = &checked.label;
         tracing::info!(shs.txid = %label.tx_id, shs.corrid = %label.corr_id,
             product = %label.product.value, "synchronous request");
-        match destination {
+        let reply = match destination {
             Destination::Ping => {
                 self.drain(reader, body, received).await?;
-                Ok(self.pong(label))
+                self.pong(label)
             }
             Destination::Forward { url, allow_http } => {
                 self.forward(&checked, &url, allow_http, reader, body, received)
-                    .await
+                    .await?
             }
+        };
+        self.log_exchange(&checked).await;
+        Ok(reply)
+    }
+
+    /// Keeps an answered exchange in the message log (spec §6): a record in state SENT
+    /// with the label and no payload. A failure to log is logged; the reply still goes.
+    async fn log_exchange(&self, checked: &CheckedLabel) {
+        let label = &checked.label;
+        let logged = async {
+            let payload = self.store.begin_payload().await?.finish().await?;
+            let local_id = crate::store::LocalId::random();
+            let arrival = clock::now();
+            let history = History::received(
+                label,
+                self.config.node_id.clone(),
+                local_id.0.to_string(),
+                clock::shs_datetime(arrival),
+            );
+            let message = crate::store::NewMessage {
+                local_id,
+                sender: checked.envelope.sender.org(),
+                arrival,
+                summary: super::summary::summarize(label, 0),
+                label: crate::protocol::label::append_history(&checked.original, &[history])?,
+                payload,
+                signer: None,
+                route: crate::store::Route::Logged,
+            };
+            self.store.accept(message).await?;
+            Ok::<(), BrokerError>(())
+        };
+        if let Err(err) = logged.await {
+            tracing::warn!(shs.txid = %label.tx_id, error = %err, "could not log a synchronous exchange");
         }
     }
 

@@ -586,6 +586,10 @@ impl<E: KvEngine> Inner<E> {
                 stage_delivery(&mut staging.batch, &mut record, mailbox, Utc::now())?;
                 None
             }
+            Route::Logged => {
+                record.enter(State::Sent, Utc::now());
+                None
+            }
         };
         staging
             .batch

@@ -266,6 +266,9 @@ pub enum Route {
     /// Already routed to a local mailbox: state RECEIVED and listed at once (e.g. a
     /// generated confirm or error for a local organisation).
     Mailbox(Address),
+    /// Handled already, kept for the message log only: state SENT at once, no job, no
+    /// mailbox (a synchronous exchange that was answered, spec §6).
+    Logged,
 }
 
 /// The answer to [`Store::accept`].

@@ -47,8 +47,13 @@ async fn ping_is_answered_by_the_node() {
     assert_eq!(answer.from.unwrap().value, KOMMUN);
     assert_eq!(message.parts.len(), 1);
     assert!(String::from_utf8_lossy(&message.parts[0].1).contains("pong from test-node"));
-    // Nothing was stored.
+    // Nothing is in any mailbox; the exchange is in the message log, state SENT.
     assert_nothing_stored(&node).await;
+    let url = format!("{}/api/messages?txid={}", node.admin_base, label.tx_id);
+    let logged: serde_json::Value =
+        serde_json::from_slice(&reqwest::get(&url).await.unwrap().bytes().await.unwrap()).unwrap();
+    assert_eq!(logged[0]["state"], "SENT", "{logged}");
+    assert_eq!(logged[0]["size"], 0, "no payload is kept");
     node.stop().await;
 }
 
