@@ -388,3 +388,17 @@ pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) 
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].local_id, one.local_id);
 }
+
+pub(super) async fn a_logged_message_is_sent_at_once_without_job_or_mailbox(f: Fixture) {
+    let store = &*f.store;
+    let (record, job) = accept(store, summary("tx-logged"), SENDER, Route::Logged).await;
+    assert_eq!(record.state, State::Sent);
+    assert_eq!(job, None);
+    assert_eq!(record.mailbox, None);
+    assert!(store.pending_jobs(None, 10).await.unwrap().is_empty());
+    assert!(listed(store).await.is_empty());
+    assert_eq!(
+        store.due(Due::Done, soon(), 10).await.unwrap(),
+        [record.local_id]
+    );
+}
