@@ -1,16 +1,16 @@
 //! The admin listener (spec §11): HTTP/1.1 for probes, Prometheus, the JSON API and the
-//! web console; plain HTTP on loopback, or admin mTLS ([`mtls`]) anywhere.
+//! web console; plain HTTP on loopback, or admin mTLS (`mtls.rs`) anywhere.
 //!
 //! - `GET /healthz`: 200 `ok` while the process serves at all (liveness).
 //! - `GET /readyz`: 200 when the store answers a cheap read and the SHS listener is
 //!   serving, else 503 with the reason (readiness: take the node out of a load balancer
 //!   while it starts, drains or has lost its store).
 //! - `GET /metrics`: the [`Metrics`](crate::metrics::Metrics) in the Prometheus text format.
-//! - `GET /api/…`: the JSON API (message search, detail, quarantine); see [`api`].
+//! - `GET /api/…`: the JSON API (message search, detail, quarantine); see `api.rs`.
 //! - `POST /api/messages/{id}/{action}`, `GET /api/audit`: admin actions and their audit
-//!   log; see [`actions`].
+//!   log; see `actions.rs`.
 //! - `GET /console…` (and `POST` of its action forms): the web console, server-rendered
-//!   HTML; see [`console`].
+//!   HTML; see `console/`.
 //!
 //! Plain HTTP has no authentication, so the configuration allows it on loopback only; any
 //! other address is served over admin mTLS, where only configured admin identities get in.
@@ -122,7 +122,7 @@ impl AdminServer {
 
     /// Serves `listener` until `shutdown` fires, then gives open requests the configured
     /// drain deadline. With `[admin] tls` on, every connection first completes a TLS
-    /// handshake with a verified client certificate ([`mtls`]).
+    /// handshake with a verified client certificate (`mtls.rs`).
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         let tls = match (self.broker.config().admin.tls, &self.tls) {
             (false, _) => None,

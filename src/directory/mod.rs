@@ -1,7 +1,7 @@
 //! The directory (spec §9): which organisations and products exist, which agreements hold
 //! between whom, and where remote organisations receive messages.
 //!
-//! [`Directory`] is what routing asks; engines answer it: [`file`] (TOML plus SHS
+//! [`Directory`] is what routing asks; engines answer it: [`file`](mod@file) (TOML plus SHS
 //! `shs.agreement`/`shs.product` documents, the default) and [`ldap`] (the SHS schema on
 //! LDAP servers).
 //! The rules themselves are pure functions in [`agreements`], so every engine gives the

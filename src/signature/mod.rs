@@ -8,7 +8,7 @@
 //! extracted from it — so that exactly what was verified is handed on; or a
 //! [`SignatureError`] whose `Display` is the reason for the `errorinfo`.
 //!
-//! - [`xmldsig`]: enveloped and enveloping XML signatures over [`xml`]'s canonicaliser.
+//! - [`xmldsig`]: enveloped and enveloping XML signatures over the canonicaliser of `xml/c14n.rs`.
 //! - [`cms`]: CMS SignedData, encapsulated or detached, over a small BER reader (`der`).
 //! - [`trust`]: chains to the signer trust anchors, validity, key usage, CRLs.
 //! - [`sign`], [`test_pki`]: an XML-DSig signer and a signer PKI for tests and benches

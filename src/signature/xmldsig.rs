@@ -5,7 +5,7 @@
 //! of the two was verified so that the caller hands on exactly that.
 //!
 //! Supported: references `URI=""` and `URI="#id"`; transforms enveloped-signature and the
-//! C14N variants of [`super::xml::c14n`]; digests SHA-256/384/512 (SHA-1 with legacy
+//! C14N variants of `xml/c14n.rs`; digests SHA-256/384/512 (SHA-1 with legacy
 //! allowed); signature methods RSA PKCS#1 v1.5 and ECDSA P-256/P-384 (SHA-2; the value is
 //! `r || s`); the signer certificate from `KeyInfo/X509Data/X509Certificate`. Anything
 //! else (XPath, XSLT, base64 transforms, external or XPointer references, HMAC, a key
