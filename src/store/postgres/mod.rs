@@ -318,3 +318,6 @@ impl Store for PgStore {
 
 #[cfg(test)]
 pub(crate) mod test_server;
+
+#[cfg(test)]
+mod tests;

@@ -27,6 +27,18 @@ static DATABASES: AtomicU32 = AtomicU32::new(0);
 /// A store on a fresh database of the shared test server. Call from a multi-threaded
 /// tokio runtime (it blocks in place while it creates the database).
 pub fn fresh_store() -> PgStore {
+    let config = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(fresh_database())
+    });
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current()
+            .block_on(PgStore::open(&config))
+            .expect("open the test store")
+    })
+}
+
+/// The configuration of a fresh, empty database on the shared test server.
+pub async fn fresh_database() -> PgConfig {
     let port = match SERVER.get_or_init(start) {
         Ok(port) => *port,
         Err(err) => panic!("cannot start the test PostgreSQL server: {err}"),
@@ -35,26 +47,22 @@ pub fn fresh_store() -> PgStore {
         "shsd_test_{}",
         DATABASES.fetch_add(1, Ordering::Relaxed) + 1
     );
-    tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(async {
-            let admin = format!("host=127.0.0.1 port={port} user=shsd dbname=postgres");
-            let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                .await
-                .expect("connect to the test server");
-            let driver = tokio::spawn(connection);
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create a test database");
-            drop(client);
-            let _ = driver.await;
-            let mut config = PgConfig::new(format!(
-                "host=127.0.0.1 port={port} user=shsd dbname={name}"
-            ));
-            config.pool_size = 8;
-            PgStore::open(&config).await.expect("open the test store")
-        })
-    })
+    let admin = format!("host=127.0.0.1 port={port} user=shsd dbname=postgres");
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test server");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    drop(client);
+    let _ = driver.await;
+    let mut config = PgConfig::new(format!(
+        "host=127.0.0.1 port={port} user=shsd dbname={name}"
+    ));
+    config.pool_size = 8;
+    config
 }
 
 fn start() -> Result<u16, String> {
