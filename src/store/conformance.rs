@@ -2,7 +2,8 @@
 //!
 //! Each case is an `async fn(Fixture)`; [`conformance_suite!`] instantiates all of them as
 //! `#[tokio::test]`s for one engine factory, and the bottom of this file does so for the
-//! memory and sled engines. A new engine adds one line. Routing-job cases live in
+//! memory, sled and PostgreSQL engines (the last on a server the tests start, see
+//! [`super::postgres::test_server`]). A new engine adds one line. Routing-job cases live in
 //! `conformance_jobs.rs`, list, fetch and acknowledge cases in `conformance_list.rs`, admin
 //! search cases in `conformance_search.rs`, and tests of the group commit through
 //! `KvStore` (with a counting engine wrapper) in `conformance_commit.rs`.
@@ -61,6 +62,14 @@ pub(super) fn sled() -> Fixture {
     Fixture {
         store: Arc::new(KvStore::open(engine).unwrap()),
         _keep: Box::new(dir),
+    }
+}
+
+/// A fresh database on the test PostgreSQL server ([`super::postgres::test_server`]).
+pub(super) fn postgres() -> Fixture {
+    Fixture {
+        store: Arc::new(super::postgres::test_server::fresh_store()),
+        _keep: Box::new(()),
     }
 }
 
@@ -222,6 +231,10 @@ mod memory_engine {
 
 mod sled_engine {
     conformance_suite!(super::sled);
+}
+
+mod postgres_engine {
+    conformance_suite!(super::postgres);
 }
 
 async fn accept_stores_record_payload_and_job(f: Fixture) {

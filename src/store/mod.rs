@@ -1,10 +1,11 @@
 //! Durable storage of messages, payloads, mailboxes and routing jobs (spec §5.1, §5.4, §8).
 //!
 //! [`Store`] is the narrow, domain-level interface the broker uses; it says nothing about
-//! keys or files, so a PostgreSQL engine can implement it later without touching broker
-//! logic. Today one implementation, [`KvStore`], does all the work over a small ordered
-//! key-value engine ([`kv::KvEngine`]); engines stay tiny: [`memory`] for tests and
-//! [`sled`] (default) on disk. One conformance suite runs against every engine.
+//! keys or files. [`KvStore`] implements it over a small ordered key-value engine
+//! ([`kv::KvEngine`]); engines stay tiny: [`memory`] for tests and [`sled`] (default) on
+//! disk. [`postgres::PgStore`] implements it directly in SQL, for several nodes sharing
+//! one database (not yet selectable in the configuration). One conformance suite runs
+//! against every engine.
 //!
 //! Durability rules, the reason this module exists:
 //! - [`Store::accept`] and [`Store::acknowledge`] return only once their batch is on disk
@@ -42,6 +43,7 @@ mod kv_search;
 pub mod kv_store;
 mod lifecycle;
 pub mod memory;
+pub mod postgres;
 pub mod query;
 pub mod record;
 pub mod search;

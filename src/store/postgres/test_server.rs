@@ -1,0 +1,208 @@
+//! A throwaway PostgreSQL server for tests: started once per test process, one fresh
+//! database per fixture.
+//!
+//! The server is Debian's (`apt-get install postgresql`; the binaries are looked up in
+//! `$SHSD_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`). It runs from a temporary
+//! directory on a free 127.0.0.1 port with trust authentication for user `shsd`, its
+//! Unix socket in that directory, and `fsync=off` (the conformance suite checks
+//! behaviour, not crash safety; the server's own durability is PostgreSQL's). PostgreSQL
+//! refuses to run as root, so as root `initdb` and `pg_ctl` run as `nobody` through
+//! `runuser` (util-linux), with the directory handed to `nobody`. A small watchdog shell
+//! stops the server with `pg_ctl stop -m immediate` and deletes the directory once the
+//! test process is gone, since a test binary has no hook that runs at exit; it runs in its
+//! own process group and ignores SIGINT/SIGTERM/SIGHUP, so interrupting the tests does not
+//! leave a server behind.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::{PgConfig, PgStore};
+
+static SERVER: OnceLock<Result<u16, String>> = OnceLock::new();
+static DATABASES: AtomicU32 = AtomicU32::new(0);
+
+/// A store on a fresh database of the shared test server. Call from a multi-threaded
+/// tokio runtime (it blocks in place while it creates the database).
+pub fn fresh_store() -> PgStore {
+    let config = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(fresh_database())
+    });
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current()
+            .block_on(PgStore::open(&config))
+            .expect("open the test store")
+    })
+}
+
+/// The configuration of a fresh, empty database on the shared test server.
+pub async fn fresh_database() -> PgConfig {
+    let port = match SERVER.get_or_init(start) {
+        Ok(port) => *port,
+        Err(err) => panic!("cannot start the test PostgreSQL server: {err}"),
+    };
+    let name = format!(
+        "shsd_test_{}",
+        DATABASES.fetch_add(1, Ordering::Relaxed) + 1
+    );
+    let admin = format!("host=127.0.0.1 port={port} user=shsd dbname=postgres");
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test server");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    drop(client);
+    let _ = driver.await;
+    let mut config = PgConfig::new(format!(
+        "host=127.0.0.1 port={port} user=shsd dbname={name}"
+    ));
+    config.pool_size = 8;
+    config
+}
+
+fn start() -> Result<u16, String> {
+    let bin = binaries()?;
+    let dir = tempfile::Builder::new()
+        .prefix("shsd-pg-")
+        .tempdir()
+        .map_err(|err| format!("temporary directory: {err}"))?
+        .keep();
+    let runas = if output("id", &["-u"])? == "0" {
+        let uid: u32 = parse_id(&output("id", &["-u", "nobody"])?)?;
+        let gid: u32 = parse_id(&output("id", &["-g", "nobody"])?)?;
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+            .map_err(|err| format!("chown {}: {err}", dir.display()))?;
+        Some("nobody")
+    } else {
+        None
+    };
+    let data = dir.join("data");
+    let data_arg = data.display().to_string();
+    run(
+        runas,
+        &dir,
+        &bin.join("initdb"),
+        &[
+            "-D",
+            &data_arg,
+            "-U",
+            "shsd",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|err| format!("free port: {err}"))?
+        .port();
+    let options = format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+         -c fsync=off -c max_connections=200",
+        dir.display()
+    );
+    let log = dir.join("server.log").display().to_string();
+    let started = run(
+        runas,
+        &dir,
+        &bin.join("pg_ctl"),
+        &[
+            "-D", &data_arg, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
+        ],
+    );
+    let pg_ctl = bin.join("pg_ctl").display().to_string();
+    let stop = match runas {
+        Some(user) => format!("runuser -u {user} -- '{pg_ctl}'"),
+        None => format!("'{pg_ctl}'"),
+    };
+    let watchdog = format!(
+        "trap '' HUP INT TERM; while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         {stop} -D '{data_arg}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        dir = dir.display(),
+    );
+    // Its own process group, so that a signal to the test's group (Ctrl-C, `timeout`)
+    // does not take the watchdog down before it has stopped the server.
+    Command::new("sh")
+        .args(["-c", &watchdog])
+        .process_group(0)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|err| format!("watchdog: {err}"))?;
+    if let Err(err) = started {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        return Err(format!("{err}\n{log}"));
+    }
+    Ok(port)
+}
+
+/// The directory of `initdb` and `pg_ctl`.
+fn binaries() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("SHSD_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|err| format!("/usr/lib/postgresql (apt-get install postgresql): {err}"))?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or_else(|| "no PostgreSQL under /usr/lib/postgresql".to_owned())
+}
+
+fn run(runas: Option<&str>, cwd: &Path, program: &Path, args: &[&str]) -> Result<(), String> {
+    let mut command = match runas {
+        Some(user) => {
+            let mut command = Command::new("runuser");
+            command.args(["-u", user, "--"]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
+    let out = command
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| format!("{}: {err}", program.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} failed: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn output(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|err| format!("{program}: {err}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn parse_id(text: &str) -> Result<u32, String> {
+    text.parse()
+        .map_err(|_| format!("not a user or group id: {text:?}"))
+}
