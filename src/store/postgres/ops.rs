@@ -479,6 +479,10 @@ async fn insert_routed(
             record.mailbox = Some(mailbox);
             None
         }
+        Route::Logged => {
+            record.enter(State::Sent, Utc::now());
+            None
+        }
     };
     let inserted = tx
         .execute(
