@@ -6,7 +6,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
 use super::codec::as_timestamp;
+use super::lifecycle::{mailbox_of, wrong_state};
 use super::record::{JobId, LocalId, MessageRecord, State};
 use crate::protocol::urn::Address;
 
@@ -85,4 +87,69 @@ pub struct Administered {
     pub job: Option<JobId>,
     /// The audit entry written with the change.
     pub audit: AuditRecord,
+}
+
+/// What an admin change asks of an engine besides writing the changed record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ChangeEffect {
+    /// The record is NEW again: add a routing job for it.
+    NeedsJob,
+    /// The record is RECEIVED in this mailbox: (re)list it there.
+    Listed(Address),
+    /// Remove the record (and its payload with the last holder).
+    Remove,
+}
+
+/// The rules of every admin change, shared by the engines so they cannot drift: checks
+/// that `change` applies to `record` in its state and changes the record (state, error,
+/// mailbox); returns what else the engine must do and the audit detail.
+pub(super) fn apply_change(
+    record: &mut MessageRecord,
+    change: &AdminChange,
+    now: DateTime<Utc>,
+) -> Result<(ChangeEffect, Option<String>), StoreError> {
+    let allowed: &[State] = match change {
+        AdminChange::Requeue | AdminChange::Release { .. } => &[State::Quarantined],
+        AdminChange::Resend => &[
+            State::Received,
+            State::Fetched,
+            State::Acknowledged,
+            State::Expired,
+        ],
+        AdminChange::Delete => &[
+            State::Received,
+            State::Fetched,
+            State::Acknowledged,
+            State::Quarantined,
+            State::Sent,
+            State::FannedOut,
+            State::Expired,
+        ],
+    };
+    if !allowed.contains(&record.state) {
+        let action = match change {
+            AdminChange::Delete => "delete while routing is under way",
+            other => other.name(),
+        };
+        return Err(wrong_state(record, action));
+    }
+    Ok(match change {
+        AdminChange::Requeue => {
+            record.error = None;
+            record.enter(State::New, now);
+            (ChangeEffect::NeedsJob, None)
+        }
+        AdminChange::Release { mailbox } => {
+            record.error = None;
+            record.enter(State::Received, now);
+            record.mailbox = Some(mailbox.clone());
+            (ChangeEffect::Listed(mailbox.clone()), Some(mailbox.to_string()))
+        }
+        AdminChange::Resend => {
+            let mailbox = mailbox_of(record)?;
+            record.enter(State::Received, now);
+            (ChangeEffect::Listed(mailbox), None)
+        }
+        AdminChange::Delete => (ChangeEffect::Remove, None),
+    })
 }

@@ -4,15 +4,17 @@
 use chrono::Utc;
 
 use super::StoreError;
-use super::admin::{AdminChange, Administered, AuditNote, AuditRecord};
+use super::admin::{
+    AdminChange, Administered, AuditNote, AuditRecord, ChangeEffect, apply_change,
+};
 use super::codec::encode;
 use super::group_commit::Ticket;
 use super::housekeeping::Removal;
 use super::keys::{self, JobEntry};
 use super::kv::{Direction, KvEngine};
 use super::kv_store::Inner;
-use super::lifecycle::{Staging, mailbox_of, stage_delivery, stage_unlisting, wrong_state};
-use super::record::{JobId, LocalId, State};
+use super::lifecycle::{Staging, stage_listing, stage_unlisting};
+use super::record::{JobId, LocalId};
 
 impl<E: KvEngine> Inner<E> {
     /// Applies `change` to message `id` with its audit record. The ticket makes both
@@ -30,44 +32,19 @@ impl<E: KvEngine> Inner<E> {
         let mut staging = Staging::default();
         let mut job = None;
         let mut removal = Removal::default();
-        let mut detail = None;
-        match &change {
-            AdminChange::Requeue => {
-                require(&record, &[State::Quarantined], "requeue")?;
-                record.error = None;
-                record.enter(State::New, now);
+        let (effect, detail) = apply_change(&mut record, &change, now)?;
+        match effect {
+            ChangeEffect::NeedsJob => {
                 let job_id = JobId(self.engine.next_id()?);
                 let entry = JobEntry::new(id);
                 staging.batch.put(keys::job(job_id.0), encode(&entry)?);
                 job = Some(job_id);
             }
-            AdminChange::Release { mailbox } => {
-                require(&record, &[State::Quarantined], "release")?;
-                record.error = None;
-                detail = Some(mailbox.to_string());
-                stage_delivery(&mut staging.batch, &mut record, mailbox.clone(), now)?;
+            ChangeEffect::Listed(_) => {
+                stage_unlisting(&mut staging.batch, &before);
+                stage_listing(&mut staging.batch, &record)?;
             }
-            AdminChange::Resend => {
-                require(
-                    &record,
-                    &[
-                        State::Received,
-                        State::Fetched,
-                        State::Acknowledged,
-                        State::Expired,
-                    ],
-                    "resend",
-                )?;
-                let mailbox = mailbox_of(&record)?;
-                stage_unlisting(&mut staging.batch, &record);
-                stage_delivery(&mut staging.batch, &mut record, mailbox, now)?;
-            }
-            AdminChange::Delete => {
-                if record.state == State::New {
-                    return Err(wrong_state(&record, "delete while routing is under way"));
-                }
-                removal = self.stage_removal(&mut staging, &record)?;
-            }
+            ChangeEffect::Remove => removal = self.stage_removal(&mut staging, &before)?,
         }
         let deleted = matches!(change, AdminChange::Delete);
         if !deleted {
@@ -114,18 +91,5 @@ impl<E: KvEngine> Inner<E> {
             .into_iter()
             .map(|(_, value)| Ok(super::codec::decode(&value)?))
             .collect()
-    }
-}
-
-/// Refuses `action` unless the record is in one of `states`.
-fn require(
-    record: &super::MessageRecord,
-    states: &[State],
-    action: &'static str,
-) -> Result<(), StoreError> {
-    if states.contains(&record.state) {
-        Ok(())
-    } else {
-        Err(wrong_state(record, action))
     }
 }

@@ -156,6 +156,14 @@ pub(super) fn stage_delivery(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), StoreError> {
     record.enter(State::Received, now);
+    record.mailbox = Some(mailbox);
+    stage_listing(batch, record)
+}
+
+/// Lists a record that is RECEIVED in its mailbox: the index entries and the tx.id key.
+/// The caller records the transition.
+pub(super) fn stage_listing(batch: &mut Batch, record: &MessageRecord) -> Result<(), StoreError> {
+    let mailbox = mailbox_of(record)?;
     let entry = encode(&IndexEntry::of(record))?;
     for key in keys::index_keys(&mailbox, record) {
         batch.put(key, entry.clone());
@@ -164,7 +172,6 @@ pub(super) fn stage_delivery(
         keys::mailbox_tx(&mailbox, &record.tx_id),
         encode(&record.local_id)?,
     );
-    record.mailbox = Some(mailbox);
     Ok(())
 }
 

@@ -6,7 +6,9 @@ use chrono::Utc;
 use tokio_postgres::Transaction;
 
 use super::{PgStore, decode_record, encode_value, is_unique_violation, pg_error, to_i64};
-use crate::store::admin::{AdminChange, Administered, AuditNote, AuditRecord};
+use crate::store::admin::{
+    AdminChange, Administered, AuditNote, AuditRecord, ChangeEffect, apply_change,
+};
 use crate::store::housekeeping::{Expiry, Removal};
 use crate::store::lifecycle::{mailbox_of, payload_family, wrong_state};
 use crate::store::record::{
@@ -229,40 +231,14 @@ impl PgStore {
         let from = record.state;
         let now = Utc::now();
         let mut job = None;
-        let mut detail = None;
-        match &change {
-            AdminChange::Requeue => {
-                require(&record, &[State::Quarantined], "requeue")?;
-                record.error = None;
-                record.enter(State::New, now);
-                job = Some(insert_job(&tx, id).await?);
-            }
-            AdminChange::Release { mailbox } => {
-                require(&record, &[State::Quarantined], "release")?;
-                record.error = None;
-                detail = Some(mailbox.to_string());
-                record.enter(State::Received, now);
-                record.mailbox = Some(mailbox.clone());
-            }
-            AdminChange::Resend => {
-                require(
-                    &record,
-                    &[
-                        State::Received,
-                        State::Fetched,
-                        State::Acknowledged,
-                        State::Expired,
-                    ],
-                    "resend",
-                )?;
-                mailbox_of(&record)?;
-                record.enter(State::Received, now);
-            }
-            AdminChange::Delete => {
-                if record.state == State::New {
-                    return Err(wrong_state(&record, "delete while routing is under way"));
-                }
-                remove_family(&tx, &record).await?;
+        let before = record.clone();
+        let (effect, detail) = apply_change(&mut record, &change, now)?;
+        match effect {
+            ChangeEffect::NeedsJob => job = Some(insert_job(&tx, id).await?),
+            // The mailbox list is the messages' own mailbox and state columns.
+            ChangeEffect::Listed(_) => {}
+            ChangeEffect::Remove => {
+                remove_family(&tx, &before).await?;
             }
         }
         let deleted = matches!(change, AdminChange::Delete);
@@ -582,15 +558,3 @@ async fn delete_record(tx: &Transaction<'_>, id: LocalId) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Refuses `action` unless the record is in one of `states`.
-fn require(
-    record: &MessageRecord,
-    states: &[State],
-    action: &'static str,
-) -> Result<(), StoreError> {
-    if states.contains(&record.state) {
-        Ok(())
-    } else {
-        Err(wrong_state(record, action))
-    }
-}
