@@ -143,7 +143,10 @@ pub(super) fn apply_change(
             record.error = None;
             record.enter(State::Received, now);
             record.mailbox = Some(mailbox.clone());
-            (ChangeEffect::Listed(mailbox.clone()), Some(mailbox.to_string()))
+            (
+                ChangeEffect::Listed(mailbox.clone()),
+                Some(mailbox.to_string()),
+            )
         }
         AdminChange::Resend => {
             let mailbox = mailbox_of(record)?;

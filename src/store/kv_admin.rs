@@ -4,9 +4,7 @@
 use chrono::Utc;
 
 use super::StoreError;
-use super::admin::{
-    AdminChange, Administered, AuditNote, AuditRecord, ChangeEffect, apply_change,
-};
+use super::admin::{AdminChange, Administered, AuditNote, AuditRecord, ChangeEffect, apply_change};
 use super::codec::encode;
 use super::group_commit::Ticket;
 use super::housekeeping::Removal;

@@ -557,4 +557,3 @@ async fn delete_record(tx: &Transaction<'_>, id: LocalId) -> Result<(), StoreErr
         .map_err(pg_error)?;
     Ok(())
 }
-
