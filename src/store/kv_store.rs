@@ -20,9 +20,7 @@ use super::kv::{Batch, KvEngine};
 use super::kv_payload::KvPayloadWriter;
 use super::lifecycle::{self, MailboxDepths, Staging, mailbox_of, stage_delivery, wrong_state};
 use super::query::MailboxQuery;
-use super::record::{
-    JobId, LocalId, MessageRecord, PayloadId, State, StateChange, stored_precision,
-};
+use super::record::{JobId, LocalId, MessageRecord, PayloadId, State};
 use super::search::AdminSearch;
 use super::{
     Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due,
@@ -483,18 +481,8 @@ impl<E: KvEngine> Inner<E> {
             JobOutcome::Sent => record.enter(State::Sent, now),
             JobOutcome::FanOut { copies } => {
                 for copy in copies {
-                    let mut child = record.clone();
-                    child.local_id = copy.local_id;
-                    child.tx_id = copy.summary.tx_id.clone();
-                    child.label = copy.label;
-                    child.summary = copy.summary;
-                    child.parent = Some(record.local_id);
-                    child.copies = Vec::new();
-                    child.mailbox = None;
-                    child.state_log = Vec::new();
-                    child.enter(State::New, now);
-                    record.copies.push(child.local_id);
-                    created.push(self.stage_record(&mut staging, child, copy.route)?);
+                    let (child, route) = record.fan_out_copy(copy, now);
+                    created.push(self.stage_record(&mut staging, child, route)?);
                 }
                 record.enter(State::FannedOut, now);
             }
@@ -527,29 +515,8 @@ impl<E: KvEngine> Inner<E> {
         message: NewMessage,
     ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
         self.stage_payload_commit(&mut staging.batch, message.payload.id)?;
-        let arrival = stored_precision(message.arrival);
-        let record = MessageRecord {
-            local_id: message.local_id,
-            tx_id: message.summary.tx_id.clone(),
-            sender: message.sender,
-            mailbox: None,
-            state: State::New,
-            state_log: vec![StateChange {
-                state: State::New,
-                at: arrival,
-            }],
-            arrival,
-            arrival_seq: 0,
-            label: message.label,
-            summary: message.summary,
-            payload: message.payload,
-            error: None,
-            signer: message.signer,
-            parent: None,
-            copies: Vec::new(),
-            answer: None,
-        };
-        self.stage_record(staging, record, message.route)
+        let (record, route) = message.into_record();
+        self.stage_record(staging, record, route)
     }
 
     /// Stages a record in state NEW with its duplicate key, arrival sequence and route.

@@ -260,6 +260,60 @@ pub struct NewMessage {
     pub route: Route,
 }
 
+impl NewMessage {
+    /// The record of a message as it is first stored, in state NEW (the same for every
+    /// engine), and where it goes next.
+    pub(crate) fn into_record(self) -> (MessageRecord, Route) {
+        let arrival = record::stored_precision(self.arrival);
+        let record = MessageRecord {
+            local_id: self.local_id,
+            tx_id: self.summary.tx_id.clone(),
+            sender: self.sender,
+            mailbox: None,
+            state: State::New,
+            state_log: vec![StateChange {
+                state: State::New,
+                at: arrival,
+            }],
+            arrival,
+            arrival_seq: 0,
+            label: self.label,
+            summary: self.summary,
+            payload: self.payload,
+            error: None,
+            signer: self.signer,
+            parent: None,
+            copies: Vec::new(),
+            answer: None,
+        };
+        (record, self.route)
+    }
+}
+
+impl MessageRecord {
+    /// A fan-out copy of this product-addressed parent, in state NEW, sharing its payload;
+    /// the parent lists the copy. The same for every engine.
+    pub(crate) fn fan_out_copy(
+        &mut self,
+        copy: FanOutCopy,
+        now: DateTime<Utc>,
+    ) -> (MessageRecord, Route) {
+        let mut child = self.clone();
+        child.local_id = copy.local_id;
+        child.tx_id = copy.summary.tx_id.clone();
+        child.label = copy.label;
+        child.summary = copy.summary;
+        child.parent = Some(self.local_id);
+        child.copies = Vec::new();
+        child.mailbox = None;
+        child.state_log = Vec::new();
+        child.answer = None;
+        child.enter(State::New, now);
+        self.copies.push(child.local_id);
+        (child, copy.route)
+    }
+}
+
 /// What happens to a new message after it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {

@@ -11,9 +11,7 @@ use crate::store::admin::{
 };
 use crate::store::housekeeping::{Expiry, Removal};
 use crate::store::lifecycle::{mailbox_of, payload_family, wrong_state};
-use crate::store::record::{
-    JobId, LocalId, MessageRecord, PayloadId, State, StateChange, stored_precision,
-};
+use crate::store::record::{JobId, LocalId, MessageRecord, PayloadId, State, stored_precision};
 use crate::store::{
     Acceptance, AckOutcome, Answer, ErrorInfo, JobCompletion, JobOutcome, NewMessage, Retry, Route,
     StoreError,
@@ -157,18 +155,8 @@ impl PgStore {
             JobOutcome::Sent => record.enter(State::Sent, now),
             JobOutcome::FanOut { copies } => {
                 for copy in copies {
-                    let mut child = record.clone();
-                    child.local_id = copy.local_id;
-                    child.tx_id = copy.summary.tx_id.clone();
-                    child.label = copy.label;
-                    child.summary = copy.summary;
-                    child.parent = Some(record.local_id);
-                    child.copies = Vec::new();
-                    child.mailbox = None;
-                    child.state_log = Vec::new();
-                    child.enter(State::New, now);
-                    record.copies.push(child.local_id);
-                    created.push(insert_routed(&tx, child, copy.route).await?);
+                    let (child, route) = record.fan_out_copy(copy, now);
+                    created.push(insert_routed(&tx, child, route).await?);
                 }
                 record.enter(State::FannedOut, now);
             }
@@ -415,29 +403,8 @@ async fn insert_new(
     if committed == 0 {
         return Err(StoreError::PayloadNotPending(payload));
     }
-    let arrival = stored_precision(message.arrival);
-    let record = MessageRecord {
-        local_id: message.local_id,
-        tx_id: message.summary.tx_id.clone(),
-        sender: message.sender,
-        mailbox: None,
-        state: State::New,
-        state_log: vec![StateChange {
-            state: State::New,
-            at: arrival,
-        }],
-        arrival,
-        arrival_seq: 0,
-        label: message.label,
-        summary: message.summary,
-        payload: message.payload,
-        error: None,
-        signer: message.signer,
-        parent: None,
-        copies: Vec::new(),
-        answer: None,
-    };
-    insert_routed(tx, record, message.route).await
+    let (record, route) = message.into_record();
+    insert_routed(tx, record, route).await
 }
 
 /// Inserts a record in state NEW with its arrival sequence and route. A tx.id that is
