@@ -1,4 +1,4 @@
-//! Payload upload for [`super::KvStore`]: chunks of at most [`CHUNK_SIZE`] bytes under
+//! Payload upload for [`super::KvStore`]: chunks of at most [`super::CHUNK_SIZE`] bytes under
 //! `p/<payload>/<part>/<chunk>`, hidden behind a pending marker `u/<payload>` until a batch
 //! that accepts a message removes the marker.
 //!
@@ -12,12 +12,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::chunker::{Chunk, Chunker};
 use super::codec::encode;
 use super::keys::{self, PendingPayload};
 use super::kv::{Batch, Direction, KvEngine};
 use super::kv_store::{Inner, blocking};
-use super::record::{PartInfo, PayloadId, PayloadInfo};
-use super::{CHUNK_SIZE, PayloadWriter, StoreError};
+use super::record::{PayloadId, PayloadInfo};
+use super::{PayloadWriter, StoreError};
 
 /// How many chunk keys one cleanup batch deletes.
 const DELETE_PAGE: usize = 256;
@@ -25,11 +26,8 @@ const DELETE_PAGE: usize = 256;
 pub(super) struct KvPayloadWriter<E: KvEngine> {
     inner: Arc<Inner<E>>,
     id: PayloadId,
-    parts: Vec<PartInfo>,
-    /// The part being written, with its chunk count and length so far.
-    current: Option<PartInfo>,
-    /// Body bytes not yet written as a chunk; never longer than one chunk.
-    buffer: Vec<u8>,
+    /// Parts, sizes and the chunk being filled.
+    chunker: Chunker,
     /// Finished or aborted: nothing to clean up on drop.
     closed: bool,
 }
@@ -48,30 +46,15 @@ impl<E: KvEngine> KvPayloadWriter<E> {
         Ok(KvPayloadWriter {
             inner,
             id,
-            parts: Vec::new(),
-            current: None,
-            buffer: Vec::new(),
+            chunker: Chunker::default(),
             closed: false,
         })
     }
 
-    /// Writes the buffer as the next chunk of the current part.
-    async fn write_chunk(&mut self) -> Result<(), StoreError> {
-        let part_index = u32::try_from(self.parts.len())
-            .map_err(|_| StoreError::WriterMisuse("too many parts"))?;
-        let part = self
-            .current
-            .as_mut()
-            .ok_or(StoreError::WriterMisuse("write outside a part"))?;
-        let chunk = std::mem::take(&mut self.buffer);
-        part.len += chunk.len() as u64;
-        let key = keys::chunk(self.id, part_index, part.chunks);
-        part.chunks = part
-            .chunks
-            .checked_add(1)
-            .ok_or(StoreError::WriterMisuse("part too large"))?;
+    /// Stores one chunk (not synced: the accepting batch's sync covers it).
+    async fn store_chunk(&mut self, chunk: Chunk) -> Result<(), StoreError> {
         let mut batch = Batch::default();
-        batch.put(key, chunk);
+        batch.put(keys::chunk(self.id, chunk.part, chunk.index), chunk.bytes);
         blocking(&self.inner, move |inner| Ok(inner.engine.apply(batch)?)).await
     }
 }
@@ -83,59 +66,31 @@ impl<E: KvEngine> PayloadWriter for KvPayloadWriter<E> {
     }
 
     async fn start_part(&mut self, raw_headers: Vec<u8>) -> Result<(), StoreError> {
-        if self.current.is_some() {
-            return Err(StoreError::WriterMisuse("start_part inside a part"));
-        }
-        self.current = Some(PartInfo {
-            raw_headers,
-            len: 0,
-            chunks: 0,
-        });
-        Ok(())
+        self.chunker.start_part(raw_headers)
     }
 
     async fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
-        if self.current.is_none() {
-            return Err(StoreError::WriterMisuse("write outside a part"));
-        }
         while !data.is_empty() {
-            if self.buffer.capacity() == 0 {
-                self.buffer.reserve_exact(CHUNK_SIZE);
-            }
-            let take = data.len().min(CHUNK_SIZE - self.buffer.len());
-            self.buffer.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buffer.len() == CHUNK_SIZE {
-                self.write_chunk().await?;
+            let (taken, full) = self.chunker.fill(data)?;
+            data = &data[taken..];
+            if let Some(chunk) = full {
+                self.store_chunk(chunk).await?;
             }
         }
         Ok(())
     }
 
     async fn end_part(&mut self) -> Result<(), StoreError> {
-        if self.current.is_none() {
-            return Err(StoreError::WriterMisuse("end_part outside a part"));
-        }
-        if !self.buffer.is_empty() {
-            self.write_chunk().await?;
-        }
-        if let Some(part) = self.current.take() {
-            self.parts.push(part);
+        if let Some(chunk) = self.chunker.end_part()? {
+            self.store_chunk(chunk).await?;
         }
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<PayloadInfo, StoreError> {
-        if self.current.is_some() {
-            return Err(StoreError::WriterMisuse("finish inside a part"));
-        }
+        let info = self.chunker.finish(self.id)?;
         self.closed = true;
-        let parts = std::mem::take(&mut self.parts);
-        Ok(PayloadInfo {
-            id: self.id,
-            size: parts.iter().map(|part| part.len).sum(),
-            parts,
-        })
+        Ok(info)
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {

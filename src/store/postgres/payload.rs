@@ -10,17 +10,15 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::pg_error;
-use crate::store::record::{PartInfo, PayloadId, PayloadInfo};
-use crate::store::{CHUNK_SIZE, PayloadWriter, StoreError};
+use crate::store::chunker::{Chunk, Chunker};
+use crate::store::record::{PayloadId, PayloadInfo};
+use crate::store::{PayloadWriter, StoreError};
 
 pub(super) struct PgPayloadWriter {
     pool: Pool,
     id: PayloadId,
-    parts: Vec<PartInfo>,
-    /// The part being written, with its chunk count and length so far.
-    current: Option<PartInfo>,
-    /// Body bytes not yet written as a chunk; never longer than one chunk.
-    buffer: Vec<u8>,
+    /// Parts, sizes and the chunk being filled.
+    chunker: Chunker,
     /// Finished or aborted: nothing to clean up on drop.
     closed: bool,
 }
@@ -43,29 +41,19 @@ impl PgPayloadWriter {
         Ok(PgPayloadWriter {
             pool,
             id,
-            parts: Vec::new(),
-            current: None,
-            buffer: Vec::new(),
+            chunker: Chunker::default(),
             closed: false,
         })
     }
 
-    /// Writes the buffer as the next chunk of the current part.
-    async fn write_chunk(&mut self) -> Result<(), StoreError> {
-        let part_index = i32::try_from(self.parts.len())
-            .map_err(|_| StoreError::WriterMisuse("too many parts"))?;
-        let part = self
-            .current
-            .as_mut()
-            .ok_or(StoreError::WriterMisuse("write outside a part"))?;
+    /// Stores one chunk (not synchronously committed: the accepting transaction's commit
+    /// covers it).
+    async fn store_chunk(&mut self, chunk: Chunk) -> Result<(), StoreError> {
+        let part_index =
+            i32::try_from(chunk.part).map_err(|_| StoreError::WriterMisuse("too many parts"))?;
         let chunk_index =
-            i32::try_from(part.chunks).map_err(|_| StoreError::WriterMisuse("part too large"))?;
-        let chunk = std::mem::take(&mut self.buffer);
-        part.len += chunk.len() as u64;
-        part.chunks = part
-            .chunks
-            .checked_add(1)
-            .ok_or(StoreError::WriterMisuse("part too large"))?;
+            i32::try_from(chunk.index).map_err(|_| StoreError::WriterMisuse("part too large"))?;
+        let chunk = chunk.bytes;
         let mut client = self
             .pool
             .get()
@@ -92,59 +80,31 @@ impl PayloadWriter for PgPayloadWriter {
     }
 
     async fn start_part(&mut self, raw_headers: Vec<u8>) -> Result<(), StoreError> {
-        if self.current.is_some() {
-            return Err(StoreError::WriterMisuse("start_part inside a part"));
-        }
-        self.current = Some(PartInfo {
-            raw_headers,
-            len: 0,
-            chunks: 0,
-        });
-        Ok(())
+        self.chunker.start_part(raw_headers)
     }
 
     async fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
-        if self.current.is_none() {
-            return Err(StoreError::WriterMisuse("write outside a part"));
-        }
         while !data.is_empty() {
-            if self.buffer.capacity() == 0 {
-                self.buffer.reserve_exact(CHUNK_SIZE);
-            }
-            let take = data.len().min(CHUNK_SIZE - self.buffer.len());
-            self.buffer.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buffer.len() == CHUNK_SIZE {
-                self.write_chunk().await?;
+            let (taken, full) = self.chunker.fill(data)?;
+            data = &data[taken..];
+            if let Some(chunk) = full {
+                self.store_chunk(chunk).await?;
             }
         }
         Ok(())
     }
 
     async fn end_part(&mut self) -> Result<(), StoreError> {
-        if self.current.is_none() {
-            return Err(StoreError::WriterMisuse("end_part outside a part"));
-        }
-        if !self.buffer.is_empty() {
-            self.write_chunk().await?;
-        }
-        if let Some(part) = self.current.take() {
-            self.parts.push(part);
+        if let Some(chunk) = self.chunker.end_part()? {
+            self.store_chunk(chunk).await?;
         }
         Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<PayloadInfo, StoreError> {
-        if self.current.is_some() {
-            return Err(StoreError::WriterMisuse("finish inside a part"));
-        }
+        let info = self.chunker.finish(self.id)?;
         self.closed = true;
-        let parts = std::mem::take(&mut self.parts);
-        Ok(PayloadInfo {
-            id: self.id,
-            size: parts.iter().map(|part| part.len).sum(),
-            parts,
-        })
+        Ok(info)
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
