@@ -8,7 +8,7 @@ use super::codec::decode;
 use super::keys::{self, IndexEntry, JobEntry};
 use super::kv::{Direction, KvEngine};
 use super::kv_store::Inner;
-use super::query::{MailboxQuery, SortOrder};
+use super::query::{ListHits, MailboxQuery};
 use super::record::{JobId, MessageRecord};
 use super::{Retry, RoutingJob, StoreError};
 use crate::protocol::urn::Address;
@@ -23,9 +23,9 @@ impl<E: KvEngine> Inner<E> {
         mailbox: &Address,
         query: &MailboxQuery,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut hits = Vec::new();
-        if query.max_hits == 0 {
-            return Ok(hits);
+        let mut hits = ListHits::new(query);
+        if hits.done() {
+            return Ok(hits.finish());
         }
         // One product (`GET /shs/ds/{address}/{product}`, the usual filtered list) walks
         // that product's index; anything else the whole mailbox's.
@@ -34,13 +34,10 @@ impl<E: KvEngine> Inner<E> {
             _ => keys::mailbox_prefix(mailbox),
         };
         // Filters are evaluated on the covering index entries; only matches are loaded.
-        // Without a sort attribute the index order is the answer order: scan in that
-        // direction and stop at max_hits. With one, every match must be seen; keep at most
-        // 2 × max_hits in memory, trimming as we go.
-        let arrival_only = query.sort.is_none();
-        let direction = match (arrival_only, query.arrival_order) {
-            (true, SortOrder::Descending) => Direction::Reverse,
-            _ => Direction::Forward,
+        let direction = if hits.walks_descending() {
+            Direction::Reverse
+        } else {
+            Direction::Forward
         };
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -57,27 +54,17 @@ impl<E: KvEngine> Inner<E> {
                 let Some(record) = self.record(entry.local_id)? else {
                     continue;
                 };
-                if !query.matches(&record) {
-                    // The index is written in the record's own batches, so this is only
-                    // reachable through a bug; the record is the truth.
-                    continue;
-                }
-                hits.push(record);
-                if arrival_only && hits.len() >= query.max_hits {
-                    return Ok(hits);
-                }
-                if !arrival_only && hits.len() >= 2 * query.max_hits {
-                    hits.sort_by(|a, b| query.compare(a, b));
-                    hits.truncate(query.max_hits);
+                // The record is the truth (the index can only disagree through a bug).
+                hits.offer(record);
+                if hits.done() {
+                    return Ok(hits.finish());
                 }
             }
             if !full {
                 break;
             }
         }
-        hits.sort_by(|a, b| query.compare(a, b));
-        hits.truncate(query.max_hits);
-        Ok(hits)
+        Ok(hits.finish())
     }
 
     pub(super) fn pending_jobs(

@@ -233,6 +233,60 @@ fn compare_attribute(attribute: SortAttribute, a: &MessageSummary, b: &MessageSu
     }
 }
 
+/// Collects the answer of a list as an engine walks a mailbox in arrival order (ascending
+/// or, without a sort attribute and with descending arrival order, descending): the
+/// reference for every engine. Without a sort attribute the walk order is the answer
+/// order and the walk stops at `max_hits`; with one every match is seen and at most
+/// 2 × `max_hits` are kept, trimmed as they come.
+pub(super) struct ListHits<'q> {
+    query: &'q MailboxQuery,
+    hits: Vec<MessageRecord>,
+}
+
+impl<'q> ListHits<'q> {
+    /// An empty answer to `query`.
+    pub fn new(query: &'q MailboxQuery) -> Self {
+        ListHits {
+            query,
+            hits: Vec::new(),
+        }
+    }
+
+    /// True when the walk goes in descending arrival order (else ascending).
+    pub fn walks_descending(&self) -> bool {
+        self.query.sort.is_none() && self.query.arrival_order == SortOrder::Descending
+    }
+
+    /// True when nothing more is needed (no hits wanted, or enough in walk order).
+    pub fn done(&self) -> bool {
+        self.query.max_hits == 0
+            || (self.query.sort.is_none() && self.hits.len() >= self.query.max_hits)
+    }
+
+    /// Takes `record` if it matches the query.
+    pub fn offer(&mut self, record: MessageRecord) {
+        if !self.query.matches(&record) {
+            return;
+        }
+        self.hits.push(record);
+        if self.query.sort.is_some() && self.hits.len() >= 2 * self.query.max_hits {
+            self.trim();
+        }
+    }
+
+    /// The answer: in the query's order, at most `max_hits`.
+    pub fn finish(mut self) -> Vec<MessageRecord> {
+        self.trim();
+        self.hits
+    }
+
+    fn trim(&mut self) {
+        let query = self.query;
+        self.hits.sort_by(|a, b| query.compare(a, b));
+        self.hits.truncate(query.max_hits);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! Payload upload for [`super::PgStore`]: a `payloads` row marked `pending`, then one
-//! `payload_chunks` row per chunk of at most [`CHUNK_SIZE`] bytes. The accepting
+//! `payload_chunks` row per chunk of at most [`crate::store::CHUNK_SIZE`] bytes. The accepting
 //! transaction clears `pending`; until then [`super::PgStore`] serves none of its chunks.
 //!
 //! Chunk inserts commit asynchronously (not synced one by one): the synchronous commit of

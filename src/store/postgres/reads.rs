@@ -13,7 +13,7 @@ use super::{PgStore, decode_record, pg_error, to_i64, to_u64};
 use crate::protocol::urn::Address;
 use crate::store::codec::decode;
 use crate::store::housekeeping::Due;
-use crate::store::query::SortOrder;
+use crate::store::query::ListHits;
 use crate::store::record::{JobId, LocalId, MessageRecord, PayloadId};
 use crate::store::{AdminSearch, AuditRecord, MailboxQuery, Retry, RoutingJob, StoreError};
 
@@ -52,15 +52,11 @@ impl PgStore {
         mailbox: &Address,
         query: &MailboxQuery,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut hits = Vec::new();
-        if query.max_hits == 0 {
-            return Ok(hits);
+        let mut hits = ListHits::new(query);
+        if hits.done() {
+            return Ok(hits.finish());
         }
-        // Without a sort attribute the arrival order is the answer order: read in that
-        // direction and stop at max_hits. With one, every match must be seen; keep at
-        // most 2 × max_hits in memory, trimming as we go.
-        let arrival_only = query.sort.is_none();
-        let descending = arrival_only && query.arrival_order == SortOrder::Descending;
+        let descending = hits.walks_descending();
         let sql = if descending {
             "SELECT record, arrival_seq FROM messages
               WHERE mailbox = $1 AND state IN ('RECEIVED', 'FETCHED') AND arrival_seq < $2
@@ -81,26 +77,16 @@ impl PgStore {
             let full = rows.len() as i64 == PAGE;
             for row in rows {
                 after = row.get(1);
-                let record = decode_record(row.get(0))?;
-                if !query.matches(&record) {
-                    continue;
-                }
-                hits.push(record);
-                if arrival_only && hits.len() >= query.max_hits {
-                    return Ok(hits);
-                }
-                if !arrival_only && hits.len() >= 2 * query.max_hits {
-                    hits.sort_by(|a, b| query.compare(a, b));
-                    hits.truncate(query.max_hits);
+                hits.offer(decode_record(row.get(0))?);
+                if hits.done() {
+                    return Ok(hits.finish());
                 }
             }
             if !full {
                 break;
             }
         }
-        hits.sort_by(|a, b| query.compare(a, b));
-        hits.truncate(query.max_hits);
-        Ok(hits)
+        Ok(hits.finish())
     }
 
     pub(super) async fn search_all(
