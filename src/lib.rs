@@ -17,6 +17,7 @@
 //!   logic between HTTP and the store.
 //! - [`body`]: HTTP bodies, whole or streamed through a bounded channel.
 //! - [`http`]: the SHS endpoints over hyper: routing, handlers, errors rendered in one place.
+//! - [`listener`]: the accept step both listeners share (connection slots, shutdown).
 //! - [`metrics`]: the node's counters and gauges (atomics), rendered for Prometheus.
 //! - [`admin`]: the admin listener: health, readiness, metrics, the JSON API with its
 //!   actions and audit log, and the web console; loopback HTTP or admin mTLS.
@@ -37,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod percent;
 pub mod pki;

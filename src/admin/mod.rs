@@ -43,6 +43,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::listener::next_connection;
 use crate::tls::ReloadableServerConfig;
 
 /// Admin requests are probes and scrapes: a few connections suffice, and a bound keeps a
@@ -138,23 +139,10 @@ impl AdminServer {
         let graceful = GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&connections).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                _ = shutdown.cancelled() => break,
-            };
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "admin accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.cancelled() => break,
+            let Some((permit, stream, peer)) =
+                next_connection(&listener, &connections, &shutdown, "admin").await
+            else {
+                break;
             };
             let server = Arc::clone(&self);
             let watcher = graceful.watcher();

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::broker::{Broker, BrokerError, Caller};
+use crate::listener::next_connection;
 use crate::metrics::{EndpointLabel, Limit, TlsFailure};
 use crate::protocol::ErrorCode;
 use crate::protocol::urn::OrgNumber;
@@ -57,24 +58,10 @@ impl Server {
     pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) {
         let graceful = GracefulShutdown::new();
         loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&self.connections).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                _ = shutdown.cancelled() => break,
-            };
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        // EMFILE and friends: wait a little instead of spinning.
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                _ = shutdown.cancelled() => break,
+            let Some((permit, stream, peer)) =
+                next_connection(&listener, &self.connections, &shutdown, "shs").await
+            else {
+                break;
             };
             // Small request/response exchanges: do not let Nagle hold back the answer.
             let _ = stream.set_nodelay(true);
