@@ -13,11 +13,57 @@ use crate::broker::{Broker, Routing, housekeeping, jobs};
 use crate::config::{Config, DirectoryEngine, StoreConfig};
 use crate::directory::{Directory, DirectoryError, FileDirectory, LdapDirectory};
 use crate::http::Server;
+use crate::store::postgres::{PgConfig, PgStore, node_name};
 use crate::store::sled::{SledConfig, SledEngine};
 use crate::store::{KvStore, Store, StoreError};
 use crate::systemd;
 use crate::tls::client::{ClientTlsFiles, client_config};
 use crate::tls::{ReloadableServerConfig, ServerTlsFiles, TlsError};
+
+/// Opens the configured store engine: sled (blocking, start-up only) or PostgreSQL
+/// (connects, migrates the schema).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
+    Ok(match &config.store {
+        StoreConfig::Sled { path, cache_bytes } => {
+            let engine = SledEngine::open(&SledConfig {
+                path: path.clone(),
+                cache_capacity: *cache_bytes,
+            })
+            .map_err(|err| {
+                StoreError::Unavailable(format!("cannot open {}: {err}", path.display()))
+            })?;
+            Arc::new(KvStore::open(engine)?)
+        }
+        StoreConfig::Postgres(postgres) => {
+            let password = match &postgres.password_file {
+                Some(file) => Some(read_password(file)?),
+                None => None,
+            };
+            let store = PgStore::open(&PgConfig {
+                conninfo: postgres.conninfo.clone(),
+                password,
+                pool_size: postgres.pool_size,
+                statement_timeout: postgres.statement_timeout,
+                connect_timeout: postgres.connect_timeout,
+                node: node_name(&config.node_id),
+                job_lease: postgres.job_lease,
+            })
+            .await?;
+            Arc::new(store)
+        }
+    })
+}
+
+/// The first line of a password file.
+fn read_password(file: &std::path::Path) -> Result<String, AppError> {
+    let text = std::fs::read_to_string(file).map_err(|err| {
+        StoreError::Unavailable(format!(
+            "cannot read the database password from {}: {err}",
+            file.display()
+        ))
+    })?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,20 +94,9 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the store and loads the TLS material of `config`. Blocking (start-up only).
-    pub fn build(config: Config) -> Result<App, AppError> {
-        let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Sled { path, cache_bytes } => {
-                let engine = SledEngine::open(&SledConfig {
-                    path: path.clone(),
-                    cache_capacity: *cache_bytes,
-                })
-                .map_err(|err| {
-                    StoreError::Unavailable(format!("cannot open {}: {err}", path.display()))
-                })?;
-                Arc::new(KvStore::open(engine)?)
-            }
-        };
+    /// Opens the store and loads the TLS material of `config`.
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        let store = open_store(&config).await?;
         App::with_store(config, store)
     }
 

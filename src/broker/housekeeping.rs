@@ -8,6 +8,7 @@
 //! The time is a parameter ([`Broker::housekeep`]), so tests can move the clock.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
@@ -175,20 +176,33 @@ enum Step {
     Skipped,
 }
 
-/// The housekeeping task: a round at start and every `interval`, until `shutdown`.
-/// Does nothing when housekeeping is disabled.
+/// The name under which one node of a shared store holds the housekeeping duty.
+const HOUSEKEEPING_DUTY: &str = "housekeeping";
+
+/// The housekeeping task: a round at start and every `interval`, until `shutdown`, on
+/// the one node holding the duty when several share a store. Does nothing when
+/// housekeeping is disabled.
 pub async fn run_housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
     let policy = broker.config.housekeeping.clone();
     if !policy.enabled {
         tracing::info!("housekeeping is disabled");
         return;
     }
+    // Held across two rounds and a slow one, so the holder keeps it by renewing it each
+    // round, and another node takes it over when the holder has stopped.
+    let ttl = policy.interval * 2 + Duration::from_secs(60);
     loop {
-        tokio::select! {
-            _ = broker.housekeep(clock::now()) => {}
-            _ = shutdown.cancelled() => return,
+        match broker.store.hold_duty(HOUSEKEEPING_DUTY, ttl).await {
+            Ok(true) => {
+                tokio::select! {
+                    _ = broker.housekeep(clock::now()) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                broker.metrics.housekeeping_round();
+            }
+            Ok(false) => tracing::debug!("housekeeping is another node's duty now"),
+            Err(err) => tracing::warn!(error = %err, "housekeeping round skipped"),
         }
-        broker.metrics.housekeeping_round();
         tokio::select! {
             _ = tokio::time::sleep(policy.interval) => {}
             _ = shutdown.cancelled() => return,

@@ -160,7 +160,8 @@ impl Broker {
         self.jobs.nudge.notify_one();
     }
 
-    /// Runs every pending job that is due once; returns how many failed. Notes when the
+    /// Runs every pending job that is due and this node's to run once (see
+    /// [`crate::store::Store::claim_jobs`]); returns how many failed. Notes when the
     /// earliest job that is not due yet will be, for [`run_router`].
     pub async fn sweep_jobs(&self) -> Result<usize, BrokerError> {
         let mut after = None;
@@ -168,8 +169,13 @@ impl Broker {
         let now = chrono::Utc::now();
         *self.jobs.next_due_lock() = None;
         loop {
-            let jobs = self.store.pending_jobs(after, PAGE).await?;
+            let jobs = self.store.claim_jobs(after, PAGE).await?;
             let Some(last) = jobs.last() else {
+                // Jobs left out of the claim (another node's, or not due): wake for the
+                // first of them.
+                if let Some(at) = self.store.next_job_due().await? {
+                    self.jobs.note_due(at);
+                }
                 return Ok(failed);
             };
             after = Some(last.id);

@@ -30,7 +30,7 @@ pub async fn run(config: Config, once: bool, shutdown: CancellationToken) -> Res
         .and_then(|ca| ca.parent())
         .map(Path::to_path_buf)
         .ok_or("the configuration names no client CA")?;
-    let app = App::build(config).map_err(|err| err.to_string())?;
+    let app = App::build(config).await.map_err(|err| err.to_string())?;
     let listener = app.bind().await.map_err(|err| err.to_string())?;
     let port = listener.local_addr().map_err(|err| err.to_string())?.port();
     let server_stop = CancellationToken::new();

@@ -34,7 +34,7 @@ pub async fn serve(path: &Path) -> Result<(), Failure> {
     // Signal handlers first: a signal that arrives during start-up is then handled, not
     // acted on with its default action (which would end the process abruptly).
     let shutdown = shutdown_signal();
-    let app = App::build(config).map_err(Failure::other)?;
+    let app = App::build(config).await.map_err(Failure::other)?;
     reload_on_sighup(app.tls(), app.broker().directory().cloned());
     let listener = app.bind().await.map_err(Failure::other)?;
     let admin = app.bind_admin().await.map_err(Failure::other)?;

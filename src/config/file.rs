@@ -209,6 +209,35 @@ pub(super) struct StoreSection {
     pub path: String,
     #[serde(default = "default_cache_mib")]
     pub cache_mib: u64,
+    pub postgres: Option<PostgresSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PostgresSection {
+    pub conninfo: String,
+    pub password_file: Option<String>,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u64,
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_secs: u64,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "default_job_lease")]
+    pub job_lease_secs: u64,
+}
+
+fn default_pool_size() -> u64 {
+    16
+}
+fn default_statement_timeout() -> u64 {
+    30
+}
+fn default_connect_timeout() -> u64 {
+    5
+}
+fn default_job_lease() -> u64 {
+    120
 }
 
 impl Default for StoreSection {
@@ -217,6 +246,7 @@ impl Default for StoreSection {
             engine: default_engine(),
             path: default_store_path(),
             cache_mib: default_cache_mib(),
+            postgres: None,
         }
     }
 }

@@ -11,12 +11,14 @@ mod file;
 mod housekeeping;
 mod push;
 mod signatures;
+mod store;
 mod synch;
 
 pub use directory::{DirectoryConfig, DirectoryEngine};
 pub use housekeeping::HousekeepingConfig;
 pub use push::PushConfig;
 pub use signatures::{SignatureRule, SignaturesConfig};
+pub use store::{PostgresConfig, StoreConfig};
 pub use synch::{SynchConfig, SynchService};
 
 use std::fmt;
@@ -132,18 +134,6 @@ pub struct ClientRule {
     pub sub_addresses: Vec<String>,
     /// Mailbox reading narrowed to these products (empty: all).
     pub products: Vec<ProductId>,
-}
-
-/// The storage engine.
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    /// sled in one directory, the embedded default.
-    Sled {
-        /// The directory.
-        path: PathBuf,
-        /// sled's page cache in bytes (sled's own default of 1 GiB is too much).
-        cache_bytes: u64,
-    },
 }
 
 /// The limits of spec §12.
@@ -322,7 +312,6 @@ impl Checker {
             .enumerate()
             .filter_map(|(i, client)| self.client(i, client))
             .collect();
-        let store = self.store(&file.store);
         let limits = self.limits(&file.limits);
         let log = LogConfig {
             format: match file.log.format.as_str() {
@@ -342,6 +331,7 @@ impl Checker {
         let housekeeping = self.housekeeping(&file.housekeeping);
         let directory = self.directory(file.directory.as_ref());
         let push = self.push(&file.push, &tls);
+        let store = self.store(&file.store, push.timeout);
         let synch = self.synch(&file.synch);
         let signatures = self.signatures(file.signatures.as_ref());
 
@@ -474,22 +464,6 @@ impl Checker {
             sub_addresses: section.sub_addresses.clone(),
             products,
         })
-    }
-
-    fn store(&mut self, section: &file::StoreSection) -> StoreConfig {
-        if section.engine != "sled" {
-            self.problem(format!(
-                "store.engine {:?}: only \"sled\" is built",
-                section.engine
-            ));
-        }
-        if section.cache_mib == 0 {
-            self.problem("store.cache_mib must be at least 1".to_owned());
-        }
-        StoreConfig::Sled {
-            path: self.path(&section.path),
-            cache_bytes: section.cache_mib.saturating_mul(1 << 20),
-        }
     }
 
     fn limits(&mut self, section: &file::LimitsSection) -> Limits {

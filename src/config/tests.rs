@@ -34,9 +34,13 @@ fn minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.path_prefix, "");
     assert_eq!(config.tls.certificate, dir.path().join("node.pem"));
     assert!(config.tls.crls.is_empty());
-    let StoreConfig::Sled { path, cache_bytes } = &config.store;
-    assert_eq!(path, &dir.path().join("data"));
-    assert_eq!(*cache_bytes, 64 << 20);
+    assert_eq!(
+        config.store,
+        StoreConfig::Sled {
+            path: dir.path().join("data"),
+            cache_bytes: 64 << 20
+        }
+    );
     assert_eq!(config.limits.max_message_bytes, 1 << 30);
     assert_eq!(config.limits.max_label_bytes, 1 << 20);
     assert_eq!(config.limits.max_data_parts, 1000);
@@ -319,4 +323,65 @@ fn an_ldap_directory_is_configured_with_its_password_file() {
     assert_eq!(errors.problems.len(), 2, "{errors}");
     let unknown = format!("{MINIMAL}\n[directory]\nengine = \"x500\"\n");
     assert!(Config::from_toml(&unknown, &dir.path().join("shsd.toml")).is_err());
+}
+
+#[test]
+fn a_postgres_store_is_configured_with_defaults_and_checked() {
+    let dir = folder_with_files();
+    std::fs::write(dir.path().join("db-password"), "hemligt\n").unwrap();
+    let text = format!(
+        "{MINIMAL}\n[store]\nengine = \"postgres\"\n[store.postgres]\n\
+         conninfo = \"host=db.example.se user=shsd dbname=shsd\"\n\
+         password_file = \"db-password\"\n"
+    );
+    let config = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap();
+    let StoreConfig::Postgres(postgres) = config.store else {
+        panic!("not postgres: {:?}", config.store);
+    };
+    assert_eq!(postgres.password_file, Some(dir.path().join("db-password")));
+    assert_eq!(
+        PostgresConfig {
+            password_file: None,
+            ..postgres
+        },
+        PostgresConfig::default_for("host=db.example.se user=shsd dbname=shsd".into())
+    );
+
+    let bad = format!(
+        "{MINIMAL}\n[push]\ntimeout_secs = 60\n[store]\nengine = \"postgres\"\n\
+         [store.postgres]\nconninfo = \"host=x port=notaport\"\npool_size = 0\n\
+         job_lease_secs = 30\npassword_file = \"nowhere\"\n"
+    );
+    let errors = Config::from_toml(&bad, &dir.path().join("shsd.toml")).unwrap_err();
+    let all = errors.to_string();
+    assert_eq!(errors.problems.len(), 4, "{all}");
+    for part in [
+        "store.postgres.pool_size must be greater than 0",
+        "store.postgres.conninfo",
+        "job_lease_secs (30) must be longer than push.timeout_secs (60)",
+        "store.postgres.password_file",
+    ] {
+        assert!(all.contains(part), "{part} missing from {all}");
+    }
+    for (lines, problem) in [
+        (
+            "[store]\nengine = \"postgres\"\n",
+            "needs a [store.postgres] section",
+        ),
+        (
+            "[store]\nengine = \"mysql\"\n",
+            "must be \"sled\" or \"postgres\"",
+        ),
+        (
+            "[store]\n[store.postgres]\nconninfo = \"host=x\"\n",
+            "store.engine is \"sled\"",
+        ),
+    ] {
+        let errors = Config::from_toml(
+            &format!("{MINIMAL}\n{lines}"),
+            &dir.path().join("shsd.toml"),
+        )
+        .unwrap_err();
+        assert!(errors.to_string().contains(problem), "{errors}");
+    }
 }

@@ -142,6 +142,33 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RoutingJob>, StoreError>;
 
+    /// Takes routing jobs for this node to run: like [`Store::pending_jobs`], but an
+    /// engine that several nodes share hands out only the jobs that are due and that no
+    /// other live node holds, and holds them for this node for the engine's lease, so a
+    /// job runs on one node at a time and a node that dies leaves its jobs to the others.
+    /// Single-node engines hand out every pending job (the caller skips the ones not due).
+    async fn claim_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<RoutingJob>, StoreError> {
+        self.pending_jobs(after, limit).await
+    }
+
+    /// When the earliest job that [`Store::claim_jobs`] did not hand out becomes due
+    /// (its retry time, or the end of another node's lease), for engines whose claim
+    /// leaves such jobs out; `None` when the engine does not know or there is none.
+    async fn next_job_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Holds the named node-wide duty (housekeeping) for this node until `ttl` has passed,
+    /// renewing it if this node already holds it: true when this node holds it now.
+    /// Single-node engines always say true.
+    async fn hold_duty(&self, _duty: &str, _ttl: std::time::Duration) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Applies the result of a routing job and removes the job, atomically. Completing a
     /// job that is already complete is a no-op, so a job rerun after a restart has no
     /// second visible effect. Not synced: a lost completion only reruns the job.

@@ -84,6 +84,10 @@ pub struct Setup {
     pub port: u16,
 }
 
+/// Builds a node's app from its configuration in a test's own way (e.g. over a store with
+/// injected faults).
+type MakeApp = Box<dyn FnOnce(Config) -> App>;
+
 impl Node {
     /// Starts a node with the default test configuration.
     pub async fn start() -> Node {
@@ -99,13 +103,13 @@ impl Node {
     /// Starts a node with the path prefix `prefix` (`""` for none) and the configuration
     /// lines that `extra` writes, which may name the generated certificates' fingerprints.
     pub async fn start_custom(prefix: &str, extra: impl FnOnce(&ExamplePki) -> String) -> Node {
-        Node::launch(prefix, extra, |config| App::build(config).expect("build")).await
+        Node::launch(prefix, extra, None).await
     }
 
     /// Starts a node whose app is made by `make` from the test configuration (e.g. over a
     /// store with injected faults).
-    pub async fn start_over(extra: Extra, make: impl FnOnce(Config) -> App) -> Node {
-        Node::launch("", |_| extra.0, make).await
+    pub async fn start_over(extra: Extra, make: impl FnOnce(Config) -> App + 'static) -> Node {
+        Node::launch("", |_| extra.0, Some(Box::new(make))).await
     }
 
     /// Starts a node with certificates from `pki`, which other nodes of the test share
@@ -118,13 +122,13 @@ impl Node {
             &setup.organisations,
             &setup.extra,
         );
-        Node::launch_with(pki, text, |config| App::build(config).expect("build")).await
+        Node::launch_with(pki, text, None).await
     }
 
     async fn launch(
         prefix: &str,
         extra: impl FnOnce(&ExamplePki) -> String,
-        make: impl FnOnce(Config) -> App,
+        make: Option<MakeApp>,
     ) -> Node {
         let pki = Arc::new(ExamplePki::generate(PkiOptions::default()).expect("pki"));
         let text = config_with_prefix(prefix, &extra(&pki));
@@ -132,11 +136,7 @@ impl Node {
     }
 
     /// Writes `pki` and the configuration `text` into a new folder and serves from it.
-    async fn launch_with(
-        pki: Arc<ExamplePki>,
-        text: String,
-        make: impl FnOnce(Config) -> App,
-    ) -> Node {
+    async fn launch_with(pki: Arc<ExamplePki>, text: String, make: Option<MakeApp>) -> Node {
         let dir = tempfile::tempdir().expect("tempdir");
         let certs = dir.path().join("certs");
         pki.write_to(&certs, false).expect("write pki");
@@ -162,18 +162,18 @@ impl Node {
         } = self;
         // The broker holds the store: it must be gone before the store is opened again.
         drop(app_broker);
-        Node::serve(pki, dir, |config| App::build(config).expect("build")).await
+        Node::serve(pki, dir, None).await
     }
 
-    /// Builds the app from the configuration in `dir` and runs it.
-    async fn serve(
-        pki: Arc<ExamplePki>,
-        dir: tempfile::TempDir,
-        make: impl FnOnce(Config) -> App,
-    ) -> Node {
+    /// Builds the app from the configuration in `dir` (with `make`, or as the daemon
+    /// does) and runs it.
+    async fn serve(pki: Arc<ExamplePki>, dir: tempfile::TempDir, make: Option<MakeApp>) -> Node {
         let config_path = dir.path().join("shsd.toml");
         let config = Config::load(&config_path).unwrap_or_else(|err| panic!("{err}"));
-        let app = make(config);
+        let app = match make {
+            Some(make) => make(config),
+            None => App::build(config).await.expect("build"),
+        };
         let listener = app.bind().await.expect("bind");
         let port = listener.local_addr().unwrap().port();
         let admin = app.bind_admin().await.expect("bind admin");

@@ -16,12 +16,15 @@
 //! record `FOR UPDATE`, change it in Rust, write it back; row locks make
 //! read-check-write sequences safe across nodes.
 //!
-//! Not yet (see issue 8): job claims across nodes (`FOR UPDATE SKIP LOCKED` / lease on
-//! `routing_jobs.claimed_*`), retry of serialisation failures and deadlocks, TLS to the
-//! database, wiring into the configuration.
+//! Several nodes share one database: routing jobs are claimed under a lease and
+//! node-wide duties are held by one node at a time (`claims`); tx.id uniqueness is the
+//! database's. Every failure to reach the database is [`StoreError::Unavailable`] (503 at
+//! the edge); the pool replaces broken connections, so a database restart needs no
+//! restart of shsd. Not yet: TLS to the database.
 //!
 //! - [`schema`]: the tables and the versioned migrations.
-//! - `ops`: the write paths; `reads`: the read paths; `payload`: the upload writer.
+//! - `ops`: the write paths; `reads`: the read paths; `payload`: the upload writer;
+//!   `claims`: jobs and duties shared between nodes.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,7 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -42,6 +45,7 @@ use super::{
 };
 use crate::protocol::urn::Address;
 
+mod claims;
 mod ops;
 mod payload;
 mod reads;
@@ -57,28 +61,49 @@ pub struct PgConfig {
     /// A libpq-style connection string or URL (`host=127.0.0.1 port=5432 user=shsd
     /// dbname=shsd`, or `postgresql://shsd@127.0.0.1/shsd`). Plain TCP for now.
     pub conninfo: String,
+    /// The database password, when `conninfo` does not carry one.
+    pub password: Option<String>,
     /// The most connections this node holds open.
     pub pool_size: usize,
     /// Every statement is cancelled by the server after this long, so a stuck database
     /// turns into an error (503) instead of a hung request.
     pub statement_timeout: Duration,
+    /// How long connecting or waiting for a pooled connection may take.
+    pub connect_timeout: Duration,
+    /// This process's name in job and duty leases: unique among the database's nodes.
+    pub node: String,
+    /// How long a routing job this node took stays its own.
+    pub job_lease: Duration,
 }
 
 impl PgConfig {
-    /// `conninfo` with the default pool size (16) and statement timeout (30 s).
+    /// `conninfo` with the default pool size (16), statement timeout (30 s), connect
+    /// timeout (5 s), job lease (120 s), and a fresh node name.
     pub fn new(conninfo: impl Into<String>) -> Self {
         PgConfig {
             conninfo: conninfo.into(),
+            password: None,
             pool_size: 16,
             statement_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            node: node_name("shsd"),
+            job_lease: Duration::from_secs(120),
         }
     }
+}
+
+/// A lease holder name for this process: the configured node id, the process id and a
+/// random suffix, so restarted processes and several processes with one node id differ.
+pub fn node_name(node_id: &str) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{node_id}/{}/{}", std::process::id(), &random[..8])
 }
 
 /// The store in a PostgreSQL database. Cheap to clone: clones share the pool.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    owner: claims::JobOwner,
 }
 
 impl PgStore {
@@ -90,6 +115,11 @@ impl PgStore {
             "-c statement_timeout={}",
             config.statement_timeout.as_millis()
         ));
+        pg.connect_timeout(config.connect_timeout);
+        pg.application_name(&config.node);
+        if let Some(password) = &config.password {
+            pg.password(password.as_bytes());
+        }
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -99,9 +129,16 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|err| StoreError::Unavailable(format!("cannot build pool: {err}")))?;
-        let store = PgStore { pool };
+        let store = PgStore {
+            pool,
+            owner: claims::JobOwner::new(config.node.clone(), config.job_lease),
+        };
         let mut client = store.client().await?;
         let applied = schema::migrate(&mut client).await?;
         if !applied.is_empty() {
@@ -232,6 +269,22 @@ impl Store for PgStore {
         self.jobs(after, limit).await
     }
 
+    async fn claim_jobs(
+        &self,
+        after: Option<JobId>,
+        limit: usize,
+    ) -> Result<Vec<RoutingJob>, StoreError> {
+        self.claim(after, limit).await
+    }
+
+    async fn next_job_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.next_due().await
+    }
+
+    async fn hold_duty(&self, duty: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.duty(duty, ttl).await
+    }
+
     async fn complete_job(
         &self,
         job: JobId,
@@ -316,8 +369,7 @@ impl Store for PgStore {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_server;
+pub mod test_server;
 
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 use chrono::Utc;
 use tokio_postgres::Transaction;
 
+use super::claims::JobOwner;
 use super::{PgStore, decode_record, encode_value, is_unique_violation, pg_error, to_i64};
 use crate::store::admin::{
     AdminChange, Administered, AuditNote, AuditRecord, ChangeEffect, apply_change,
@@ -30,7 +31,7 @@ impl PgStore {
             let tx = client.transaction().await.map_err(pg_error)?;
             match existing_tx(&tx, &tx_id).await? {
                 Some(original) => Err(Some(original)),
-                None => match insert_new(&tx, message).await {
+                None => match insert_new(&tx, &self.owner, message).await {
                     Ok(stored) => {
                         tx.commit().await.map_err(pg_error)?;
                         Ok(stored)
@@ -100,7 +101,7 @@ impl PgStore {
         update_record(&tx, &record).await?;
         let (generated, generated_job) = match generated {
             Some(message) => {
-                let (stored, job) = insert_new(&tx, message).await?;
+                let (stored, job) = insert_new(&tx, &self.owner, message).await?;
                 (Some(stored), job)
             }
             None => (None, None),
@@ -156,7 +157,7 @@ impl PgStore {
             JobOutcome::FanOut { copies } => {
                 for copy in copies {
                     let (child, route) = record.fan_out_copy(copy, now);
-                    created.push(insert_routed(&tx, child, route).await?);
+                    created.push(insert_routed(&tx, &self.owner, child, route).await?);
                 }
                 record.enter(State::FannedOut, now);
             }
@@ -168,7 +169,7 @@ impl PgStore {
                 record.error = Some(ErrorInfo { code, text: reason });
                 record.enter(State::Quarantined, now);
                 if let Some(notify) = notify {
-                    created.push(insert_new(&tx, notify).await?);
+                    created.push(insert_new(&tx, &self.owner, notify).await?);
                 }
             }
         }
@@ -181,8 +182,10 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = unsynced(&mut client).await?;
         let attempts = i32::try_from(retry.attempts).unwrap_or(i32::MAX);
+        // Released: whichever node is free when the job is due again takes it.
         tx.execute(
-            "UPDATE routing_jobs SET attempts = $2, not_before = $3, last_error = $4
+            "UPDATE routing_jobs SET attempts = $2, not_before = $3, last_error = $4,
+                    claimed_by = NULL, claimed_until = NULL
               WHERE job_id = $1",
             &[
                 &to_i64(job.0)?,
@@ -222,7 +225,7 @@ impl PgStore {
         let before = record.clone();
         let (effect, detail) = apply_change(&mut record, &change, now)?;
         match effect {
-            ChangeEffect::NeedsJob => job = Some(insert_job(&tx, id).await?),
+            ChangeEffect::NeedsJob => job = Some(insert_job(&tx, &self.owner, id).await?),
             // The mailbox list is the messages' own mailbox and state columns.
             ChangeEffect::Listed(_) => {}
             ChangeEffect::Remove => {
@@ -277,7 +280,7 @@ impl PgStore {
         update_record(&tx, &record).await?;
         let (notice, notice_job) = match notice {
             Some(message) => {
-                let (stored, job) = insert_new(&tx, message).await?;
+                let (stored, job) = insert_new(&tx, &self.owner, message).await?;
                 (Some(stored), job)
             }
             None => (None, None),
@@ -315,7 +318,7 @@ impl PgStore {
 
 /// A transaction whose commit does not wait for the WAL flush (for the "not synced"
 /// operations of the trait).
-async fn unsynced(
+pub(super) async fn unsynced(
     client: &mut deadpool_postgres::Object,
 ) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
     let tx = client.transaction().await.map_err(pg_error)?;
@@ -367,11 +370,18 @@ async fn next_id(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     super::to_u64(row.get(0))
 }
 
-async fn insert_job(tx: &Transaction<'_>, id: LocalId) -> Result<JobId, StoreError> {
+/// Inserts the routing job of `id`, held by this node for its lease: the node that made
+/// the job normally runs it at once, and other nodes take it only if this one dies.
+async fn insert_job(
+    tx: &Transaction<'_>,
+    owner: &JobOwner,
+    id: LocalId,
+) -> Result<JobId, StoreError> {
     let job = JobId(next_id(tx).await?);
     tx.execute(
-        "INSERT INTO routing_jobs (job_id, local_id) VALUES ($1, $2)",
-        &[&to_i64(job.0)?, &id.0],
+        "INSERT INTO routing_jobs (job_id, local_id, claimed_by, claimed_until)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        &[&to_i64(job.0)?, &id.0, &owner.node(), &owner.lease_secs()],
     )
     .await
     .map_err(pg_error)?;
@@ -390,6 +400,7 @@ fn state_since(record: &MessageRecord) -> chrono::DateTime<Utc> {
 /// record with its route.
 async fn insert_new(
     tx: &Transaction<'_>,
+    owner: &JobOwner,
     message: NewMessage,
 ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
     let payload = message.payload.id;
@@ -404,19 +415,20 @@ async fn insert_new(
         return Err(StoreError::PayloadNotPending(payload));
     }
     let (record, route) = message.into_record();
-    insert_routed(tx, record, route).await
+    insert_routed(tx, owner, record, route).await
 }
 
 /// Inserts a record in state NEW with its arrival sequence and route. A tx.id that is
 /// already stored is [`StoreError::TxIdInUse`].
 async fn insert_routed(
     tx: &Transaction<'_>,
+    owner: &JobOwner,
     mut record: MessageRecord,
     route: Route,
 ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
     record.arrival_seq = next_id(tx).await?;
     let job = match route {
-        Route::Job => Some(insert_job(tx, record.local_id).await?),
+        Route::Job => Some(insert_job(tx, owner, record.local_id).await?),
         Route::Mailbox(mailbox) => {
             record.enter(State::Received, Utc::now());
             record.mailbox = Some(mailbox);

@@ -24,6 +24,10 @@
 //!   `not_before`, `last_error`) and lease columns (`claimed_by`, `claimed_until`) for
 //!   claiming jobs across nodes.
 //! - `audit_log`: the codec form of each [`crate::store::AuditRecord`] by `seq`.
+//!
+//! Version 2:
+//! - `node_duties`: which node does a node-wide duty (housekeeping) until when; a node
+//!   takes a duty whose holder's lease ran out (see `claims`).
 
 use tokio_postgres::Client;
 
@@ -32,7 +36,8 @@ use crate::store::StoreError;
 
 /// The migrations, in order; the version of `MIGRATIONS[i]` is `i + 1`. Never edit one
 /// that has shipped: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE SEQUENCE shs_ids;
 
 CREATE TABLE messages (
@@ -83,7 +88,15 @@ CREATE TABLE audit_log (
     seq    BIGINT PRIMARY KEY,
     record BYTEA NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE node_duties (
+    duty   TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until  TIMESTAMPTZ NOT NULL
+);
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

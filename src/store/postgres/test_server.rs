@@ -1,17 +1,19 @@
-//! A throwaway PostgreSQL server for tests: started once per test process, one fresh
-//! database per fixture.
+//! Throwaway PostgreSQL servers for tests and benchmarks (not for production): one
+//! server shared by the tests of a process ([`fresh_database`], one fresh database per
+//! fixture), or a server of the caller's own ([`TestServer`]) that it may stop and start
+//! again (the database-restart tests).
 //!
 //! The server is Debian's (`apt-get install postgresql`; the binaries are looked up in
 //! `$SHSD_PG_BIN`, else the newest `/usr/lib/postgresql/*/bin`). It runs from a temporary
 //! directory on a free 127.0.0.1 port with trust authentication for user `shsd`, its
-//! Unix socket in that directory, and `fsync=off` (the conformance suite checks
-//! behaviour, not crash safety; the server's own durability is PostgreSQL's). PostgreSQL
-//! refuses to run as root, so as root `initdb` and `pg_ctl` run as `nobody` through
-//! `runuser` (util-linux), with the directory handed to `nobody`. A small watchdog shell
-//! stops the server with `pg_ctl stop -m immediate` and deletes the directory once the
-//! test process is gone, since a test binary has no hook that runs at exit; it runs in its
-//! own process group and ignores SIGINT/SIGTERM/SIGHUP, so interrupting the tests does not
-//! leave a server behind.
+//! Unix socket in that directory, and `fsync=off` (the tests check shsd's behaviour, not
+//! the disk; a server process killed with `-m immediate` still loses nothing the kernel
+//! has). PostgreSQL refuses to run as root, so as root `initdb` and `pg_ctl` run as
+//! `nobody` through `runuser` (util-linux), with the directory handed to `nobody`. A small
+//! watchdog shell stops the server with `pg_ctl stop -m immediate` and deletes the
+//! directory once the process that started it is gone, since a test binary has no hook
+//! that runs at exit; it runs in its own process group and ignores SIGINT/SIGTERM/SIGHUP,
+//! so interrupting the tests does not leave a server behind.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{PgConfig, PgStore};
 
-static SERVER: OnceLock<Result<u16, String>> = OnceLock::new();
+static SERVER: OnceLock<Result<TestServer, String>> = OnceLock::new();
 static DATABASES: AtomicU32 = AtomicU32::new(0);
 
 /// A store on a fresh database of the shared test server. Call from a multi-threaded
@@ -39,111 +41,180 @@ pub fn fresh_store() -> PgStore {
 
 /// The configuration of a fresh, empty database on the shared test server.
 pub async fn fresh_database() -> PgConfig {
-    let port = match SERVER.get_or_init(start) {
-        Ok(port) => *port,
+    let server = match SERVER.get_or_init(TestServer::start) {
+        Ok(server) => server,
         Err(err) => panic!("cannot start the test PostgreSQL server: {err}"),
     };
     let name = format!(
         "shsd_test_{}",
         DATABASES.fetch_add(1, Ordering::Relaxed) + 1
     );
-    let admin = format!("host=127.0.0.1 port={port} user=shsd dbname=postgres");
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+    let conninfo = server
+        .create_database(&name)
         .await
-        .expect("connect to the test server");
-    let driver = tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create a test database");
-    drop(client);
-    let _ = driver.await;
-    let mut config = PgConfig::new(format!(
-        "host=127.0.0.1 port={port} user=shsd dbname={name}"
-    ));
+        .unwrap_or_else(|err| panic!("{err}"));
+    let mut config = PgConfig::new(conninfo);
     config.pool_size = 8;
     config
 }
 
-fn start() -> Result<u16, String> {
-    let bin = binaries()?;
-    let dir = tempfile::Builder::new()
-        .prefix("shsd-pg-")
-        .tempdir()
-        .map_err(|err| format!("temporary directory: {err}"))?
-        .keep();
-    let runas = if output("id", &["-u"])? == "0" {
-        let uid: u32 = parse_id(&output("id", &["-u", "nobody"])?)?;
-        let gid: u32 = parse_id(&output("id", &["-g", "nobody"])?)?;
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
-            .map_err(|err| format!("chown {}: {err}", dir.display()))?;
-        Some("nobody")
-    } else {
-        None
-    };
-    let data = dir.join("data");
-    let data_arg = data.display().to_string();
-    run(
-        runas,
-        &dir,
-        &bin.join("initdb"),
-        &[
-            "-D",
-            &data_arg,
-            "-U",
-            "shsd",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ],
-    )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|err| format!("free port: {err}"))?
-        .port();
-    let options = format!(
-        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-         -c fsync=off -c max_connections=200",
-        dir.display()
-    );
-    let log = dir.join("server.log").display().to_string();
-    let started = run(
-        runas,
-        &dir,
-        &bin.join("pg_ctl"),
-        &[
-            "-D", &data_arg, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
-        ],
-    );
-    let pg_ctl = bin.join("pg_ctl").display().to_string();
-    let stop = match runas {
-        Some(user) => format!("runuser -u {user} -- '{pg_ctl}'"),
-        None => format!("'{pg_ctl}'"),
-    };
-    let watchdog = format!(
-        "trap '' HUP INT TERM; while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-         {stop} -D '{data_arg}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        dir = dir.display(),
-    );
-    // Its own process group, so that a signal to the test's group (Ctrl-C, `timeout`)
-    // does not take the watchdog down before it has stopped the server.
-    Command::new("sh")
-        .args(["-c", &watchdog])
-        .process_group(0)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|err| format!("watchdog: {err}"))?;
-    if let Err(err) = started {
-        let log = std::fs::read_to_string(&log).unwrap_or_default();
-        return Err(format!("{err}\n{log}"));
+/// A PostgreSQL server of its own, stopped by its watchdog when this process ends.
+#[derive(Debug)]
+pub struct TestServer {
+    bin: PathBuf,
+    dir: PathBuf,
+    runas: Option<&'static str>,
+    port: u16,
+}
+
+impl TestServer {
+    /// Creates a cluster in a temporary directory and starts it on a free port.
+    pub fn start() -> Result<TestServer, String> {
+        let bin = binaries()?;
+        let dir = std::env::temp_dir().join(format!("shsd-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+        let runas = if output("id", &["-u"])? == "0" {
+            let uid: u32 = parse_id(&output("id", &["-u", "nobody"])?)?;
+            let gid: u32 = parse_id(&output("id", &["-g", "nobody"])?)?;
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|err| format!("chown {}: {err}", dir.display()))?;
+            Some("nobody")
+        } else {
+            None
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|err| format!("free port: {err}"))?
+            .port();
+        let server = TestServer {
+            bin,
+            dir,
+            runas,
+            port,
+        };
+        run(
+            runas,
+            &server.dir,
+            &server.bin.join("initdb"),
+            &[
+                "-D",
+                &server.data(),
+                "-U",
+                "shsd",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        )?;
+        server.watch()?;
+        server.start_again()?;
+        Ok(server)
     }
-    Ok(port)
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates database `name` and returns its connection string.
+    pub async fn create_database(&self, name: &str) -> Result<String, String> {
+        let admin = format!(
+            "host=127.0.0.1 port={} user=shsd dbname=postgres",
+            self.port
+        );
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .map_err(|err| format!("connect to the test server: {err}"))?;
+        let driver = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .map_err(|err| format!("create database {name}: {err}"))?;
+        drop(client);
+        let _ = driver.await;
+        Ok(format!(
+            "host=127.0.0.1 port={} user=shsd dbname={name}",
+            self.port
+        ))
+    }
+
+    /// Stops the server the way a crash would (`pg_ctl stop -m immediate`: no
+    /// checkpoint; the next start recovers from the WAL).
+    pub fn kill(&self) -> Result<(), String> {
+        run(
+            self.runas,
+            &self.dir,
+            &self.bin.join("pg_ctl"),
+            &["-D", &self.data(), "-w", "stop", "-m", "immediate"],
+        )
+    }
+
+    /// Starts the (stopped) server again on the same port and data.
+    pub fn start_again(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+             -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log").display().to_string();
+        let started = run(
+            self.runas,
+            &self.dir,
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &options,
+                "start",
+            ],
+        );
+        started.map_err(|err| {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            format!("{err}\n{log}")
+        })
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Starts the watchdog that stops the server and removes its directory when this
+    /// process is gone.
+    fn watch(&self) -> Result<(), String> {
+        let pg_ctl = self.bin.join("pg_ctl").display().to_string();
+        let stop = match self.runas {
+            Some(user) => format!("runuser -u {user} -- '{pg_ctl}'"),
+            None => format!("'{pg_ctl}'"),
+        };
+        let watchdog = format!(
+            "trap '' HUP INT TERM; while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             {stop} -D '{data}' stop -m immediate >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            data = self.data(),
+            dir = self.dir.display(),
+        );
+        // Its own process group, so that a signal to the test's group (Ctrl-C, `timeout`)
+        // does not take the watchdog down before it has stopped the server.
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .process_group(0)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| format!("watchdog: {err}"))?;
+        Ok(())
+    }
 }
 
 /// The directory of `initdb` and `pg_ctl`.
