@@ -125,6 +125,11 @@ impl Node {
         Node::launch_with(pki, text, None).await
     }
 
+    /// Starts a node with certificates from `pki` and the whole configuration `text`.
+    pub async fn start_from(pki: Arc<ExamplePki>, text: String) -> Node {
+        Node::launch_with(pki, text, None).await
+    }
+
     async fn launch(
         prefix: &str,
         extra: impl FnOnce(&ExamplePki) -> String,
@@ -272,10 +277,7 @@ private_key = "certs/server-key.pem"
 client_cas = ["certs/ca.pem"]
 crls = ["certs/ca-crl.pem"]
 {organisations}
-[store]
-path = "store"
-cache_mib = 16
-[shutdown]
+{SLED_STORE}[shutdown]
 drain_timeout_secs = 5
 [log]
 filter = "warn"
@@ -284,6 +286,22 @@ address = "127.0.0.1:0"
 {extra}
 "#
     )
+}
+
+/// The test configuration's `[store]` section: sled in the node's folder.
+const SLED_STORE: &str = "[store]\npath = \"store\"\ncache_mib = 16\n";
+
+/// The default test configuration with `extra` appended, on the PostgreSQL database
+/// `conninfo` instead of sled; routing jobs of a dead node are taken over after
+/// `job_lease_secs` (pushes time out after 1 s, so it must be more).
+pub fn config_on_postgres(conninfo: &str, job_lease_secs: u64, extra: &str) -> String {
+    let store = format!(
+        "[store]\nengine = \"postgres\"\n[store.postgres]\nconninfo = \"{conninfo}\"\n\
+         pool_size = 8\nconnect_timeout_secs = 2\njob_lease_secs = {job_lease_secs}\n"
+    );
+    let text = config_text(&format!("[push]\ntimeout_secs = 1\n{extra}"));
+    assert!(text.contains(SLED_STORE));
+    text.replace(SLED_STORE, &store)
 }
 
 /// The configuration lines that make the peer node's organisation a peer node.

@@ -22,6 +22,7 @@ mod push;
 mod receiver;
 mod roundtrip;
 mod routing;
+mod several_nodes;
 mod signatures;
 mod signed;
 mod store_failure;
