@@ -21,7 +21,7 @@ const LOG_FILTER: &str = "warn,shsd::app=info,shsd::store=info";
 
 /// A temporary node folder (under `CARGO_TARGET_TMPDIR`): a fresh PKI in `certs/`, the test
 /// configuration with a sled store in `store/`, and `logs/` for the daemon's stderr.
-pub(super) fn node_folder() -> (tempfile::TempDir, ExamplePki) {
+pub(crate) fn node_folder() -> (tempfile::TempDir, ExamplePki) {
     let dir = tempfile::Builder::new()
         .prefix("shsd-crash-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -51,9 +51,9 @@ pub(super) fn serve<'a>(command: &'a mut Command, dir: &Path, generation: u64) -
 }
 
 /// A running `shsd serve`; SIGKILLed when dropped.
-pub(super) struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
-    pub(super) port: u16,
+    pub(crate) port: u16,
     pub(super) listening_at: Instant,
     pub(super) startup: Duration,
 }
@@ -67,7 +67,7 @@ impl Daemon {
     }
 
     /// Starts the binary and waits for its `listening on 127.0.0.1:PORT (shs)` line.
-    pub(super) async fn start(dir: &Path, generation: u64) -> Daemon {
+    pub(crate) async fn start(dir: &Path, generation: u64) -> Daemon {
         let mut child = Daemon::spawn(dir, generation);
         let spawned = Instant::now();
         let what = format!("shsd (generation {generation})");
@@ -80,7 +80,7 @@ impl Daemon {
         }
     }
 
-    pub(super) fn kill(self) {
+    pub(crate) fn kill(self) {
         drop(self);
     }
 }
@@ -117,7 +117,7 @@ pub(super) async fn wait_for_port(child: &mut Child, log: &Path, what: &str) -> 
     }
 }
 
-pub(super) fn log_path(dir: &Path, generation: u64) -> PathBuf {
+pub(crate) fn log_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join("logs").join(format!("shsd-{generation:03}.log"))
 }
 

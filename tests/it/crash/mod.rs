@@ -21,7 +21,7 @@
 //! [`strace`] reads the syscall trace of the durability check.
 
 mod acks;
-mod daemon;
+pub(crate) mod daemon;
 mod senders;
 mod strace;
 mod verify;

@@ -8,6 +8,7 @@
 
 mod db_restart;
 mod in_process;
+mod processes;
 
 use std::sync::Arc;
 
