@@ -61,6 +61,7 @@ pub async fn fresh_database() -> PgConfig {
 /// A PostgreSQL server of its own, stopped by its watchdog when this process ends.
 #[derive(Debug)]
 pub struct TestServer {
+    fsync: bool,
     bin: PathBuf,
     dir: PathBuf,
     runas: Option<&'static str>,
@@ -68,8 +69,19 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Creates a cluster in a temporary directory and starts it on a free port.
+    /// Creates a cluster in a temporary directory and starts it on a free port, with
+    /// `fsync=off` (behaviour tests).
     pub fn start() -> Result<TestServer, String> {
+        TestServer::create(false)
+    }
+
+    /// Like [`TestServer::start`] with PostgreSQL's durable defaults (`fsync=on`), for
+    /// benchmarks whose numbers must include the database's disk syncs.
+    pub fn start_durable() -> Result<TestServer, String> {
+        TestServer::create(true)
+    }
+
+    fn create(fsync: bool) -> Result<TestServer, String> {
         let bin = binaries()?;
         let dir = std::env::temp_dir().join(format!("shsd-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
@@ -87,6 +99,7 @@ impl TestServer {
             .map_err(|err| format!("free port: {err}"))?
             .port();
         let server = TestServer {
+            fsync,
             bin,
             dir,
             runas,
@@ -155,9 +168,10 @@ impl TestServer {
     pub fn start_again(&self) -> Result<(), String> {
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
-             -c fsync=off -c max_connections=200",
+             -c fsync={} -c max_connections=200",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.fsync { "on" } else { "off" }
         );
         let log = self.dir.join("server.log").display().to_string();
         let started = run(

@@ -1,0 +1,395 @@
+//! Several nodes, one state: durable intake through one and through three `shsd`
+//! processes sharing one PostgreSQL database (issue 8), in the same run, beside the
+//! machine's raw single-writer fdatasync rate.
+//!
+//! Run: `cargo build --release && cargo bench --bench nodes` (Debian's `postgresql`
+//! installed; the bench starts its own server with `fsync=on` in a temporary directory).
+//!
+//! For each node count, a fresh database, that many `shsd serve` processes (the release
+//! binary beside this executable, as in the `load` bench), and `NODES_SENDERS` portal
+//! clients on keep-alive mutual TLS, client `k` on node `k mod n` (a load balancer's
+//! round robin), sending 10 KiB messages for a warm-up second and then the measured
+//! window. Everything (the nodes, PostgreSQL, the clients) shares this machine's cores.
+//!
+//! Parameters (environment; default, bound): `NODES_SENDERS` (32, ≤ 256),
+//! `NODES_SECONDS` (10, ≤ 60), `NODES_SIZE` (10240, ≤ 1 MiB), `NODES_COUNTS` ("1,3", each
+//! ≤ 4). Without `--bench` (as `cargo test --all-targets` runs it): a smoke run of one
+//! and two nodes for half a second each, or a skip line when there is no binary or no
+//! PostgreSQL.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use shsd::client::{OutgoingPart, ShsClient, build_message};
+use shsd::pki::{ExamplePki, PkiOptions};
+use shsd::protocol::label::SequenceType;
+use shsd::store::postgres::test_server::TestServer;
+
+const PORTAL: &str = "urn:X-shs:5590000001";
+const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
+const PRODUCT: &str = "urn:X-shs:6b4a4e2c-0f8b-4c1d-9e5a-000000000001";
+const WARMUP: Duration = Duration::from_secs(1);
+
+struct Params {
+    smoke: bool,
+    senders: usize,
+    seconds: Duration,
+    size: usize,
+    counts: Vec<usize>,
+}
+
+fn main() -> ExitCode {
+    let bench = std::env::args().skip(1).any(|arg| arg == "--bench");
+    let binary = match server_binary() {
+        Ok(binary) => binary,
+        Err(reason) if !bench => {
+            println!("nodes: smoke run skipped: {reason}");
+            return ExitCode::SUCCESS;
+        }
+        Err(reason) => {
+            eprintln!("nodes: {reason}; run `cargo build --release` first");
+            return ExitCode::FAILURE;
+        }
+    };
+    let params = match params(bench) {
+        Ok(params) => params,
+        Err(reason) => {
+            eprintln!("nodes: {reason}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match TestServer::start_durable() {
+        Ok(server) => server,
+        Err(reason) if !bench => {
+            println!("nodes: smoke run skipped: no PostgreSQL: {reason}");
+            return ExitCode::SUCCESS;
+        }
+        Err(reason) => {
+            eprintln!("nodes: cannot start PostgreSQL: {reason}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(&binary, &params, &server) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("nodes: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn params(bench: bool) -> Result<Params, String> {
+    if !bench {
+        return Ok(Params {
+            smoke: true,
+            senders: 4,
+            seconds: Duration::from_millis(500),
+            size: 10 * 1024,
+            counts: vec![1, 2],
+        });
+    }
+    let number = |name: &str, default: f64, max: f64| -> Result<f64, String> {
+        match std::env::var(name) {
+            Err(_) => Ok(default),
+            Ok(text) => text
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map(|v| v.min(max))
+                .ok_or_else(|| format!("{name}={text:?} is not a positive number")),
+        }
+    };
+    let counts = match std::env::var("NODES_COUNTS") {
+        Err(_) => vec![1, 3],
+        Ok(text) => text
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=4).contains(n))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| format!("NODES_COUNTS={text:?}: node counts 1 to 4, comma-separated"))?,
+    };
+    Ok(Params {
+        smoke: false,
+        senders: number("NODES_SENDERS", 32.0, 256.0)? as usize,
+        seconds: Duration::from_secs_f64(number("NODES_SECONDS", 10.0, 60.0)?),
+        size: number("NODES_SIZE", 10240.0, 1048576.0)? as usize,
+        counts,
+    })
+}
+
+/// One result row.
+struct Row {
+    nodes: usize,
+    accepted: usize,
+    rate: f64,
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+fn run(binary: &Path, params: &Params, server: &TestServer) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let raw = raw_fdatasync(
+        dir.path(),
+        Duration::from_secs(if params.smoke { 0 } else { 3 }),
+    )
+    .map_err(|err| format!("raw fdatasync: {err}"))?;
+    let pki = ExamplePki::generate(PkiOptions::default()).map_err(|err| err.to_string())?;
+    pki.write_to(&dir.path().join("certs"), false)
+        .map_err(|err| err.to_string())?;
+    let tls = pki
+        .client_config(Some(&pki.portal))
+        .map_err(|err| err.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
+    let mut rows = Vec::new();
+    for &nodes in &params.counts {
+        let database = format!("nodes_{nodes}");
+        let conninfo = runtime.block_on(server.create_database(&database))?;
+        let config = dir.path().join(format!("{database}.toml"));
+        std::fs::write(&config, config_text(&conninfo, params.senders))
+            .map_err(|err| err.to_string())?;
+        let mut children = Vec::new();
+        let mut ports = Vec::new();
+        for index in 0..nodes {
+            let log = dir.path().join(format!("{database}-{index}.log"));
+            let (child, port) = start(binary, &config, &log)?;
+            children.push(child);
+            ports.push(port);
+        }
+        eprintln!("nodes: {nodes} node(s) on ports {ports:?}");
+        let row = runtime.block_on(intake(params, nodes, &ports, &tls));
+        for mut child in children {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+        rows.push(row?);
+    }
+    println!("## Several nodes on one PostgreSQL (`cargo bench --bench nodes`)");
+    println!();
+    println!(
+        "{} — load average before: {} NODES_SENDERS={} NODES_SECONDS={} NODES_SIZE={}; \
+         PostgreSQL with fsync=on on the same disk",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        params.senders,
+        params.seconds.as_secs_f64(),
+        params.size
+    );
+    println!();
+    println!("raw single-writer fdatasync (4 KiB): {raw:.0}/s");
+    println!();
+    println!("| nodes | accepted/s | × raw fdatasync | p50 ms | p99 ms | max ms | errors |");
+    println!("|--:|--:|--:|--:|--:|--:|--:|");
+    for row in &rows {
+        let mut latencies = row.latencies.clone();
+        latencies.sort();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        println!(
+            "| {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {} |",
+            row.nodes,
+            row.rate,
+            if raw > 0.0 { row.rate / raw } else { 0.0 },
+            at(0.5),
+            at(0.99),
+            latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+            row.errors
+        );
+    }
+    if params.smoke && rows.iter().any(|row| row.accepted == 0) {
+        return Err("the smoke run moved no message".to_owned());
+    }
+    Ok(())
+}
+
+/// The senders: client `k` on node `k mod n`, warm-up, then the measured window.
+async fn intake(
+    params: &Params,
+    nodes: usize,
+    ports: &[u16],
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Row, String> {
+    let part = OutgoingPart {
+        datapart_type: "xml".to_owned(),
+        content_type: "text/xml".to_owned(),
+        filename: Some("ansökan.xml".to_owned()),
+        bytes: vec![b'x'; params.size],
+    };
+    let window_start = Instant::now() + if params.smoke { Duration::ZERO } else { WARMUP };
+    let window_end = window_start + params.seconds;
+    let mut tasks = Vec::new();
+    for k in 0..params.senders {
+        let url = format!("https://127.0.0.1:{}", ports[k % nodes]);
+        let client = ShsClient::new(&url, Arc::clone(tls)).map_err(|err| err.to_string())?;
+        let part = part.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut latencies, mut errors) = (Vec::new(), 0usize);
+            while Instant::now() < window_end {
+                let (body, boundary, _) = build_message(
+                    PORTAL,
+                    Some(BYGGLOV),
+                    PRODUCT,
+                    SequenceType::Event,
+                    std::slice::from_ref(&part),
+                );
+                let sent = Instant::now();
+                let result = client.send(Bytes::from(body), &boundary).await;
+                let done = Instant::now();
+                let in_window = done >= window_start && done < window_end;
+                match result {
+                    Ok(receipt) if receipt.status.as_u16() == 202 => {
+                        if in_window {
+                            latencies.push(done - sent);
+                        }
+                    }
+                    _ => {
+                        errors += usize::from(in_window);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut row = Row {
+        nodes,
+        accepted: 0,
+        rate: 0.0,
+        latencies: Vec::new(),
+        errors: 0,
+    };
+    for task in tasks {
+        let (latencies, errors) = task.await.map_err(|err| err.to_string())?;
+        row.latencies.extend(latencies);
+        row.errors += errors;
+    }
+    row.accepted = row.latencies.len();
+    row.rate = row.accepted as f64 / params.seconds.as_secs_f64();
+    Ok(row)
+}
+
+/// Starts `shsd serve` with its log in `log`; returns it with the port from its log.
+fn start(binary: &Path, config: &Path, log: &Path) -> Result<(Child, u16), String> {
+    let file = std::fs::File::create(log).map_err(|err| err.to_string())?;
+    let mut child = Command::new(binary)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let port = text.lines().find_map(|line| {
+            let rest = line.split("listening on ").nth(1)?;
+            let address = rest.split(" (shs)").next()?.trim();
+            address
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|a| a.port())
+        });
+        if let Some(port) = port {
+            return Ok((child, port));
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("shsd exited with {status}:\n{text}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    Err("shsd did not report its port in 60 s".to_owned())
+}
+
+/// 4 KiB append + `sync_data` in a loop for `duration`: syncs per second.
+fn raw_fdatasync(dir: &Path, duration: Duration) -> std::io::Result<f64> {
+    let path = dir.join("fdatasync-probe");
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&path)?;
+    let block = [0xA5u8; 4096];
+    let (started, mut syncs) = (Instant::now(), 0u64);
+    while started.elapsed() < duration {
+        file.write_all(&block)?;
+        file.sync_data()?;
+        syncs += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    std::fs::remove_file(&path)?;
+    Ok(if elapsed > 0.0 {
+        syncs as f64 / elapsed
+    } else {
+        0.0
+    })
+}
+
+/// `shsd` beside this executable's `deps/` folder.
+fn server_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|err| format!("no executable path: {err}"))?;
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("shsd"))
+        .ok_or_else(|| format!("unexpected executable path {}", exe.display()))?;
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!("no shsd binary at {}", binary.display()))
+    }
+}
+
+/// The nodes' configuration: the example organisations on the database `conninfo`.
+fn config_text(conninfo: &str, senders: usize) -> String {
+    format!(
+        r#"# Written by benches/nodes.rs.
+[node]
+node_id = "bench-node"
+[listen]
+address = "127.0.0.1:0"
+[tls]
+certificate = "certs/server.pem"
+private_key = "certs/server-key.pem"
+client_cas = ["certs/ca.pem"]
+[[organisations]]
+number = "2120000142"
+sub_addresses = ["bygglov"]
+[[organisations]]
+number = "5590000001"
+[store]
+engine = "postgres"
+[store.postgres]
+conninfo = "{conninfo}"
+pool_size = 32
+[admin]
+address = "127.0.0.1:0"
+[limits]
+max_requests_per_identity = {limit}
+[log]
+filter = "warn,shsd::app=info"
+"#,
+        limit = senders.max(64)
+    )
+}
