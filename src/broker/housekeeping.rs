@@ -36,6 +36,8 @@ pub struct HousekeepingReport {
     pub removed: usize,
     /// Messages whose step failed; they are tried again next round.
     pub failed: usize,
+    /// Uploads abandoned by a node that died mid-upload, removed (shared stores only).
+    pub abandoned_uploads: u64,
 }
 
 impl Broker {
@@ -57,11 +59,19 @@ impl Broker {
             self.in_batches(class, remove_before, &mut report, |id| self.remove_one(id))
                 .await;
         }
+        match self.store.remove_abandoned_uploads().await {
+            Ok(removed) => report.abandoned_uploads = removed,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not remove abandoned uploads");
+                report.failed += 1;
+            }
+        }
         if report != HousekeepingReport::default() {
             tracing::info!(
                 expired = report.expired,
                 removed = report.removed,
                 failed = report.failed,
+                abandoned_uploads = report.abandoned_uploads,
                 "housekeeping round"
             );
         }

@@ -169,6 +169,14 @@ pub trait Store: Send + Sync {
         Ok(true)
     }
 
+    /// Removes payload uploads that were begun long ago and never finished or discarded
+    /// (their node died mid-upload); returns how many. Engines that several nodes share
+    /// need this while they run, since the node that began an upload may never return;
+    /// single-node engines remove them when they open and return 0 here.
+    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Applies the result of a routing job and removes the job, atomically. Completing a
     /// job that is already complete is a no-op, so a job rerun after a restart has no
     /// second visible effect. Not synced: a lost completion only reruns the job.
@@ -225,7 +233,8 @@ pub trait Store: Send + Sync {
     async fn remove(&self, id: LocalId) -> Result<Removal, StoreError>;
 
     /// The number of messages listed in each mailbox (RECEIVED or FETCHED), for the
-    /// metrics; cheap (no scan).
+    /// metrics. The KV store keeps these counts in memory; a store that several nodes
+    /// share counts them (over its index of listed messages) at each call.
     async fn mailbox_depths(&self) -> Result<Vec<(Address, u64)>, StoreError>;
 
     /// The store's size on disk in bytes, where the engine knows it.

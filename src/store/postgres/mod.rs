@@ -52,7 +52,8 @@ mod reads;
 pub mod schema;
 
 /// Pending uploads older than this are taken for abandoned (their node died mid-upload)
-/// and removed at open. Uploads are streamed from a live client, so an hour is generous.
+/// and removed at open and by housekeeping. Uploads are streamed from a live client, so
+/// an hour is generous.
 const ORPHAN_AGE_SECS: f64 = 3600.0;
 
 /// Where the database is and how to use it.
@@ -144,6 +145,13 @@ impl PgStore {
         if !applied.is_empty() {
             tracing::info!(versions = ?applied, "migrated database schema");
         }
+        store.remove_orphans().await?;
+        Ok(store)
+    }
+
+    /// Deletes uploads pending for longer than [`ORPHAN_AGE_SECS`].
+    async fn remove_orphans(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
         let orphans = client
             .execute(
                 "DELETE FROM payloads WHERE pending
@@ -155,7 +163,7 @@ impl PgStore {
         if orphans > 0 {
             tracing::info!(count = orphans, "removed abandoned payload uploads");
         }
-        Ok(store)
+        Ok(orphans)
     }
 
     /// A pooled connection.
@@ -283,6 +291,10 @@ impl Store for PgStore {
 
     async fn hold_duty(&self, duty: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.duty(duty, ttl).await
+    }
+
+    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
+        self.remove_orphans().await
     }
 
     async fn complete_job(

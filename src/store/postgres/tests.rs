@@ -227,3 +227,39 @@ async fn a_duty_has_one_holder_until_its_lease_runs_out() {
     );
     assert!(!a.hold_duty("housekeeping", ttl).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_abandoned_long_ago_are_removed_while_running() {
+    let config = fresh_database().await;
+    let store = PgStore::open(&config).await.unwrap();
+    let mut old = store.begin_payload().await.unwrap();
+    old.start_part(b"content-type: text/xml\r\n".to_vec())
+        .await
+        .unwrap();
+    old.write(b"<half/>").await.unwrap();
+    let old_id = old.id();
+    let fresh = store.begin_payload().await.unwrap();
+    // The node that began `old` died two hours ago.
+    let (client, connection) = tokio_postgres::connect(&config.conninfo, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE payloads SET started = now() - interval '2 hours' WHERE payload_id = $1",
+            &[&old_id.0],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.remove_abandoned_uploads().await.unwrap(), 1);
+    assert_eq!(store.remove_abandoned_uploads().await.unwrap(), 0);
+    let left: Vec<uuid::Uuid> = client
+        .query("SELECT payload_id FROM payloads", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(left, vec![fresh.id().0]);
+    drop(old);
+}

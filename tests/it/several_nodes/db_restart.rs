@@ -75,7 +75,12 @@ async fn a_database_restart_under_load_loses_nothing_and_intake_resumes() {
         .await
         .expect("join")
         .expect("stop the database");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The load balancer's health check sees it too.
+    let readyz = format!("{}/readyz", node.admin_base);
+    let probe = reqwest::get(&readyz).await.expect("readyz while away");
+    assert_eq!(probe.status(), 503, "readyz while the database is away");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Arc::clone(&server);
     tokio::task::spawn_blocking(move || started.start_again())
         .await
@@ -83,6 +88,8 @@ async fn a_database_restart_under_load_loses_nothing_and_intake_resumes() {
         .expect("start the database again");
     phase.store(BACK, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let probe = reqwest::get(&readyz).await.expect("readyz when back");
+    assert_eq!(probe.status(), 200, "readyz once the database is back");
     stop.store(true, Ordering::SeqCst);
     for sender in senders {
         sender.await.expect("sender");
