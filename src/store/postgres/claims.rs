@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::ops::unsynced;
-use super::{PgStore, decode_record, pg_error, to_i64, to_u64};
+use super::{PgStore, cached, decode_record, pg_error, to_i64, to_u64};
 use crate::store::record::JobId;
 use crate::store::{Retry, RoutingJob, StoreError};
 
@@ -55,7 +55,9 @@ impl PgStore {
         let tx = unsynced(&mut client).await?;
         let rows = tx
             .query(
-                "WITH taken AS (
+                &cached(
+                    &tx,
+                    "WITH taken AS (
                      SELECT job_id FROM routing_jobs
                       WHERE job_id > $1
                         AND (not_before IS NULL OR not_before <= now())
@@ -68,6 +70,8 @@ impl PgStore {
                    FROM taken, messages m
                   WHERE j.job_id = taken.job_id AND m.local_id = j.local_id
               RETURNING j.job_id, j.attempts, j.not_before, j.last_error, m.record",
+                )
+                .await?,
                 &[
                     &after,
                     &self.owner.node(),

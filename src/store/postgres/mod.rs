@@ -175,6 +175,15 @@ impl PgStore {
     }
 }
 
+/// `sql` as a statement prepared once per connection (deadpool keeps the cache), so that
+/// running it is one round trip instead of a prepare and an execute.
+pub(crate) async fn cached(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
+    tx.prepare_cached(sql).await.map_err(pg_error)
+}
+
 /// A database error as a store error: the database is away or refused the statement.
 pub(crate) fn pg_error(err: tokio_postgres::Error) -> StoreError {
     match err.as_db_error() {

@@ -3,10 +3,10 @@
 //! writes them back with their index columns.
 
 use chrono::Utc;
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 
 use super::claims::JobOwner;
-use super::{PgStore, decode_record, encode_value, is_unique_violation, pg_error, to_i64};
+use super::{PgStore, cached, decode_record, encode_value, is_unique_violation, pg_error, to_i64};
 use crate::store::admin::{
     AdminChange, Administered, AuditNote, AuditRecord, ChangeEffect, apply_change,
 };
@@ -123,7 +123,11 @@ impl PgStore {
         let tx = unsynced(&mut client).await?;
         let routed = tx
             .query_opt(
-                "DELETE FROM routing_jobs WHERE job_id = $1 RETURNING local_id",
+                &cached(
+                    &tx,
+                    "DELETE FROM routing_jobs WHERE job_id = $1 RETURNING local_id",
+                )
+                .await?,
                 &[&to_i64(job.0)?],
             )
             .await
@@ -184,9 +188,13 @@ impl PgStore {
         let attempts = i32::try_from(retry.attempts).unwrap_or(i32::MAX);
         // Released: whichever node is free when the job is due again takes it.
         tx.execute(
-            "UPDATE routing_jobs SET attempts = $2, not_before = $3, last_error = $4,
+            &cached(
+                &tx,
+                "UPDATE routing_jobs SET attempts = $2, not_before = $3, last_error = $4,
                     claimed_by = NULL, claimed_until = NULL
               WHERE job_id = $1",
+            )
+            .await?,
             &[
                 &to_i64(job.0)?,
                 &attempts,
@@ -248,7 +256,7 @@ impl PgStore {
             detail,
         };
         tx.execute(
-            "INSERT INTO audit_log (seq, record) VALUES ($1, $2)",
+            &cached(&tx, "INSERT INTO audit_log (seq, record) VALUES ($1, $2)").await?,
             &[&to_i64(audit.seq)?, &encode_value(&audit)?],
         )
         .await
@@ -334,7 +342,10 @@ async fn existing_tx(
     tx_id: &str,
 ) -> Result<Option<MessageRecord>, StoreError> {
     let row = tx
-        .query_opt("SELECT record FROM messages WHERE tx_id = $1", &[&tx_id])
+        .query_opt(
+            &cached(tx, "SELECT record FROM messages WHERE tx_id = $1").await?,
+            &[&tx_id],
+        )
         .await
         .map_err(pg_error)?;
     row.map(|row| decode_record(row.get(0))).transpose()
@@ -347,7 +358,11 @@ pub(super) async fn for_update(
 ) -> Result<Option<MessageRecord>, StoreError> {
     let row = tx
         .query_opt(
-            "SELECT record FROM messages WHERE local_id = $1 FOR UPDATE",
+            &cached(
+                tx,
+                "SELECT record FROM messages WHERE local_id = $1 FOR UPDATE",
+            )
+            .await?,
             &[&id.0],
         )
         .await
@@ -364,7 +379,7 @@ async fn existing(tx: &Transaction<'_>, id: LocalId) -> Result<MessageRecord, St
 /// The next value of the id sequence (arrival order, job ids, audit sequence).
 async fn next_id(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     let row = tx
-        .query_one("SELECT nextval('shs_ids')", &[])
+        .query_one(&cached(tx, "SELECT nextval('shs_ids')").await?, &[])
         .await
         .map_err(pg_error)?;
     super::to_u64(row.get(0))
@@ -379,8 +394,12 @@ async fn insert_job(
 ) -> Result<JobId, StoreError> {
     let job = JobId(next_id(tx).await?);
     tx.execute(
-        "INSERT INTO routing_jobs (job_id, local_id, claimed_by, claimed_until)
+        &cached(
+            tx,
+            "INSERT INTO routing_jobs (job_id, local_id, claimed_by, claimed_until)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        )
+        .await?,
         &[&to_i64(job.0)?, &id.0, &owner.node(), &owner.lease_secs()],
     )
     .await
@@ -406,7 +425,11 @@ async fn insert_new(
     let payload = message.payload.id;
     let committed = tx
         .execute(
-            "UPDATE payloads SET pending = FALSE WHERE payload_id = $1 AND pending",
+            &cached(
+                tx,
+                "UPDATE payloads SET pending = FALSE WHERE payload_id = $1 AND pending",
+            )
+            .await?,
             &[&payload.0],
         )
         .await
@@ -441,10 +464,14 @@ async fn insert_routed(
     };
     let inserted = tx
         .execute(
-            "INSERT INTO messages (local_id, tx_id, sender, mailbox, state, state_since,
+            &cached(
+                tx,
+                "INSERT INTO messages (local_id, tx_id, sender, mailbox, state, state_since,
                  arrival, arrival_seq, corr_id, payload_id, parent, record)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (tx_id) DO NOTHING",
+            )
+            .await?,
             &[
                 &record.local_id.0,
                 &record.tx_id,
@@ -475,8 +502,12 @@ async fn insert_routed(
 /// Writes a changed record back with its index columns.
 async fn update_record(tx: &Transaction<'_>, record: &MessageRecord) -> Result<(), StoreError> {
     tx.execute(
-        "UPDATE messages SET mailbox = $2, state = $3, state_since = $4, record = $5
+        &cached(
+            tx,
+            "UPDATE messages SET mailbox = $2, state = $3, state_since = $4, record = $5
           WHERE local_id = $1",
+        )
+        .await?,
         &[
             &record.local_id.0,
             &record.mailbox.as_ref().map(ToString::to_string),
@@ -519,20 +550,29 @@ async fn remove_family(
             removal.removed.push(parent.local_id);
         }
         let payload = record.payload.id;
-        tx.execute("DELETE FROM payloads WHERE payload_id = $1", &[&payload.0])
-            .await
-            .map_err(pg_error)?;
+        tx.execute(
+            &cached(tx, "DELETE FROM payloads WHERE payload_id = $1").await?,
+            &[&payload.0],
+        )
+        .await
+        .map_err(pg_error)?;
         removal.payload_deleted = Some(payload);
     }
     Ok(removal)
 }
 
 async fn delete_record(tx: &Transaction<'_>, id: LocalId) -> Result<(), StoreError> {
-    tx.execute("DELETE FROM routing_jobs WHERE local_id = $1", &[&id.0])
-        .await
-        .map_err(pg_error)?;
-    tx.execute("DELETE FROM messages WHERE local_id = $1", &[&id.0])
-        .await
-        .map_err(pg_error)?;
+    tx.execute(
+        &cached(tx, "DELETE FROM routing_jobs WHERE local_id = $1").await?,
+        &[&id.0],
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.execute(
+        &cached(tx, "DELETE FROM messages WHERE local_id = $1").await?,
+        &[&id.0],
+    )
+    .await
+    .map_err(pg_error)?;
     Ok(())
 }

@@ -31,13 +31,13 @@ impl PgPayloadWriter {
             .get()
             .await
             .map_err(|err| StoreError::Unavailable(format!("database: {err}")))?;
-        client
-            .execute(
+        let insert = client
+            .prepare_cached(
                 "INSERT INTO payloads (payload_id, pending, started) VALUES ($1, TRUE, now())",
-                &[&id.0],
             )
             .await
             .map_err(pg_error)?;
+        client.execute(&insert, &[&id.0]).await.map_err(pg_error)?;
         Ok(PgPayloadWriter {
             pool,
             id,
@@ -63,12 +63,14 @@ impl PgPayloadWriter {
         tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
             .await
             .map_err(pg_error)?;
-        tx.execute(
+        let insert = super::cached(
+            &tx,
             "INSERT INTO payload_chunks (payload_id, part, chunk, bytes) VALUES ($1, $2, $3, $4)",
-            &[&self.id.0, &part_index, &chunk_index, &chunk],
         )
-        .await
-        .map_err(pg_error)?;
+        .await?;
+        tx.execute(&insert, &[&self.id.0, &part_index, &chunk_index, &chunk])
+            .await
+            .map_err(pg_error)?;
         tx.commit().await.map_err(pg_error)
     }
 }
