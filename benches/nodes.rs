@@ -17,10 +17,13 @@
 //! and two nodes for half a second each, or a skip line when there is no binary or no
 //! PostgreSQL.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +32,8 @@ use shsd::client::{OutgoingPart, ShsClient, build_message};
 use shsd::pki::{ExamplePki, PkiOptions};
 use shsd::protocol::label::SequenceType;
 use shsd::store::postgres::test_server::TestServer;
+
+use common::{Daemon, server_binary};
 
 const PORTAL: &str = "urn:X-shs:5590000001";
 const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
@@ -158,22 +163,15 @@ fn run(binary: &Path, params: &Params, server: &TestServer) -> Result<(), String
         let config = dir.path().join(format!("{database}.toml"));
         std::fs::write(&config, config_text(&conninfo, params.senders))
             .map_err(|err| err.to_string())?;
-        let mut children = Vec::new();
-        let mut ports = Vec::new();
+        let mut daemons = Vec::new();
         for index in 0..nodes {
             let log = dir.path().join(format!("{database}-{index}.log"));
-            let (child, port) = start(binary, &config, &log)?;
-            children.push(child);
-            ports.push(port);
+            daemons.push(Daemon::start(binary, &config, &log)?);
         }
+        let ports: Vec<u16> = daemons.iter().map(|daemon| daemon.port).collect();
         eprintln!("nodes: {nodes} node(s) on ports {ports:?}");
         let row = runtime.block_on(intake(params, nodes, &ports, &tls));
-        for mut child in children {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
+        drop(daemons);
         rows.push(row?);
     }
     println!("## Several nodes on one PostgreSQL (`cargo bench --bench nodes`)");
@@ -287,42 +285,6 @@ async fn intake(
     Ok(row)
 }
 
-/// Starts `shsd serve` with its log in `log`; returns it with the port from its log.
-fn start(binary: &Path, config: &Path, log: &Path) -> Result<(Child, u16), String> {
-    let file = std::fs::File::create(log).map_err(|err| err.to_string())?;
-    let mut child = Command::new(binary)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let port = text.lines().find_map(|line| {
-            let rest = line.split("listening on ").nth(1)?;
-            let address = rest.split(" (shs)").next()?.trim();
-            address
-                .parse::<std::net::SocketAddr>()
-                .ok()
-                .map(|a| a.port())
-        });
-        if let Some(port) = port {
-            return Ok((child, port));
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("shsd exited with {status}:\n{text}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    Err("shsd did not report its port in 60 s".to_owned())
-}
-
 /// 4 KiB append + `sync_data` in a loop for `duration`: syncs per second.
 fn raw_fdatasync(dir: &Path, duration: Duration) -> std::io::Result<f64> {
     let path = dir.join("fdatasync-probe");
@@ -344,21 +306,6 @@ fn raw_fdatasync(dir: &Path, duration: Duration) -> std::io::Result<f64> {
     } else {
         0.0
     })
-}
-
-/// `shsd` beside this executable's `deps/` folder.
-fn server_binary() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|err| format!("no executable path: {err}"))?;
-    let binary = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("shsd"))
-        .ok_or_else(|| format!("unexpected executable path {}", exe.display()))?;
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!("no shsd binary at {}", binary.display()))
-    }
 }
 
 /// The nodes' configuration: the example organisations on the database `conninfo`.
