@@ -21,7 +21,7 @@ use shsd::client::{OutgoingPart, ShsClient, build_message};
 use shsd::pki::{ExamplePki, PkiOptions};
 use shsd::protocol::label::SequenceType;
 
-use common::{Daemon, server_binary};
+use common::Daemon;
 
 const PORTAL: &str = "urn:X-shs:5590000001";
 const PRODUCT: &str = "urn:X-shs:0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
@@ -29,16 +29,9 @@ const SIZE: usize = 1 << 20;
 
 fn main() -> ExitCode {
     let bench = std::env::args().skip(1).any(|arg| arg == "--bench");
-    let binary = match server_binary() {
+    let binary = match common::binary_or_exit("fanout", bench) {
         Ok(binary) => binary,
-        Err(reason) if !bench => {
-            println!("fanout: smoke run skipped: {reason}");
-            return ExitCode::SUCCESS;
-        }
-        Err(reason) => {
-            eprintln!("fanout: {reason}; run `cargo build --release` first");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
     let env = |name: &str, default: usize, max: usize| {
         std::env::var(name)

@@ -19,9 +19,9 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "load/disk.rs"]
+mod disk;
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use shsd::pki::{ExamplePki, PkiOptions};
 use shsd::protocol::label::SequenceType;
 use shsd::store::postgres::test_server::TestServer;
 
-use common::{Daemon, server_binary};
+use common::Daemon;
 
 const PORTAL: &str = "urn:X-shs:5590000001";
 const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
@@ -50,16 +50,9 @@ struct Params {
 
 fn main() -> ExitCode {
     let bench = std::env::args().skip(1).any(|arg| arg == "--bench");
-    let binary = match server_binary() {
+    let binary = match common::binary_or_exit("nodes", bench) {
         Ok(binary) => binary,
-        Err(reason) if !bench => {
-            println!("nodes: smoke run skipped: {reason}");
-            return ExitCode::SUCCESS;
-        }
-        Err(reason) => {
-            eprintln!("nodes: {reason}; run `cargo build --release` first");
-            return ExitCode::FAILURE;
-        }
+        Err(exit) => return exit,
     };
     let params = match params(bench) {
         Ok(params) => params,
@@ -144,11 +137,10 @@ struct Row {
 fn run(binary: &Path, params: &Params, server: &TestServer) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|err| err.to_string())?;
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let raw = raw_fdatasync(
-        dir.path(),
-        Duration::from_secs(if params.smoke { 0 } else { 3 }),
-    )
-    .map_err(|err| format!("raw fdatasync: {err}"))?;
+    let probe = Duration::from_millis(if params.smoke { 100 } else { 3000 });
+    let raw = disk::raw_disk(dir.path(), probe)
+        .map_err(|err| format!("raw fdatasync: {err}"))?
+        .rate();
     let pki = ExamplePki::generate(PkiOptions::default()).map_err(|err| err.to_string())?;
     pki.write_to(&dir.path().join("certs"), false)
         .map_err(|err| err.to_string())?;
@@ -283,29 +275,6 @@ async fn intake(
     row.accepted = row.latencies.len();
     row.rate = row.accepted as f64 / params.seconds.as_secs_f64();
     Ok(row)
-}
-
-/// 4 KiB append + `sync_data` in a loop for `duration`: syncs per second.
-fn raw_fdatasync(dir: &Path, duration: Duration) -> std::io::Result<f64> {
-    let path = dir.join("fdatasync-probe");
-    let mut file = OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .open(&path)?;
-    let block = [0xA5u8; 4096];
-    let (started, mut syncs) = (Instant::now(), 0u64);
-    while started.elapsed() < duration {
-        file.write_all(&block)?;
-        file.sync_data()?;
-        syncs += 1;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    std::fs::remove_file(&path)?;
-    Ok(if elapsed > 0.0 {
-        syncs as f64 / elapsed
-    } else {
-        0.0
-    })
 }
 
 /// The nodes' configuration: the example organisations on the database `conninfo`.

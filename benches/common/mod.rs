@@ -24,6 +24,23 @@ pub fn server_binary() -> Result<PathBuf, String> {
     }
 }
 
+/// The binary for bench `name`, or the exit the bench should take: without `--bench` (the
+/// smoke run under `cargo test --all-targets`) a missing binary is a skip, under
+/// `--bench` a failure that says how to build it.
+pub fn binary_or_exit(name: &str, bench: bool) -> Result<PathBuf, std::process::ExitCode> {
+    match server_binary() {
+        Ok(binary) => Ok(binary),
+        Err(reason) if !bench => {
+            println!("{name}: smoke run skipped: {reason}");
+            Err(std::process::ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            eprintln!("{name}: {reason}; run `cargo build --release` first");
+            Err(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
 /// A running `shsd serve` with its SHS and admin ports; SIGTERMed and waited for on drop.
 pub struct Daemon {
     child: Child,

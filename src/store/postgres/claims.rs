@@ -11,9 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::ops::unsynced;
-use super::{PgStore, cached, decode_record, pg_error, to_i64, to_u64};
+use super::reads::routing_job;
+use super::{PgStore, cached, pg_error, to_i64};
 use crate::store::record::JobId;
-use crate::store::{Retry, RoutingJob, StoreError};
+use crate::store::{RoutingJob, StoreError};
 
 /// Who this node is in the lease columns, and how long what it takes stays its own.
 #[derive(Debug, Clone)]
@@ -83,19 +84,8 @@ impl PgStore {
             .map_err(pg_error)?;
         tx.commit().await.map_err(pg_error)?;
         let mut jobs = rows
-            .into_iter()
-            .map(|row| {
-                let attempts: i32 = row.get(1);
-                Ok(RoutingJob {
-                    id: JobId(to_u64(row.get(0))?),
-                    message: decode_record(row.get(4))?,
-                    retry: Retry {
-                        attempts: u32::try_from(attempts).unwrap_or_default(),
-                        not_before: row.get(2),
-                        last_error: row.get(3),
-                    },
-                })
-            })
+            .iter()
+            .map(routing_job)
             .collect::<Result<Vec<_>, StoreError>>()?;
         jobs.sort_by_key(|job| job.id);
         Ok(jobs)

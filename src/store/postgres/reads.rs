@@ -187,20 +187,7 @@ impl PgStore {
             )
             .await
             .map_err(pg_error)?;
-        rows.into_iter()
-            .map(|row| {
-                let attempts: i32 = row.get(1);
-                Ok(RoutingJob {
-                    id: JobId(to_u64(row.get(0))?),
-                    message: decode_record(row.get(4))?,
-                    retry: Retry {
-                        attempts: u32::try_from(attempts).unwrap_or_default(),
-                        not_before: row.get(2),
-                        last_error: row.get(3),
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(routing_job).collect()
     }
 
     pub(super) async fn due_ids(
@@ -291,4 +278,18 @@ impl PgStore {
         depths.sort();
         Ok(depths)
     }
+}
+
+/// A routing job from a row of (job_id, attempts, not_before, last_error, record).
+pub(super) fn routing_job(row: &tokio_postgres::Row) -> Result<RoutingJob, StoreError> {
+    let attempts: i32 = row.get(1);
+    Ok(RoutingJob {
+        id: JobId(to_u64(row.get(0))?),
+        message: decode_record(row.get(4))?,
+        retry: Retry {
+            attempts: u32::try_from(attempts).unwrap_or_default(),
+            not_before: row.get(2),
+            last_error: row.get(3),
+        },
+    })
 }
