@@ -39,6 +39,15 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
                 Some(file) => Some(read_password(file)?),
                 None => None,
             };
+            let tls = if postgres.ca_files.is_empty() {
+                None
+            } else {
+                Some(client_config(&ClientTlsFiles {
+                    roots: postgres.ca_files.clone(),
+                    cert_chain: None,
+                    key: None,
+                })?)
+            };
             let store = PgStore::open(&PgConfig {
                 conninfo: postgres.conninfo.clone(),
                 password,
@@ -47,6 +56,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
                 connect_timeout: postgres.connect_timeout,
                 node: node_name(&config.node_id),
                 job_lease: postgres.job_lease,
+                tls,
             })
             .await?;
             Arc::new(store)

@@ -217,6 +217,8 @@ pub(super) struct StoreSection {
 pub(super) struct PostgresSection {
     pub conninfo: String,
     pub password_file: Option<String>,
+    #[serde(default)]
+    pub ca_files: Vec<String>,
     #[serde(default = "default_pool_size")]
     pub pool_size: u64,
     #[serde(default = "default_statement_timeout")]

@@ -28,6 +28,9 @@ pub struct PostgresConfig {
     pub conninfo: String,
     /// A file whose first line is the database password (kept out of the TOML file).
     pub password_file: Option<PathBuf>,
+    /// CA certificates the database server's certificate must chain to; set: TLS to the
+    /// database (with `sslmode=require` in `conninfo` to refuse a server without it).
+    pub ca_files: Vec<PathBuf>,
     /// The most connections this node holds open (default 16).
     pub pool_size: usize,
     /// The server cancels any statement after this long (default 30 s), so a stuck
@@ -106,9 +109,15 @@ impl Checker {
             .password_file
             .as_deref()
             .map(|file| self.existing_file("store.postgres.password_file", file));
+        let ca_files = section
+            .ca_files
+            .iter()
+            .map(|file| self.existing_file("store.postgres.ca_files", file))
+            .collect();
         PostgresConfig {
             conninfo: section.conninfo.clone(),
             password_file,
+            ca_files,
             pool_size: usize::try_from(pool_size).unwrap_or(usize::MAX),
             statement_timeout: Duration::from_secs(statement_timeout),
             connect_timeout: Duration::from_secs(connect_timeout),
@@ -123,6 +132,7 @@ impl PostgresConfig {
         PostgresConfig {
             conninfo,
             password_file: None,
+            ca_files: Vec::new(),
             pool_size: 16,
             statement_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),

@@ -350,16 +350,17 @@ fn a_postgres_store_is_configured_with_defaults_and_checked() {
     let bad = format!(
         "{MINIMAL}\n[push]\ntimeout_secs = 60\n[store]\nengine = \"postgres\"\n\
          [store.postgres]\nconninfo = \"host=x port=notaport\"\npool_size = 0\n\
-         job_lease_secs = 30\npassword_file = \"nowhere\"\n"
+         job_lease_secs = 30\npassword_file = \"nowhere\"\nca_files = [\"no-ca.pem\"]\n"
     );
     let errors = Config::from_toml(&bad, &dir.path().join("shsd.toml")).unwrap_err();
     let all = errors.to_string();
-    assert_eq!(errors.problems.len(), 4, "{all}");
+    assert_eq!(errors.problems.len(), 5, "{all}");
     for part in [
         "store.postgres.pool_size must be greater than 0",
         "store.postgres.conninfo",
         "job_lease_secs (30) must be longer than push.timeout_secs (60)",
         "store.postgres.password_file",
+        "store.postgres.ca_files: ",
     ] {
         assert!(all.contains(part), "{part} missing from {all}");
     }

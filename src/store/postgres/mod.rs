@@ -20,7 +20,8 @@
 //! node-wide duties are held by one node at a time (`claims`); tx.id uniqueness is the
 //! database's. Every failure to reach the database is [`StoreError::Unavailable`] (503 at
 //! the edge); the pool replaces broken connections, so a database restart needs no
-//! restart of shsd. Not yet: TLS to the database.
+//! restart of shsd. TLS to the database goes through rustls, with the roots the
+//! configuration names.
 //!
 //! - [`schema`]: the tables and the versioned migrations.
 //! - `ops`: the write paths; `reads`: the read paths; `payload`: the upload writer;
@@ -35,6 +36,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::codec::{decode, encode};
 use super::record::{JobId, LocalId, MessageRecord, PayloadId};
@@ -57,7 +59,7 @@ pub mod schema;
 const ORPHAN_AGE_SECS: f64 = 3600.0;
 
 /// Where the database is and how to use it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PgConfig {
     /// A libpq-style connection string or URL (`host=127.0.0.1 port=5432 user=shsd
     /// dbname=shsd`, or `postgresql://shsd@127.0.0.1/shsd`). Plain TCP for now.
@@ -73,6 +75,10 @@ pub struct PgConfig {
     pub connect_timeout: Duration,
     /// This process's name in job and duty leases: unique among the database's nodes.
     pub node: String,
+    /// TLS to the database with this client configuration (its roots decide which server
+    /// certificates are trusted); `None`: plain TCP. Whether TLS is required is the
+    /// conninfo's `sslmode` (`require` refuses a server without TLS).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// How long a routing job this node took stays its own.
     pub job_lease: Duration,
 }
@@ -88,6 +94,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             node: node_name("shsd"),
+            tls: None,
             job_lease: Duration::from_secs(120),
         }
     }
@@ -121,13 +128,18 @@ impl PgStore {
         if let Some(password) = &config.password {
             pg.password(password.as_bytes());
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &config.tls {
+            Some(tls) => {
+                let mut tls = (**tls).clone();
+                // PostgreSQL speaks its own protocol inside TLS, not HTTP.
+                tls.alpn_protocols.clear();
+                Manager::from_config(pg, MakeRustlsConnect::new(tls), recycling)
+            }
+            None => Manager::from_config(pg, NoTls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .runtime(Runtime::Tokio1)

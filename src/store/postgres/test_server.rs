@@ -62,6 +62,8 @@ pub async fn fresh_database() -> PgConfig {
 #[derive(Debug)]
 pub struct TestServer {
     fsync: bool,
+    /// Serves TLS with `server.crt` / `server.key` in its directory.
+    tls: bool,
     bin: PathBuf,
     dir: PathBuf,
     runas: Option<&'static str>,
@@ -72,16 +74,22 @@ impl TestServer {
     /// Creates a cluster in a temporary directory and starts it on a free port, with
     /// `fsync=off` (behaviour tests).
     pub fn start() -> Result<TestServer, String> {
-        TestServer::create(false)
+        TestServer::create(false, None)
+    }
+
+    /// Like [`TestServer::start`], also serving TLS with the certificate chain and key
+    /// in these PEM files.
+    pub fn start_with_tls(certificate: &Path, key: &Path) -> Result<TestServer, String> {
+        TestServer::create(false, Some((certificate, key)))
     }
 
     /// Like [`TestServer::start`] with PostgreSQL's durable defaults (`fsync=on`), for
     /// benchmarks whose numbers must include the database's disk syncs.
     pub fn start_durable() -> Result<TestServer, String> {
-        TestServer::create(true)
+        TestServer::create(true, None)
     }
 
-    fn create(fsync: bool) -> Result<TestServer, String> {
+    fn create(fsync: bool, tls: Option<(&Path, &Path)>) -> Result<TestServer, String> {
         let bin = binaries()?;
         let dir = std::env::temp_dir().join(format!("shsd-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
@@ -98,8 +106,12 @@ impl TestServer {
             .and_then(|listener| listener.local_addr())
             .map_err(|err| format!("free port: {err}"))?
             .port();
+        if let Some((certificate, key)) = tls {
+            install_tls_files(&dir, certificate, key, runas.is_some())?;
+        }
         let server = TestServer {
             fsync,
+            tls: tls.is_some(),
             bin,
             dir,
             runas,
@@ -166,13 +178,19 @@ impl TestServer {
 
     /// Starts the (stopped) server again on the same port and data.
     pub fn start_again(&self) -> Result<(), String> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
              -c fsync={} -c max_connections=200",
             self.port,
             self.dir.display(),
             if self.fsync { "on" } else { "off" }
         );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                dir = self.dir.display()
+            ));
+        }
         let log = self.dir.join("server.log").display().to_string();
         let started = run(
             self.runas,
@@ -229,6 +247,33 @@ impl TestServer {
             .map_err(|err| format!("watchdog: {err}"))?;
         Ok(())
     }
+}
+
+/// Copies the server's TLS files into `dir` as PostgreSQL wants them: the key readable
+/// only by the server's user.
+fn install_tls_files(
+    dir: &Path,
+    certificate: &Path,
+    key: &Path,
+    as_nobody: bool,
+) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    for (from, name, mode) in [
+        (certificate, "server.crt", 0o644),
+        (key, "server.key", 0o600),
+    ] {
+        let to = dir.join(name);
+        std::fs::copy(from, &to).map_err(|err| format!("{}: {err}", from.display()))?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))
+            .map_err(|err| format!("{}: {err}", to.display()))?;
+        if as_nobody {
+            let uid: u32 = parse_id(&output("id", &["-u", "nobody"])?)?;
+            let gid: u32 = parse_id(&output("id", &["-g", "nobody"])?)?;
+            std::os::unix::fs::chown(&to, Some(uid), Some(gid))
+                .map_err(|err| format!("chown {}: {err}", to.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The directory of `initdb` and `pg_ctl`.

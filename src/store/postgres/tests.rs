@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::test_server::fresh_database;
-use super::{PgStore, schema};
+use super::{PgConfig, PgStore, schema};
 use crate::store::{Acceptance, Route, Store, StoreError};
 
 async fn versions(config: &super::PgConfig) -> Vec<i32> {
@@ -262,4 +262,59 @@ async fn uploads_abandoned_long_ago_are_removed_while_running() {
         .collect();
     assert_eq!(left, vec![fresh.id().0]);
     drop(old);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_the_database_is_used_and_its_certificate_checked() {
+    use super::test_server::TestServer;
+    let pki = crate::pki::ExamplePki::generate(crate::pki::PkiOptions::default()).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    pki.write_to(files.path(), false).unwrap();
+    let (certificate, key) = (
+        files.path().join("server.pem"),
+        files.path().join("server-key.pem"),
+    );
+    let server =
+        tokio::task::spawn_blocking(move || TestServer::start_with_tls(&certificate, &key))
+            .await
+            .unwrap()
+            .expect("a PostgreSQL server with TLS");
+    let conninfo = server.create_database("tls").await.unwrap();
+    let trusting = |roots: &std::path::Path| {
+        crate::tls::client::client_config(&crate::tls::client::ClientTlsFiles {
+            roots: vec![roots.to_owned()],
+            cert_chain: None,
+            key: None,
+        })
+        .unwrap()
+    };
+
+    // The example CA signed the server's certificate (localhost, 127.0.0.1): TLS, required.
+    let mut config = PgConfig::new(format!("{conninfo} sslmode=require"));
+    config.tls = Some(trusting(&files.path().join("ca.pem")));
+    let store = PgStore::open(&config).await.expect("open over TLS");
+    let client = store.client().await.unwrap();
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection is encrypted");
+
+    // A server certificate from a CA the node does not trust is refused.
+    let other = crate::pki::ExamplePki::generate(crate::pki::PkiOptions::default()).unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    other.write_to(other_dir.path(), false).unwrap();
+    config.tls = Some(trusting(&other_dir.path().join("ca.pem")));
+    match PgStore::open(&config).await {
+        Err(StoreError::Unavailable(reason)) => assert!(reason.contains("database"), "{reason}"),
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("an untrusted database server was accepted"),
+    }
+    // sslmode=require without TLS configured cannot connect (no silent plain text).
+    config.tls = None;
+    assert!(PgStore::open(&config).await.is_err());
 }
