@@ -77,6 +77,10 @@ pub struct SignerTrust {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// Chains already built, by SHA-256 of the certificates they were built from.
     chains: Mutex<HashMap<[u8; 32], Arc<Chain>>>,
+    /// Chains already built, by SHA-256 of the certificates as a signature carried them
+    /// (the base64 text of XML-DSig `X509Certificate` elements), so that a repeated signer
+    /// costs neither decoding nor parsing.
+    carried: Mutex<HashMap<[u8; 32], Arc<Chain>>>,
 }
 
 /// A verified chain: the signer, its key and the validity window of every certificate.
@@ -111,6 +115,7 @@ impl SignerTrust {
             crls,
             verified: Mutex::new(HashSet::new()),
             chains: Mutex::new(HashMap::new()),
+            carried: Mutex::new(HashMap::new()),
         })
     }
 
@@ -149,10 +154,7 @@ impl SignerTrust {
         key.copy_from_slice(ctx.finish().as_ref());
         let now = at.timestamp();
         if let Some(chain) = self.chains().get(&key)
-            && chain
-                .windows
-                .iter()
-                .all(|&(from, to)| from <= now && now <= to)
+            && chain.valid_at(now)
         {
             return Ok(Arc::clone(chain));
         }
@@ -163,6 +165,48 @@ impl SignerTrust {
         }
         chains.insert(key, Arc::clone(&chain));
         Ok(chain)
+    }
+
+    /// As [`SignerTrust::verify_key`] for certificates still in the form a signature
+    /// carried them in (`carried`, in order: here the base64 text of each XML-DSig
+    /// `X509Certificate`). The chain built before from exactly the same bytes is taken from
+    /// the cache, with only its validity at `at` checked again; otherwise `build` decodes
+    /// them and calls [`SignerTrust::verify_key`], and a chain it returns is remembered.
+    /// Sound because the chain is a function of those bytes, the anchors and CRLs (fixed
+    /// in a `SignerTrust`) and the time (checked on every hit); a certificate that differs
+    /// in any byte, say a new one under the same subject, is a different key.
+    pub(crate) fn verify_carried(
+        &self,
+        carried: &[&[u8]],
+        at: DateTime<Utc>,
+        build: impl FnOnce() -> Result<Arc<Chain>, SignatureError>,
+    ) -> Result<Arc<Chain>, SignatureError> {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for bytes in carried {
+            ctx.update(&(bytes.len() as u64).to_be_bytes());
+            ctx.update(bytes);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        let now = at.timestamp();
+        if let Some(chain) = lock_map(&self.carried).get(&key)
+            && chain.valid_at(now)
+        {
+            return Ok(Arc::clone(chain));
+        }
+        let chain = build()?;
+        let mut cache = lock_map(&self.carried);
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&chain));
+        Ok(chain)
+    }
+
+    /// How many chains are remembered by the certificates as carried (for tests).
+    #[cfg(test)]
+    pub(crate) fn carried_cached(&self) -> usize {
+        lock_map(&self.carried).len()
     }
 
     /// Builds and checks the chain from `leaf` to an anchor.
@@ -313,6 +357,20 @@ impl SignerTrust {
         }
         Ok(())
     }
+}
+
+impl Chain {
+    /// True if every certificate of the chain is valid at `now` (Unix seconds).
+    fn valid_at(&self, now: i64) -> bool {
+        self.windows
+            .iter()
+            .all(|&(from, to)| from <= now && now <= to)
+    }
+}
+
+/// Locks a chain cache (which holds no invariant a panicking holder could break).
+fn lock_map<T>(map: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Parses every DER certificate that parses, keeping its bytes.

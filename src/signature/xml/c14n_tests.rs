@@ -14,7 +14,7 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-fn element_named(doc: &Document, local: &str) -> usize {
+fn element_named(doc: &Document<'_>, local: &str) -> usize {
     doc.elements
         .iter()
         .position(|e| e.local() == local)
@@ -24,7 +24,8 @@ fn element_named(doc: &Document, local: &str) -> usize {
 /// Canonicalises fixture `input` (the subtree of `apex`, or the whole document) and
 /// compares with fixture `expected`.
 fn check(input: &str, apex: Option<&str>, kind: Kind, with_comments: bool, expected: &str) {
-    let doc = parse(&fixture(input)).expect("fixture parses");
+    let bytes = fixture(input);
+    let doc = parse(&bytes).expect("fixture parses");
     let subset = match apex {
         Some(local) => Subset::Element(element_named(&doc, local)),
         None => Subset::Document,
