@@ -112,7 +112,8 @@ impl Element<'_> {
 
     /// True if this element is `local` in namespace `ns`.
     pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
-        *self.ns == *ns && self.local() == local
+        // The local name first: it is short and usually tells.
+        self.local() == local && *self.ns == *ns
     }
 }
 
@@ -304,15 +305,17 @@ fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
 
     let mut b = Builder {
         input,
+        // Sized for typical markup density (within bounds), so that a small document rarely
+        // regrows them.
         doc: Document {
-            elements: Vec::with_capacity(32),
+            elements: Vec::with_capacity((input.len() / 64).clamp(8, 1024)),
             prolog: Vec::new(),
             epilog: Vec::new(),
             nodes: Vec::new(),
-            attrs: Vec::with_capacity(32),
-            ns_decls: Vec::new(),
+            attrs: Vec::with_capacity((input.len() / 128).clamp(8, 1024)),
+            ns_decls: Vec::with_capacity(4),
         },
-        nodes: Vec::with_capacity(64),
+        nodes: Vec::with_capacity((input.len() / 32).clamp(8, 2048)),
         open: Vec::with_capacity(16),
         scope: vec![(Cow::Borrowed("xml"), Cow::Borrowed(XML_NS))],
         marks: Vec::with_capacity(16),
@@ -445,7 +448,7 @@ impl<'t> Builder<'t> {
         for attr in tag.attributes() {
             let attr = attr.map_err(|e| malformed!("malformed attribute in <{qname}>: {e}"))?;
             let raw_key = attr.key.into_inner();
-            if attr.value.contains('<') {
+            if attr.value.as_bytes().contains(&b'<') {
                 return Err(malformed!("attribute {raw_key} of <{qname}> contains '<'"));
             }
             let value = attr
@@ -583,8 +586,8 @@ fn entity_refused(name: &str) -> SignatureError {
 
 /// Splits a qualified name into prefix and local name.
 fn split_qname(qname: &str) -> (&str, &str) {
-    match qname.split_once(':') {
-        Some((prefix, local)) => (prefix, local),
+    match qname.bytes().position(|b| b == b':') {
+        Some(at) => (&qname[..at], &qname[at + 1..]),
         None => ("", qname),
     }
 }
