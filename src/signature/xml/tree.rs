@@ -375,19 +375,25 @@ fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
     if !b.open.is_empty() || b.doc.elements.is_empty() {
         return Err(malformed!("the XML document is incomplete"));
     }
-    // Group the child nodes by parent (a stable sort keeps document order), and give each
-    // element its range.
-    let mut nodes = b.nodes;
-    nodes.sort_by_key(|(parent, _)| *parent);
+    // Group the child nodes by parent, keeping document order (a counting sort): each
+    // element's children start after those of the elements before it.
     let mut doc = b.doc;
-    let mut at = 0;
-    while at < nodes.len() {
-        let parent = nodes[at].0;
-        let end = at + nodes[at..].partition_point(|(p, _)| *p == parent);
-        doc.elements[parent].children = at..end;
-        at = end;
+    let mut next = vec![0usize; doc.elements.len() + 1];
+    for (parent, _) in &b.nodes {
+        next[parent + 1] += 1;
     }
-    doc.nodes = nodes.into_iter().map(|(_, node)| node).collect();
+    for i in 1..next.len() {
+        next[i] += next[i - 1];
+    }
+    for (i, element) in doc.elements.iter_mut().enumerate() {
+        element.children = next[i]..next[i + 1];
+    }
+    let mut nodes = vec![Node::Element(usize::MAX); b.nodes.len()];
+    for (parent, node) in b.nodes {
+        nodes[next[parent]] = node;
+        next[parent] += 1;
+    }
+    doc.nodes = nodes;
     Ok(doc)
 }
 
