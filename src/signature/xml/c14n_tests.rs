@@ -217,3 +217,37 @@ fn doctype_and_entities_are_refused() {
     assert!(refused("<p:d/>").contains("undeclared prefix"));
     assert!(refused("<d/><e/>").contains("after the document element"));
 }
+
+#[test]
+fn text_pieces_merge_and_line_ends_normalise_whether_borrowed_or_not() {
+    let xml =
+        "<a t=\"1&#x9;2\" u=\"p\r\nq\">x&amp;y<![CDATA[<z>]]>\r\n<!--c\r\n--><b/>w<?p d\r\n?></a>";
+    let doc = parse(xml.as_bytes()).expect("parses");
+    // Text, reference and CDATA before the comment are one text node.
+    let texts = doc
+        .children(Document::ROOT)
+        .iter()
+        .filter(|n| matches!(n, super::tree::Node::Text(_)))
+        .count();
+    assert_eq!(texts, 2);
+    let method = Method {
+        kind: Kind::Inclusive10,
+        with_comments: true,
+    };
+    let mut out = Vec::new();
+    canonicalize(&doc, Subset::Document, None, &method, &mut out).expect("c14n");
+    assert_eq!(
+        String::from_utf8(out).expect("utf-8"),
+        "<a t=\"1&#x9;2\" u=\"p q\">x&amp;y&lt;z&gt;\n<!--c\n--><b></b>w<?p d\n?></a>"
+    );
+}
+
+#[test]
+fn a_character_reference_to_a_non_xml_character_is_refused() {
+    let in_attribute = refused("<d a=\"&#1;\"/>");
+    assert!(
+        in_attribute.contains("&#1;") || in_attribute.contains("non-XML"),
+        "{in_attribute}"
+    );
+    assert!(refused("<d>&#1;</d>").contains("&#1;"));
+}
