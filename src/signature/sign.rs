@@ -189,7 +189,7 @@ impl XmlSigner {
         &self,
         doc: String,
         options: &SignOptions,
-        find_signature: impl Fn(&Document) -> usize,
+        find_signature: impl Fn(&Document<'_>) -> usize,
     ) -> Result<String, SignError> {
         let method = Method {
             kind: if options.exclusive {
@@ -212,9 +212,9 @@ impl XmlSigner {
             (Some(id), false) => {
                 let target = (0..parsed.elements.len())
                     .find(|&i| {
-                        parsed.elements[i].attr("Id") == Some(id)
-                            || parsed.elements[i].attr("ID") == Some(id)
-                            || parsed.elements[i].attr("id") == Some(id)
+                        parsed.attr(i, "Id") == Some(id)
+                            || parsed.attr(i, "ID") == Some(id)
+                            || parsed.attr(i, "id") == Some(id)
                     })
                     .ok_or_else(|| SignatureError::Malformed(format!("no element with id {id}")))?;
                 Subset::Element(target)

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -28,6 +29,9 @@ use crate::tls::identity::rfc4514;
 const MAX_CHAIN: usize = 6;
 /// How many verified certificate and CRL signatures are remembered.
 const CACHE_LIMIT: usize = 4096;
+/// How many chains are remembered by the certificates as carried (each key is the
+/// certificates' text, a few KiB).
+const CARRIED_LIMIT: usize = 1024;
 
 /// Who signed, as the broker records it with the message and shows it to the receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +81,10 @@ pub struct SignerTrust {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// Chains already built, by SHA-256 of the certificates they were built from.
     chains: Mutex<HashMap<[u8; 32], Arc<Chain>>>,
+    /// Chains already built, by the certificates as a signature carried them (the base64
+    /// text of XML-DSig `X509Certificate` elements), so that a repeated signer costs
+    /// neither decoding nor parsing.
+    carried: Mutex<HashMap<Carried, Arc<Chain>>>,
 }
 
 /// A verified chain: the signer, its key and the validity window of every certificate.
@@ -111,6 +119,7 @@ impl SignerTrust {
             crls,
             verified: Mutex::new(HashSet::new()),
             chains: Mutex::new(HashMap::new()),
+            carried: Mutex::new(HashMap::new()),
         })
     }
 
@@ -149,10 +158,7 @@ impl SignerTrust {
         key.copy_from_slice(ctx.finish().as_ref());
         let now = at.timestamp();
         if let Some(chain) = self.chains().get(&key)
-            && chain
-                .windows
-                .iter()
-                .all(|&(from, to)| from <= now && now <= to)
+            && chain.valid_at(now)
         {
             return Ok(Arc::clone(chain));
         }
@@ -163,6 +169,47 @@ impl SignerTrust {
         }
         chains.insert(key, Arc::clone(&chain));
         Ok(chain)
+    }
+
+    /// As [`SignerTrust::verify_key`] for certificates still in the form a signature
+    /// carried them in (`carried`, in order: here the base64 text of each XML-DSig
+    /// `X509Certificate`). The chain built before from exactly the same bytes is taken from
+    /// the cache (compared byte for byte), with only its validity at `at` checked again;
+    /// otherwise `build` decodes them and calls [`SignerTrust::verify_key`], and a chain it
+    /// returns is remembered. Sound because the chain is a function of those bytes, the
+    /// anchors and CRLs (fixed in a `SignerTrust`) and the time (checked on every hit); a
+    /// certificate that differs in any byte, say a new one under the same subject, misses.
+    pub(crate) fn verify_carried(
+        &self,
+        carried: &[&[u8]],
+        at: DateTime<Utc>,
+        build: impl FnOnce() -> Result<Arc<Chain>, SignatureError>,
+    ) -> Result<Arc<Chain>, SignatureError> {
+        let mut bytes = Vec::with_capacity(carried.iter().map(|c| c.len() + 8).sum());
+        for piece in carried {
+            bytes.extend_from_slice(&(piece.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(piece);
+        }
+        let key = Carried(bytes);
+        let now = at.timestamp();
+        if let Some(chain) = lock_map(&self.carried).get(&key)
+            && chain.valid_at(now)
+        {
+            return Ok(Arc::clone(chain));
+        }
+        let chain = build()?;
+        let mut cache = lock_map(&self.carried);
+        if cache.len() >= CARRIED_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, Arc::clone(&chain));
+        Ok(chain)
+    }
+
+    /// How many chains are remembered by the certificates as carried (for tests).
+    #[cfg(test)]
+    pub(crate) fn carried_cached(&self) -> usize {
+        lock_map(&self.carried).len()
     }
 
     /// Builds and checks the chain from `leaf` to an anchor.
@@ -313,6 +360,34 @@ impl SignerTrust {
         }
         Ok(())
     }
+}
+
+/// The key of the `carried` cache: every certificate as carried, each after its length.
+/// Hashing takes the length and the last bytes only (the end of a certificate's text is
+/// its signature, different for every certificate), equality every byte — so a lookup
+/// costs no cryptographic hash and a hit is always the very same certificates.
+#[derive(Debug, PartialEq, Eq)]
+struct Carried(Vec<u8>);
+
+impl Hash for Carried {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        state.write(&self.0[self.0.len().saturating_sub(32)..]);
+    }
+}
+
+impl Chain {
+    /// True if every certificate of the chain is valid at `now` (Unix seconds).
+    fn valid_at(&self, now: i64) -> bool {
+        self.windows
+            .iter()
+            .all(|&(from, to)| from <= now && now <= to)
+    }
+}
+
+/// Locks a chain cache (which holds no invariant a panicking holder could break).
+fn lock_map<T>(map: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Parses every DER certificate that parses, keeping its bytes.

@@ -11,7 +11,9 @@
 //! else (XPath, XSLT, base64 transforms, external or XPointer references, HMAC, a key
 //! without a certificate) is refused as unsupported.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -20,6 +22,7 @@ use x509_parser::prelude::FromDer;
 
 use super::algorithms::{EcdsaEncoding, Hash, SigAlg};
 use super::error::malformed;
+use super::trust::Chain;
 use super::xml::c14n::{DigestSink, Kind, Method, Subset, canonicalize};
 use super::xml::tree::{Document, Node, parse};
 use super::{SignatureError, VerifiedContent, VerifiedSigner, VerifyOptions};
@@ -93,7 +96,7 @@ pub fn verify_xml(
 }
 
 /// The error for a signature that does not cover what would be handed on.
-fn uncovered(doc: &Document, signature: usize, wanted: usize) -> SignatureError {
+fn uncovered(doc: &Document<'_>, signature: usize, wanted: usize) -> SignatureError {
     SignatureError::Wrapping(format!(
         "signature {} does not cover <{}>, which would be handed on",
         signature_name(doc, signature),
@@ -102,8 +105,8 @@ fn uncovered(doc: &Document, signature: usize, wanted: usize) -> SignatureError 
 }
 
 /// How a signature is named in reasons: its Id, or its position.
-fn signature_name(doc: &Document, signature: usize) -> String {
-    match doc.elements[signature].attr("Id") {
+fn signature_name(doc: &Document<'_>, signature: usize) -> String {
+    match doc.attr(signature, "Id") {
         Some(id) => format!("{id:?}"),
         None => {
             let n = (0..=signature)
@@ -117,12 +120,12 @@ fn signature_name(doc: &Document, signature: usize) -> String {
 /// Every `Id`, `ID` and `id` attribute value (any prefix, so also `xml:id` and `wsu:Id`)
 /// mapped to its element; a value used twice is refused, as it would make a reference
 /// ambiguous (the classic wrapping attack).
-fn identifiers(doc: &Document) -> Result<HashMap<&str, usize>, SignatureError> {
+fn identifiers<'d>(doc: &'d Document<'_>) -> Result<HashMap<&'d str, usize>, SignatureError> {
     let mut ids = HashMap::new();
-    for (index, el) in doc.elements.iter().enumerate() {
-        for attr in &el.attrs {
+    for index in 0..doc.elements.len() {
+        for attr in doc.attrs(index) {
             if matches!(attr.local(), "Id" | "ID" | "id") {
-                if let Some(&other) = ids.get(attr.value.as_str())
+                if let Some(&other) = ids.get(&*attr.value)
                     && other != index
                 {
                     return Err(SignatureError::Wrapping(format!(
@@ -130,7 +133,7 @@ fn identifiers(doc: &Document) -> Result<HashMap<&str, usize>, SignatureError> {
                         attr.value
                     )));
                 }
-                ids.insert(attr.value.as_str(), index);
+                ids.insert(&*attr.value, index);
             }
         }
     }
@@ -138,7 +141,7 @@ fn identifiers(doc: &Document) -> Result<HashMap<&str, usize>, SignatureError> {
 }
 
 /// The single `ds:local` child of `parent`, or an error naming what is missing or repeated.
-fn child(doc: &Document, parent: usize, local: &str) -> Result<usize, SignatureError> {
+fn child(doc: &Document<'_>, parent: usize, local: &str) -> Result<usize, SignatureError> {
     let mut found = children(doc, parent, local);
     match (found.next(), found.next()) {
         (Some(one), None) => Ok(one),
@@ -155,7 +158,7 @@ fn child(doc: &Document, parent: usize, local: &str) -> Result<usize, SignatureE
 
 /// The `ds:local` children of `parent`.
 fn children<'d>(
-    doc: &'d Document,
+    doc: &'d Document<'_>,
     parent: usize,
     local: &'d str,
 ) -> impl Iterator<Item = usize> + 'd {
@@ -164,34 +167,37 @@ fn children<'d>(
 }
 
 /// The `Algorithm` attribute of the `ds:local` child of `parent`.
-fn algorithm<'d>(doc: &'d Document, parent: usize, local: &str) -> Result<&'d str, SignatureError> {
+fn algorithm<'d>(
+    doc: &'d Document<'_>,
+    parent: usize,
+    local: &str,
+) -> Result<&'d str, SignatureError> {
     let el = child(doc, parent, local)?;
-    doc.elements[el]
-        .attr("Algorithm")
+    doc.attr(el, "Algorithm")
         .ok_or_else(|| malformed!("{local} without Algorithm"))
 }
 
 /// Base64 content of an element, white space ignored.
-fn base64_text(doc: &Document, el: usize) -> Result<Vec<u8>, SignatureError> {
-    let text: Vec<u8> = doc
-        .text(el)
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    STANDARD
-        .decode(text)
-        .map_err(|e| malformed!("<{}> is not base64: {e}", doc.elements[el].local()))
+fn base64_text(doc: &Document<'_>, el: usize) -> Result<Vec<u8>, SignatureError> {
+    let text = doc.text(el);
+    let decoded = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        STANDARD.decode(compact)
+    } else {
+        STANDARD.decode(text.as_bytes())
+    };
+    decoded.map_err(|e| malformed!("<{}> is not base64: {e}", doc.elements[el].local()))
 }
 
 /// The canonicalisation an algorithm URI names, with the prefix list of its
 /// `InclusiveNamespaces` child (exclusive C14N) read from `transform`.
-fn c14n_method(doc: &Document, uri: &str, transform: usize) -> Option<Method> {
+fn c14n_method(doc: &Document<'_>, uri: &str, transform: usize) -> Option<Method> {
     let mut method = Method::from_uri(uri)?;
     if let Kind::Exclusive(list) = &mut method.kind {
         let inclusive = doc
             .child_elements(transform)
             .find(|&c| doc.elements[c].is(EXC_NS, "InclusiveNamespaces"));
-        if let Some(prefixes) = inclusive.and_then(|el| doc.elements[el].attr("PrefixList")) {
+        if let Some(prefixes) = inclusive.and_then(|el| doc.attr(el, "PrefixList")) {
             list.extend(prefixes.split_ascii_whitespace().map(|p| {
                 if p == "#default" {
                     String::new()
@@ -208,7 +214,7 @@ fn c14n_method(doc: &Document, uri: &str, transform: usize) -> Option<Method> {
 /// every reference's digest and the signer's trust. Returns the signer and the element
 /// each reference covers.
 fn verify_signature(
-    doc: &Document,
+    doc: &Document<'_>,
     ids: &HashMap<&str, usize>,
     signature: usize,
     options: &VerifyOptions<'_>,
@@ -227,8 +233,7 @@ fn verify_signature(
 
     // The signer's certificate must be trusted (this also yields its key), then the
     // signature over SignedInfo must verify with it.
-    let (leaf, others) = certificates(doc, signature)?;
-    let chain = options.trust.verify_key(&leaf, &others, options.at)?;
+    let chain = signer_chain(doc, signature, options)?;
     let key = &chain.key;
     let value = base64_text(doc, child(doc, signature, "SignatureValue")?)?;
     let mut canonical = Vec::new();
@@ -271,14 +276,14 @@ fn verify_signature(
 
 /// Checks one `Reference`'s digest; returns the element it covers.
 fn verify_reference(
-    doc: &Document,
+    doc: &Document<'_>,
     ids: &HashMap<&str, usize>,
     signature: usize,
     reference: usize,
     options: &VerifyOptions<'_>,
 ) -> Result<usize, SignatureError> {
-    let uri = doc.elements[reference]
-        .attr("URI")
+    let uri = doc
+        .attr(reference, "URI")
         .ok_or_else(|| SignatureError::UnsupportedAlgorithm("a Reference without URI".into()))?;
     let (subset, target) = match uri {
         "" => (Subset::Document, Document::ROOT),
@@ -301,8 +306,8 @@ fn verify_reference(
     let mut method = None;
     if let Some(transforms) = children(doc, reference, "Transforms").next() {
         for transform in children(doc, transforms, "Transform") {
-            let alg = doc.elements[transform]
-                .attr("Algorithm")
+            let alg = doc
+                .attr(transform, "Algorithm")
                 .ok_or_else(|| malformed!("Transform without Algorithm"))?;
             if method.is_some() {
                 return Err(SignatureError::UnsupportedAlgorithm(format!(
@@ -343,20 +348,42 @@ fn verify_reference(
     Ok(target)
 }
 
+/// The trusted chain of the signer whose certificates `KeyInfo/X509Data` carries, taken
+/// from the trust's cache by the certificates' text when the same signer was seen before.
+fn signer_chain(
+    doc: &Document<'_>,
+    signature: usize,
+    options: &VerifyOptions<'_>,
+) -> Result<Arc<Chain>, SignatureError> {
+    let texts: Vec<Cow<'_, str>> = certificate_elements(doc, signature)
+        .map(|cert| doc.text(cert))
+        .collect();
+    let carried: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
+    options.trust.verify_carried(&carried, options.at, || {
+        let (leaf, others) = certificates(doc, signature)?;
+        options.trust.verify_key(&leaf, &others, options.at)
+    })
+}
+
+/// The `KeyInfo/X509Data/X509Certificate` elements of `signature`, in document order.
+fn certificate_elements<'d>(
+    doc: &'d Document<'_>,
+    signature: usize,
+) -> impl Iterator<Item = usize> + 'd {
+    children(doc, signature, "KeyInfo")
+        .flat_map(move |key_info| children(doc, key_info, "X509Data"))
+        .flat_map(move |data| children(doc, data, "X509Certificate"))
+}
+
 /// The certificates of `KeyInfo/X509Data`: the signer's (the one that issued none of the
 /// others) and the rest, as chain candidates.
 fn certificates(
-    doc: &Document,
+    doc: &Document<'_>,
     signature: usize,
 ) -> Result<(Vec<u8>, Vec<Vec<u8>>), SignatureError> {
-    let mut ders = Vec::new();
-    for key_info in children(doc, signature, "KeyInfo") {
-        for data in children(doc, key_info, "X509Data") {
-            for cert in children(doc, data, "X509Certificate") {
-                ders.push(base64_text(doc, cert)?);
-            }
-        }
-    }
+    let mut ders: Vec<Vec<u8>> = certificate_elements(doc, signature)
+        .map(|cert| base64_text(doc, cert))
+        .collect::<Result<_, _>>()?;
     if ders.len() == 1 {
         return Ok((ders.remove(0), Vec::new()));
     }
@@ -393,10 +420,10 @@ fn certificates(
 
 /// What an enveloping signature hands on: the exclusive canonical form of the signed
 /// Object's one element, or its text if it holds no element.
-fn object_content(doc: &Document, object: usize) -> Result<Vec<u8>, SignatureError> {
+fn object_content(doc: &Document<'_>, object: usize) -> Result<Vec<u8>, SignatureError> {
     let elements: Vec<usize> = doc.child_elements(object).collect();
-    let has_text = doc.elements[object]
-        .children
+    let has_text = doc
+        .children(object)
         .iter()
         .any(|n| matches!(n, Node::Text(t) if !t.trim().is_empty()));
     match (&elements[..], has_text) {
@@ -409,7 +436,7 @@ fn object_content(doc: &Document, object: usize) -> Result<Vec<u8>, SignatureErr
             canonicalize(doc, Subset::Element(*one), None, &method, &mut out)?;
             Ok(out)
         }
-        ([], _) => Ok(doc.text(object).into_bytes()),
+        ([], _) => Ok(doc.text(object).into_owned().into_bytes()),
         _ => Err(malformed!(
             "the signed Object must hold one element or only text"
         )),

@@ -27,6 +27,8 @@ pub(crate) use write::XmlWriter;
 #[cfg(test)]
 pub(crate) use write::{push_attr_value, push_text};
 
+use std::borrow::Cow;
+
 use super::ProtocolError;
 
 /// Deepest element nesting accepted; SHS documents are at most three levels deep, and a
@@ -111,13 +113,18 @@ pub(crate) struct Decoded {
 impl Decoded {
     /// The offset in the original bytes of the character at `offset` in [`Decoded::text`].
     pub(crate) fn byte_offset(&self, offset: usize) -> usize {
-        let offset = offset.min(self.text.len());
-        match self.encoding {
-            Encoding::Utf8 | Encoding::Ascii => self.bom_len + offset,
-            Encoding::Latin1 => {
-                let head = self.text.get(..offset).unwrap_or(&self.text);
-                self.bom_len + head.chars().count()
-            }
+        byte_offset(&self.text, self.encoding, self.bom_len, offset)
+    }
+}
+
+/// The offset in the original bytes of the character at `offset` in decoded `text`.
+fn byte_offset(text: &str, encoding: Encoding, bom_len: usize, offset: usize) -> usize {
+    let offset = offset.min(text.len());
+    match encoding {
+        Encoding::Utf8 | Encoding::Ascii => bom_len + offset,
+        Encoding::Latin1 => {
+            let head = text.get(..offset).unwrap_or(text);
+            bom_len + head.chars().count()
         }
     }
 }
@@ -140,6 +147,20 @@ pub(crate) fn quote(text: &str) -> String {
 
 /// Decodes `bytes` according to their XML declaration (see the module policy).
 pub(crate) fn decode(document: &'static str, bytes: &[u8]) -> Result<Decoded, ProtocolError> {
+    let (text, encoding, bom_len) = decode_borrowed(document, bytes)?;
+    Ok(Decoded {
+        text: text.into_owned(),
+        encoding,
+        bom_len,
+    })
+}
+
+/// As [`decode`], borrowing the text from `bytes` when they are UTF-8 (or ASCII) already;
+/// also returns the encoding and the length of the byte order mark.
+pub(crate) fn decode_borrowed<'b>(
+    document: &'static str,
+    bytes: &'b [u8],
+) -> Result<(Cow<'b, str>, Encoding, usize), ProtocolError> {
     let (bom_len, body) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => (3, rest),
         None => (0, bytes),
@@ -167,12 +188,22 @@ pub(crate) fn decode(document: &'static str, bytes: &[u8]) -> Result<Decoded, Pr
             "a UTF-8 byte order mark contradicts the encoding in the XML declaration",
         ));
     }
-    let text = match encoding {
-        Encoding::Utf8 => String::from_utf8(body.to_vec()).map_err(|e| {
-            let at = bom_len + e.utf8_error().valid_up_to();
+    // Fast path: printable ASCII and tab/LF/CR are always allowed (checked in blocks
+    // without an early exit, so that the loop vectorises).
+    let plain_ascii = |b: u8| (0x20..0x80).contains(&b) || matches!(b, b'\t' | b'\n' | b'\r');
+    if body
+        .chunks(64)
+        .all(|chunk| chunk.iter().fold(true, |ok, &b| ok & plain_ascii(b)))
+    {
+        let text = std::str::from_utf8(body).expect("printable ASCII is UTF-8");
+        return Ok((Cow::Borrowed(text), encoding, bom_len));
+    }
+    let text: Cow<'b, str> = match encoding {
+        Encoding::Utf8 => Cow::Borrowed(std::str::from_utf8(body).map_err(|e| {
+            let at = bom_len + e.valid_up_to();
             xml_error!(document, "invalid UTF-8 at byte {at}")
-        })?,
-        Encoding::Latin1 => body.iter().copied().map(char::from).collect(),
+        })?),
+        Encoding::Latin1 => Cow::Owned(body.iter().copied().map(char::from).collect()),
         Encoding::Ascii => {
             if let Some(at) = body.iter().position(|b| !b.is_ascii()) {
                 return Err(xml_error!(
@@ -182,28 +213,18 @@ pub(crate) fn decode(document: &'static str, bytes: &[u8]) -> Result<Decoded, Pr
                     bom_len + at
                 ));
             }
-            body.iter().copied().map(char::from).collect()
+            Cow::Borrowed(std::str::from_utf8(body).expect("ASCII is UTF-8"))
         }
     };
-    let decoded = Decoded {
-        text,
-        encoding,
-        bom_len,
-    };
-    // Fast path: printable ASCII and tab/LF/CR are always allowed.
-    let plain_ascii = |b: &u8| (0x20..0x80).contains(b) || matches!(b, b'\t' | b'\n' | b'\r');
-    if decoded.text.as_bytes().iter().all(plain_ascii) {
-        return Ok(decoded);
-    }
-    if let Some((at, ch)) = decoded.text.char_indices().find(|&(_, c)| !is_xml_char(c)) {
+    if let Some((at, ch)) = text.char_indices().find(|&(_, c)| !is_xml_char(c)) {
         return Err(xml_error!(
             document,
             "character U+{:04X} at byte {} is not allowed in XML",
             u32::from(ch),
-            decoded.byte_offset(at),
+            byte_offset(&text, encoding, bom_len, at),
         ));
     }
-    Ok(decoded)
+    Ok((text, encoding, bom_len))
 }
 
 /// The `encoding` pseudo-attribute of the XML declaration at the start of `body`, if any.

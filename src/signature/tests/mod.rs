@@ -492,3 +492,91 @@ fn a_cached_chain_is_still_checked_for_validity_at_arrival() {
         "valid from",
     );
 }
+
+/// The base64 text a signature carries a certificate as.
+fn b64(der: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+#[test]
+fn a_repeated_signer_is_taken_from_the_cache_by_its_certificate_text() {
+    let setup = Setup::new();
+    let xml = setup.enveloped(&exclusive());
+    let first = setup.verify(&xml).expect("verifies").expect("signed");
+    assert_eq!(setup.trust.carried_cached(), 1);
+    let again = setup.verify(&xml).expect("verifies again").expect("signed");
+    assert_eq!(again, first);
+    assert_eq!(setup.trust.carried_cached(), 1);
+
+    // The same certificate wrapped over lines is other text: built again, same signer.
+    let text = b64(&setup.cert.der);
+    let wrapped: Vec<String> = text
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let xml = xml.replace(&text, &wrapped.join("\n"));
+    let rewrapped = setup.verify(&xml).expect("verifies").expect("signed");
+    assert_eq!(rewrapped.signer(), first.signer());
+    assert_eq!(setup.trust.carried_cached(), 2);
+}
+
+#[test]
+fn a_new_certificate_under_the_same_subject_does_not_hit_the_cache() {
+    let setup = Setup::new();
+    let old_xml = setup.enveloped(&exclusive());
+    let old = setup.verify(&old_xml).expect("verifies").expect("signed");
+
+    // Same subject, same issuer, new key and certificate.
+    let (cert, key) = setup
+        .ca
+        .issue_p256(
+            "Anna Andersson",
+            Validity::Current,
+            SignerUsage::DigitalSignature,
+        )
+        .expect("signer");
+    assert_ne!(cert.der, setup.cert.der);
+    let new_xml = signer(&key, &cert)
+        .sign_enveloped(FORM, &exclusive())
+        .expect("signs");
+    let new = setup.verify(&new_xml).expect("verifies").expect("signed");
+    assert_eq!(new.signer().subject, old.signer().subject);
+    assert_ne!(new.signer().fingerprint, old.signer().fingerprint);
+    assert_ne!(new.signer().serial, old.signer().serial);
+    assert_eq!(setup.trust.carried_cached(), 2);
+
+    // Each cached certificate's key verifies only its own signatures.
+    let new_key_old_cert = new_xml.replace(&b64(&cert.der), &b64(&setup.cert.der));
+    assert_refused(
+        setup.verify(&new_key_old_cert),
+        "bad signature",
+        "does not verify",
+    );
+    let old_key_new_cert = old_xml.replace(&b64(&setup.cert.der), &b64(&cert.der));
+    assert_refused(
+        setup.verify(&old_key_new_cert),
+        "bad signature",
+        "does not verify",
+    );
+    // And the cache still answers for both.
+    assert_eq!(setup.verify(&old_xml).expect("verifies"), Some(old));
+    assert_eq!(setup.verify(&new_xml).expect("verifies"), Some(new));
+}
+
+#[test]
+fn an_untrusted_signer_is_not_cached() {
+    let setup = Setup::new();
+    let other = TestCa::root("Other CA").expect("CA");
+    let (cert, key) = other
+        .issue_p256("Eve", Validity::Current, SignerUsage::DigitalSignature)
+        .expect("signer");
+    let xml = signer(&key, &cert)
+        .sign_enveloped(FORM, &exclusive())
+        .expect("signs");
+    for _ in 0..2 {
+        assert_refused(setup.verify(&xml), "untrusted signer", "Eve");
+    }
+    assert_eq!(setup.trust.carried_cached(), 0);
+}

@@ -83,40 +83,44 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// A digest fed in 64 KiB blocks rather than one call per tag or text piece.
+/// A digest fed in blocks of a few KiB rather than one call per tag or text piece; the
+/// block lives inline (no allocation per digest).
 pub(crate) struct DigestSink {
     context: digest::Context,
-    buffer: Vec<u8>,
+    buffer: [u8; Self::BLOCK],
+    len: usize,
 }
 
 impl DigestSink {
-    const BLOCK: usize = 64 * 1024;
+    const BLOCK: usize = 4096;
 
     /// A sink computing `algorithm`.
     pub(crate) fn new(algorithm: &'static digest::Algorithm) -> Self {
         DigestSink {
             context: digest::Context::new(algorithm),
-            buffer: Vec::with_capacity(Self::BLOCK),
+            buffer: [0; Self::BLOCK],
+            len: 0,
         }
     }
 
     /// The digest of everything put.
     pub(crate) fn finish(mut self) -> digest::Digest {
-        self.context.update(&self.buffer);
+        self.context.update(&self.buffer[..self.len]);
         self.context.finish()
     }
 }
 
 impl Sink for DigestSink {
     fn put(&mut self, bytes: &[u8]) {
-        if self.buffer.len() + bytes.len() > Self::BLOCK {
-            self.context.update(&self.buffer);
-            self.buffer.clear();
+        if self.len + bytes.len() > Self::BLOCK {
+            self.context.update(&self.buffer[..self.len]);
+            self.len = 0;
         }
         if bytes.len() >= Self::BLOCK {
             self.context.update(bytes);
         } else {
-            self.buffer.extend_from_slice(bytes);
+            self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
         }
     }
 }
@@ -133,7 +137,7 @@ pub(crate) enum Subset {
 /// Canonicalises `subset` of `doc` with `method` into `out`, leaving out the subtree of
 /// `excluded` (the enveloped-signature transform).
 pub(crate) fn canonicalize(
-    doc: &Document,
+    doc: &Document<'_>,
     subset: Subset,
     excluded: Option<usize>,
     method: &Method,
@@ -144,8 +148,10 @@ pub(crate) fn canonicalize(
         method,
         excluded,
         out,
-        scope: Vec::new(),
-        rendered: Vec::new(),
+        scope: Vec::with_capacity(16),
+        rendered: Vec::with_capacity(16),
+        candidates: Vec::with_capacity(8),
+        attrs: Vec::with_capacity(8),
     };
     match subset {
         Subset::Document => {
@@ -171,10 +177,8 @@ pub(crate) fn canonicalize(
                 at = doc.elements[i].parent;
             }
             for &i in chain.iter().rev() {
-                let decls = doc.elements[i].ns_decls.iter();
-                writer
-                    .scope
-                    .extend(decls.map(|(p, u)| (p.as_str(), u.as_str())));
+                let decls = doc.ns_decls(i).iter();
+                writer.scope.extend(decls.map(|(p, u)| (&**p, &**u)));
             }
             writer.element(apex, true)?;
         }
@@ -182,16 +186,24 @@ pub(crate) fn canonicalize(
     Ok(())
 }
 
+/// An attribute on its way out: namespace URI, local name, qualified name, value.
+type OutAttr<'a> = (&'a str, &'a str, &'a str, &'a str);
+
 /// The state of one canonicalisation pass.
 struct Writer<'a, S: Sink> {
-    doc: &'a Document,
+    doc: &'a Document<'a>,
     method: &'a Method,
     excluded: Option<usize>,
     out: &'a mut S,
     /// Namespace bindings in scope (prefix, URI), innermost last.
     scope: Vec<(&'a str, &'a str)>,
-    /// Namespace declarations rendered by output ancestors, innermost last.
+    /// Namespace declarations rendered by output ancestors and the element being written,
+    /// innermost last.
     rendered: Vec<(&'a str, &'a str)>,
+    /// Scratch: the prefixes an element may have to declare.
+    candidates: Vec<&'a str>,
+    /// Scratch: the attributes of the element being written, in canonical order.
+    attrs: Vec<OutAttr<'a>>,
 }
 
 /// The innermost binding of `prefix` in a binding stack.
@@ -211,7 +223,7 @@ fn short_eq(a: &str, b: &str) -> bool {
 
 impl<'a, S: Sink> Writer<'a, S> {
     /// Writes a comment or PI (outside or inside the root); false if it is left out.
-    fn misc(&mut self, node: &Node) -> bool {
+    fn misc(&mut self, node: &Node<'_>) -> bool {
         match node {
             Node::Comment(text) if self.method.with_comments => {
                 self.out.put(b"<!--");
@@ -239,19 +251,19 @@ impl<'a, S: Sink> Writer<'a, S> {
             return Ok(());
         }
         let doc = self.doc;
-        let el: &'a Element = &doc.elements[index];
+        let el: &'a Element<'a> = &doc.elements[index];
         let scope_mark = self.scope.len();
         let rendered_mark = self.rendered.len();
         self.scope
-            .extend(el.ns_decls.iter().map(|(p, u)| (p.as_str(), u.as_str())));
+            .extend(doc.ns_decls(index).iter().map(|(p, u)| (&**p, &**u)));
 
-        let mut decls = self.namespaces_to_render(el);
-        decls.sort();
-        let attrs = self.attributes(el, apex)?;
+        self.namespaces_to_render(index, rendered_mark);
+        self.rendered[rendered_mark..].sort_unstable();
+        self.attributes(index, apex)?;
 
         self.out.put(b"<");
         self.out.put(el.qname.as_bytes());
-        for (prefix, uri) in &decls {
+        for &(prefix, uri) in &self.rendered[rendered_mark..] {
             if prefix.is_empty() {
                 self.out.put(b" xmlns=\"");
             } else {
@@ -262,7 +274,7 @@ impl<'a, S: Sink> Writer<'a, S> {
             escape_attr(uri, self.out);
             self.out.put(b"\"");
         }
-        for (qname, value) in &attrs {
+        for &(_, _, qname, value) in &self.attrs {
             self.out.put(b" ");
             self.out.put(qname.as_bytes());
             self.out.put(b"=\"");
@@ -270,9 +282,8 @@ impl<'a, S: Sink> Writer<'a, S> {
             self.out.put(b"\"");
         }
         self.out.put(b">");
-        self.rendered.extend(decls);
 
-        for node in &el.children {
+        for node in doc.children(index) {
             match node {
                 Node::Element(child) => self.element(*child, false)?,
                 Node::Text(text) => escape_text(text, self.out),
@@ -289,15 +300,19 @@ impl<'a, S: Sink> Writer<'a, S> {
         Ok(())
     }
 
-    /// The namespace declarations `el` renders (unsorted), given what output ancestors
-    /// rendered: inclusive C14N considers every binding in scope, exclusive C14N only the
-    /// visibly utilised prefixes and those of the InclusiveNamespaces list.
-    fn namespaces_to_render(&self, el: &'a Element) -> Vec<(&'a str, &'a str)> {
-        let mut candidates: Vec<&'a str> = Vec::new();
+    /// Appends to `rendered` (unsorted) the namespace declarations element `index`
+    /// renders, given what output ancestors rendered (`rendered[..mark]`): inclusive C14N
+    /// considers every binding in scope, exclusive C14N only the visibly utilised prefixes
+    /// and those of the InclusiveNamespaces list.
+    fn namespaces_to_render(&mut self, index: usize, mark: usize) {
+        let doc = self.doc;
+        let el: &'a Element<'a> = &doc.elements[index];
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
         match &self.method.kind {
             Kind::Inclusive10 | Kind::Inclusive11 => {
                 for (prefix, _) in self.scope.iter().rev() {
-                    if !candidates.contains(prefix) {
+                    if !candidates.iter().any(|c| short_eq(c, prefix)) {
                         candidates.push(prefix);
                     }
                 }
@@ -307,9 +322,9 @@ impl<'a, S: Sink> Writer<'a, S> {
             }
             Kind::Exclusive(list) => {
                 candidates.push(el.prefix());
-                for attr in &el.attrs {
+                for attr in doc.attrs(index) {
                     let prefix = attr.prefix();
-                    if !prefix.is_empty() && !candidates.contains(&prefix) {
+                    if !prefix.is_empty() && !candidates.iter().any(|c| short_eq(c, prefix)) {
                         candidates.push(prefix);
                     }
                 }
@@ -328,13 +343,12 @@ impl<'a, S: Sink> Writer<'a, S> {
                 }
             }
         }
-        let mut out = Vec::new();
-        for prefix in candidates {
+        for &prefix in &candidates {
             if prefix == "xml" {
                 continue;
             }
             let uri = lookup(&self.scope, prefix).unwrap_or("");
-            let rendered = lookup(&self.rendered, prefix);
+            let rendered = lookup(&self.rendered[..mark], prefix);
             let render = if uri.is_empty() {
                 // Only the default namespace can be empty: undeclare it if an output
                 // ancestor declared one.
@@ -343,25 +357,24 @@ impl<'a, S: Sink> Writer<'a, S> {
                 !rendered.is_some_and(|r| short_eq(r, uri))
             };
             if render {
-                out.push((prefix, uri));
+                self.rendered.push((prefix, uri));
             }
         }
-        out
+        self.candidates = candidates;
     }
 
-    /// The attributes of `el` (qualified name, value) in canonical order (namespace URI,
-    /// then local name), with the `xml:*` attributes an inclusive apex inherits from its
-    /// ancestors.
-    fn attributes(
-        &self,
-        el: &'a Element,
-        apex: bool,
-    ) -> Result<Vec<(&'a str, &'a str)>, SignatureError> {
-        let mut attrs: Vec<(&'a str, &'a str, &'a str, &'a str)> = el
-            .attrs
-            .iter()
-            .map(|a| (&*a.ns, a.local(), a.qname.as_str(), a.value.as_str()))
-            .collect();
+    /// Fills `attrs` with the attributes of element `index` in canonical order (namespace
+    /// URI, then local name), with the `xml:*` attributes an inclusive apex inherits from
+    /// its ancestors.
+    fn attributes(&mut self, index: usize, apex: bool) -> Result<(), SignatureError> {
+        let doc = self.doc;
+        let el: &'a Element<'a> = &doc.elements[index];
+        self.attrs.clear();
+        self.attrs.extend(
+            doc.attrs(index)
+                .iter()
+                .map(|a| (&*a.ns, a.local(), &*a.qname, &*a.value)),
+        );
         let inherits = |local: &str| match self.method.kind {
             Kind::Inclusive10 => true,
             Kind::Inclusive11 => local == "lang" || local == "space",
@@ -371,30 +384,28 @@ impl<'a, S: Sink> Writer<'a, S> {
         if apex && inclusive {
             let mut at = el.parent;
             while let Some(i) = at {
-                let ancestor: &'a Element = &self.doc.elements[i];
-                for a in ancestor.attrs.iter().filter(|a| &*a.ns == XML_NS) {
+                let ancestor: &'a Element<'a> = &doc.elements[i];
+                for a in doc.attrs(i).iter().filter(|a| &*a.ns == XML_NS) {
                     if self.method.kind == Kind::Inclusive11 && a.local() == "base" {
                         return Err(SignatureError::UnsupportedAlgorithm(
                             "C14N 1.1 of a subset below an xml:base attribute".into(),
                         ));
                     }
-                    let known = attrs
+                    let known = self
+                        .attrs
                         .iter()
                         .any(|(ns, local, ..)| *ns == XML_NS && *local == a.local());
                     if inherits(a.local()) && !known {
-                        attrs.push((XML_NS, a.local(), &a.qname, &a.value));
+                        self.attrs.push((XML_NS, a.local(), &a.qname, &a.value));
                     }
                 }
                 at = ancestor.parent;
             }
         }
-        if attrs.len() > 1 {
-            attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        if self.attrs.len() > 1 {
+            self.attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         }
-        Ok(attrs
-            .into_iter()
-            .map(|(_, _, qname, value)| (qname, value))
-            .collect())
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
-fn element_named(doc: &Document, local: &str) -> usize {
+fn element_named(doc: &Document<'_>, local: &str) -> usize {
     doc.elements
         .iter()
         .position(|e| e.local() == local)
@@ -24,7 +24,8 @@ fn element_named(doc: &Document, local: &str) -> usize {
 /// Canonicalises fixture `input` (the subtree of `apex`, or the whole document) and
 /// compares with fixture `expected`.
 fn check(input: &str, apex: Option<&str>, kind: Kind, with_comments: bool, expected: &str) {
-    let doc = parse(&fixture(input)).expect("fixture parses");
+    let bytes = fixture(input);
+    let doc = parse(&bytes).expect("fixture parses");
     let subset = match apex {
         Some(local) => Subset::Element(element_named(&doc, local)),
         None => Subset::Document,
@@ -215,4 +216,38 @@ fn doctype_and_entities_are_refused() {
     assert!(refused(r#"<d a="&ent;"/>"#).contains("&ent;"));
     assert!(refused("<p:d/>").contains("undeclared prefix"));
     assert!(refused("<d/><e/>").contains("after the document element"));
+}
+
+#[test]
+fn text_pieces_merge_and_line_ends_normalise_whether_borrowed_or_not() {
+    let xml =
+        "<a t=\"1&#x9;2\" u=\"p\r\nq\">x&amp;y<![CDATA[<z>]]>\r\n<!--c\r\n--><b/>w<?p d\r\n?></a>";
+    let doc = parse(xml.as_bytes()).expect("parses");
+    // Text, reference and CDATA before the comment are one text node.
+    let texts = doc
+        .children(Document::ROOT)
+        .iter()
+        .filter(|n| matches!(n, super::tree::Node::Text(_)))
+        .count();
+    assert_eq!(texts, 2);
+    let method = Method {
+        kind: Kind::Inclusive10,
+        with_comments: true,
+    };
+    let mut out = Vec::new();
+    canonicalize(&doc, Subset::Document, None, &method, &mut out).expect("c14n");
+    assert_eq!(
+        String::from_utf8(out).expect("utf-8"),
+        "<a t=\"1&#x9;2\" u=\"p q\">x&amp;y&lt;z&gt;\n<!--c\n--><b></b>w<?p d\n?></a>"
+    );
+}
+
+#[test]
+fn a_character_reference_to_a_non_xml_character_is_refused() {
+    let in_attribute = refused("<d a=\"&#1;\"/>");
+    assert!(
+        in_attribute.contains("&#1;") || in_attribute.contains("non-XML"),
+        "{in_attribute}"
+    );
+    assert!(refused("<d>&#1;</d>").contains("&#1;"));
 }

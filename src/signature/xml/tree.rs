@@ -2,13 +2,14 @@
 //! (element order, mixed content, comments, processing instructions, namespace
 //! declarations as written) and nothing a signature verifier must not trust (no DTD).
 
-use std::rc::Rc;
+use std::borrow::Cow;
+use std::ops::Range;
 
 use quick_xml::escape::{EscapeError, resolve_predefined_entity};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
-use crate::protocol::xml::{decode, is_blank, is_xml_char};
+use crate::protocol::xml::{decode_borrowed, is_blank, is_xml_char};
 use crate::signature::SignatureError;
 use crate::signature::error::malformed;
 
@@ -21,59 +22,72 @@ const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 pub(crate) const MAX_DEPTH: usize = 256;
 
 /// A parsed document: an arena of elements, the root's index and what lies around it.
+/// Names, values and text borrow from the input wherever they are as written (`'t` is the
+/// input's lifetime); the attributes, namespace declarations and child nodes of all
+/// elements live in three shared arenas, each element holding its ranges in them, so that
+/// reading a small document costs a handful of allocations rather than several per
+/// element.
 #[derive(Debug, Clone)]
-pub(crate) struct Document {
+pub(crate) struct Document<'t> {
     /// Every element, parents before children; index 0 is the root.
-    pub(crate) elements: Vec<Element>,
+    pub(crate) elements: Vec<Element<'t>>,
     /// Comments and processing instructions before the root element.
-    pub(crate) prolog: Vec<Node>,
+    pub(crate) prolog: Vec<Node<'t>>,
     /// Comments and processing instructions after the root element.
-    pub(crate) epilog: Vec<Node>,
+    pub(crate) epilog: Vec<Node<'t>>,
+    /// The child nodes of every element, grouped by parent, in document order.
+    nodes: Vec<Node<'t>>,
+    /// The attributes of every element, grouped by element.
+    attrs: Vec<Attr<'t>>,
+    /// The namespace declarations of every element, grouped by element: prefix (empty for
+    /// the default) and URI.
+    ns_decls: Vec<(Cow<'t, str>, Cow<'t, str>)>,
 }
 
 /// A node in element content (or around the root).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Node {
+pub(crate) enum Node<'t> {
     /// A child element: its index in [`Document::elements`].
     Element(usize),
     /// Character data (adjacent text, references and CDATA sections merged).
-    Text(String),
+    Text(Cow<'t, str>),
     /// A comment's text.
-    Comment(String),
+    Comment(Cow<'t, str>),
     /// A processing instruction: target and data (without the leading white space).
-    Pi(String, String),
+    Pi(Cow<'t, str>, Cow<'t, str>),
 }
 
-/// One element: its expanded name, namespace declarations and attributes as written.
+/// One element: its expanded name, and where its namespace declarations, attributes and
+/// children are in the document's arenas.
 #[derive(Debug, Clone)]
-pub(crate) struct Element {
+pub(crate) struct Element<'t> {
     /// The parent element's index; `None` for the root.
     pub(crate) parent: Option<usize>,
     /// The name as written, `prefix:local` or `local`.
-    pub(crate) qname: String,
+    pub(crate) qname: Cow<'t, str>,
     /// The length of the prefix in `qname` (0 without one).
     prefix_len: usize,
-    /// The namespace URI the name is in (empty for none), shared with its declaration.
-    pub(crate) ns: Rc<str>,
-    /// Namespace declarations on this element: prefix (empty for the default) and URI.
-    pub(crate) ns_decls: Vec<(String, String)>,
-    /// The other attributes, in document order.
-    pub(crate) attrs: Vec<Attr>,
-    /// Child nodes in document order.
-    pub(crate) children: Vec<Node>,
+    /// The namespace URI the name is in (empty for none).
+    pub(crate) ns: Cow<'t, str>,
+    /// Namespace declarations on this element, in [`Document::ns_decls`].
+    decls: Range<usize>,
+    /// The other attributes, in document order, in [`Document::attrs`].
+    attrs: Range<usize>,
+    /// Child nodes in document order, in [`Document::nodes`].
+    children: Range<usize>,
 }
 
 /// An attribute other than a namespace declaration.
 #[derive(Debug, Clone)]
-pub(crate) struct Attr {
+pub(crate) struct Attr<'t> {
     /// The name as written.
-    pub(crate) qname: String,
+    pub(crate) qname: Cow<'t, str>,
     /// The length of the prefix in `qname` (0 without one).
     prefix_len: usize,
     /// The namespace URI (empty for an unprefixed attribute).
-    pub(crate) ns: Rc<str>,
+    pub(crate) ns: Cow<'t, str>,
     /// The normalised value, references resolved.
-    pub(crate) value: String,
+    pub(crate) value: Cow<'t, str>,
 }
 
 /// The prefix and local name of a qualified name whose prefix is `prefix_len` long.
@@ -85,7 +99,7 @@ fn parts(qname: &str, prefix_len: usize) -> (&str, &str) {
     }
 }
 
-impl Element {
+impl Element<'_> {
     /// The prefix (empty without one).
     pub(crate) fn prefix(&self) -> &str {
         parts(&self.qname, self.prefix_len).0
@@ -94,23 +108,16 @@ impl Element {
     /// The local name.
     pub(crate) fn local(&self) -> &str {
         parts(&self.qname, self.prefix_len).1
-    }
-
-    /// The value of the unprefixed attribute `local`, if present.
-    pub(crate) fn attr(&self, local: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|a| a.prefix_len == 0 && a.qname == local)
-            .map(|a| a.value.as_str())
     }
 
     /// True if this element is `local` in namespace `ns`.
     pub(crate) fn is(&self, ns: &str, local: &str) -> bool {
-        &*self.ns == ns && self.local() == local
+        // The local name first: it is short and usually tells.
+        self.local() == local && *self.ns == *ns
     }
 }
 
-impl Attr {
+impl Attr<'_> {
     /// The prefix (empty without one).
     pub(crate) fn prefix(&self) -> &str {
         parts(&self.qname, self.prefix_len).0
@@ -122,30 +129,58 @@ impl Attr {
     }
 }
 
-impl Document {
+impl<'t> Document<'t> {
     /// The root element's index.
     pub(crate) const ROOT: usize = 0;
 
-    /// The child elements of `index`, in order.
-    pub(crate) fn child_elements(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
-        self.elements[index]
-            .children
-            .iter()
-            .filter_map(|n| match n {
-                Node::Element(i) => Some(*i),
-                _ => None,
-            })
+    /// The namespace declarations written on element `index` (prefix, URI).
+    pub(crate) fn ns_decls(&self, index: usize) -> &[(Cow<'t, str>, Cow<'t, str>)] {
+        &self.ns_decls[self.elements[index].decls.clone()]
     }
 
-    /// The concatenated character data directly inside `index`.
-    pub(crate) fn text(&self, index: usize) -> String {
-        let mut out = String::new();
-        for node in &self.elements[index].children {
-            if let Node::Text(t) = node {
-                out.push_str(t);
-            }
-        }
-        out
+    /// The attributes of element `index` other than namespace declarations, in order.
+    pub(crate) fn attrs(&self, index: usize) -> &[Attr<'t>] {
+        &self.attrs[self.elements[index].attrs.clone()]
+    }
+
+    /// The child nodes of element `index`, in order.
+    pub(crate) fn children(&self, index: usize) -> &[Node<'t>] {
+        &self.nodes[self.elements[index].children.clone()]
+    }
+
+    /// The value of the unprefixed attribute `local` of element `index`, if present.
+    pub(crate) fn attr(&self, index: usize, local: &str) -> Option<&str> {
+        self.attrs(index)
+            .iter()
+            .find(|a| a.prefix_len == 0 && a.qname == local)
+            .map(|a| &*a.value)
+    }
+
+    /// The child elements of `index`, in order.
+    pub(crate) fn child_elements(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        self.children(index).iter().filter_map(|n| match n {
+            Node::Element(i) => Some(*i),
+            _ => None,
+        })
+    }
+
+    /// The concatenated character data directly inside `index` (borrowed when there is
+    /// one piece of it).
+    pub(crate) fn text(&self, index: usize) -> Cow<'_, str> {
+        let mut texts = self.children(index).iter().filter_map(|n| match n {
+            Node::Text(t) => Some(&**t),
+            _ => None,
+        });
+        let Some(first) = texts.next() else {
+            return Cow::Borrowed("");
+        };
+        let Some(second) = texts.next() else {
+            return Cow::Borrowed(first);
+        };
+        let mut out = String::from(first);
+        out.push_str(second);
+        texts.for_each(|t| out.push_str(t));
+        Cow::Owned(out)
     }
 
     /// True if `ancestor` is `index` or one of its ancestors.
@@ -159,32 +194,133 @@ impl Document {
         }
         false
     }
+
+    /// The same document owning all its text (for input that had to be converted).
+    fn into_owned(self) -> Document<'static> {
+        fn own(text: Cow<'_, str>) -> Cow<'static, str> {
+            Cow::Owned(text.into_owned())
+        }
+        fn own_node(node: Node<'_>) -> Node<'static> {
+            match node {
+                Node::Element(i) => Node::Element(i),
+                Node::Text(t) => Node::Text(own(t)),
+                Node::Comment(t) => Node::Comment(own(t)),
+                Node::Pi(target, data) => Node::Pi(own(target), own(data)),
+            }
+        }
+        Document {
+            elements: self
+                .elements
+                .into_iter()
+                .map(|e| Element {
+                    parent: e.parent,
+                    qname: own(e.qname),
+                    prefix_len: e.prefix_len,
+                    ns: own(e.ns),
+                    decls: e.decls,
+                    attrs: e.attrs,
+                    children: e.children,
+                })
+                .collect(),
+            prolog: self.prolog.into_iter().map(own_node).collect(),
+            epilog: self.epilog.into_iter().map(own_node).collect(),
+            nodes: self.nodes.into_iter().map(own_node).collect(),
+            attrs: self
+                .attrs
+                .into_iter()
+                .map(|a| Attr {
+                    qname: own(a.qname),
+                    prefix_len: a.prefix_len,
+                    ns: own(a.ns),
+                    value: own(a.value),
+                })
+                .collect(),
+            ns_decls: self
+                .ns_decls
+                .into_iter()
+                .map(|(p, u)| (own(p), own(u)))
+                .collect(),
+        }
+    }
+}
+
+/// `piece` (a slice of `input`, as quick-xml hands out for unmodified input) re-borrowed
+/// with `input`'s lifetime; owned if it is not such a slice.
+fn reborrow<'t>(input: &'t str, piece: &str) -> Cow<'t, str> {
+    let base = input.as_ptr() as usize;
+    let at = piece.as_ptr() as usize;
+    if at >= base
+        && let Some(slice) = input.get(at - base..at - base + piece.len())
+        && slice.as_ptr() == piece.as_ptr()
+    {
+        return Cow::Borrowed(slice);
+    }
+    Cow::Owned(piece.to_owned())
+}
+
+/// As [`reborrow`], for a `Cow` from quick-xml.
+fn reborrow_cow<'t>(input: &'t str, piece: Cow<'_, str>) -> Cow<'t, str> {
+    match piece {
+        Cow::Borrowed(s) => reborrow(input, s),
+        Cow::Owned(s) => Cow::Owned(s),
+    }
 }
 
 /// Parses an XML data part. Refuses a DOCTYPE (so no entity can be declared, let alone
 /// expanded), any entity reference other than the five predefined ones, undeclared
 /// prefixes and nesting deeper than [`MAX_DEPTH`]. The encoding comes from the XML
-/// declaration, as for SHS documents.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Document, SignatureError> {
-    let decoded = decode("signed XML", bytes).map_err(|e| malformed!("{e}"))?;
-    let mut reader = Reader::from_str(&decoded.text);
+/// declaration, as for SHS documents; UTF-8 (and ASCII) input is read in place.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Document<'_>, SignatureError> {
+    let (text, _, _) = decode_borrowed("signed XML", bytes).map_err(|e| malformed!("{e}"))?;
+    match text {
+        Cow::Borrowed(text) => parse_str(text),
+        Cow::Owned(text) => parse_str(&text).map(Document::into_owned),
+    }
+}
+
+/// The parser's state besides the document.
+struct Builder<'t> {
+    input: &'t str,
+    doc: Document<'t>,
+    /// Child nodes as read, with their parent; grouped by parent at the end.
+    nodes: Vec<(usize, Node<'t>)>,
+    /// Open elements, each with the position in `nodes` of its last child if that is
+    /// text (for merging adjacent character data).
+    open: Vec<(usize, Option<usize>)>,
+    /// Namespace bindings in scope as a stack of (prefix, URI).
+    scope: Vec<(Cow<'t, str>, Cow<'t, str>)>,
+    /// The stack height of `scope` at each open element.
+    marks: Vec<usize>,
+    /// The document element has been closed.
+    done: bool,
+}
+
+fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
+    let mut reader = Reader::from_str(input);
     let config = reader.config_mut();
     config.check_comments = true;
     config.check_end_names = true;
     config.expand_empty_elements = false;
     config.trim_text(false);
 
-    let mut doc = Document {
-        elements: Vec::new(),
-        prolog: Vec::new(),
-        epilog: Vec::new(),
+    let mut b = Builder {
+        input,
+        // Sized for typical markup density (within bounds), so that a small document rarely
+        // regrows them.
+        doc: Document {
+            elements: Vec::with_capacity((input.len() / 64).clamp(8, 1024)),
+            prolog: Vec::new(),
+            epilog: Vec::new(),
+            nodes: Vec::new(),
+            attrs: Vec::with_capacity((input.len() / 128).clamp(8, 1024)),
+            ns_decls: Vec::with_capacity(4),
+        },
+        nodes: Vec::with_capacity((input.len() / 32).clamp(8, 2048)),
+        open: Vec::with_capacity(16),
+        scope: vec![(Cow::Borrowed("xml"), Cow::Borrowed(XML_NS))],
+        marks: Vec::with_capacity(16),
+        done: false,
     };
-    // Open elements, and the namespace bindings in scope as a stack of (prefix, URI) with
-    // the stack height at each open element.
-    let mut open: Vec<usize> = Vec::new();
-    let mut scope: Vec<(String, Rc<str>)> = vec![("xml".into(), Rc::from(XML_NS))];
-    let mut marks: Vec<usize> = Vec::new();
-    let mut done = false;
     loop {
         let event = reader
             .read_event()
@@ -198,84 +334,243 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Document, SignatureError> {
             }
             Event::PI(pi) => {
                 let data = pi.content().trim_start_matches([' ', '\t', '\r', '\n']);
-                let node = Node::Pi(pi.target().to_owned(), normalize_eol(data));
-                push_node(&mut doc, &open, done, node);
+                let data = match normalize_eol(data) {
+                    Some(owned) => Cow::Owned(owned),
+                    None => reborrow(input, data),
+                };
+                let node = Node::Pi(reborrow(input, pi.target()), data);
+                b.push_node(node);
             }
             Event::Comment(c) => {
-                let node = Node::Comment(c.xml10_content().into_owned());
-                push_node(&mut doc, &open, done, node);
+                let node = Node::Comment(reborrow_cow(input, c.xml10_content()));
+                b.push_node(node);
             }
-            Event::Start(tag) | Event::Empty(tag) if done => {
+            Event::Start(tag) | Event::Empty(tag) if b.done => {
                 return Err(malformed!(
                     "content after the document element: <{}>",
                     tag.name().as_ref().to_owned()
                 ));
             }
             Event::Start(tag) => {
-                let index = start_element(&mut doc, &open, &mut scope, &mut marks, &tag)?;
-                open.push(index);
-                if open.len() > MAX_DEPTH {
+                let index = b.start_element(&tag)?;
+                b.open.push((index, None));
+                if b.open.len() > MAX_DEPTH {
                     return Err(malformed!("elements nested deeper than {MAX_DEPTH} levels"));
                 }
             }
             Event::Empty(tag) => {
-                start_element(&mut doc, &open, &mut scope, &mut marks, &tag)?;
-                end_element(&mut open, &mut scope, &mut marks, &mut done, true);
+                b.start_element(&tag)?;
+                b.end_element(true);
             }
-            Event::End(_) => end_element(&mut open, &mut scope, &mut marks, &mut done, false),
-            Event::Text(text) => character_data(&mut doc, &open, &text.xml10_content())?,
-            Event::CData(cdata) => character_data(&mut doc, &open, &cdata.xml10_content())?,
+            Event::End(_) => b.end_element(false),
+            Event::Text(text) => b.character_data(reborrow_cow(input, text.xml10_content()))?,
+            Event::CData(cdata) => b.character_data(reborrow_cow(input, cdata.xml10_content()))?,
             Event::GeneralRef(reference) => {
                 let resolved = resolve_reference(&reference)?;
-                character_data(&mut doc, &open, &resolved)?;
+                b.character_data(resolved)?;
             }
             Event::Eof => break,
         }
     }
-    if !open.is_empty() || doc.elements.is_empty() {
+    if !b.open.is_empty() || b.doc.elements.is_empty() {
         return Err(malformed!("the XML document is incomplete"));
     }
+    // Group the child nodes by parent, keeping document order (a counting sort): each
+    // element's children start after those of the elements before it.
+    let mut doc = b.doc;
+    let mut next = vec![0usize; doc.elements.len() + 1];
+    for (parent, _) in &b.nodes {
+        next[parent + 1] += 1;
+    }
+    for i in 1..next.len() {
+        next[i] += next[i - 1];
+    }
+    for (i, element) in doc.elements.iter_mut().enumerate() {
+        element.children = next[i]..next[i + 1];
+    }
+    let mut nodes = vec![Node::Element(usize::MAX); b.nodes.len()];
+    for (parent, node) in b.nodes {
+        nodes[next[parent]] = node;
+        next[parent] += 1;
+    }
+    doc.nodes = nodes;
     Ok(doc)
 }
 
-/// Normalises line ends (XML 1.0 §2.11) in text quick-xml hands over raw.
-fn normalize_eol(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\r', "\n")
+/// Normalises line ends (XML 1.0 §2.11) in text quick-xml hands over raw; `None` if there
+/// is nothing to change.
+fn normalize_eol(text: &str) -> Option<String> {
+    text.contains('\r')
+        .then(|| text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
-/// Appends a comment or PI where it occurs: inside the open element, or around the root.
-fn push_node(doc: &mut Document, open: &[usize], done: bool, node: Node) {
-    match open.last() {
-        Some(&parent) => doc.elements[parent].children.push(node),
-        None if done => doc.epilog.push(node),
-        None => doc.prolog.push(node),
+impl<'t> Builder<'t> {
+    /// Appends a comment or PI where it occurs: inside the open element, or around the
+    /// root.
+    fn push_node(&mut self, node: Node<'t>) {
+        match self.open.last_mut() {
+            Some((parent, last_text)) => {
+                *last_text = None;
+                self.nodes.push((*parent, node));
+            }
+            None if self.done => self.doc.epilog.push(node),
+            None => self.doc.prolog.push(node),
+        }
     }
-}
 
-/// Appends character data to the open element, merging it with a preceding text node;
-/// outside the root only white space may appear (and is not part of the document).
-fn character_data(doc: &mut Document, open: &[usize], text: &str) -> Result<(), SignatureError> {
-    let Some(&parent) = open.last() else {
-        return if is_blank(text) {
-            Ok(())
-        } else {
-            Err(malformed!("text outside the document element"))
+    /// Appends character data to the open element, merging it with a preceding text node;
+    /// outside the root only white space may appear (and is not part of the document).
+    fn character_data(&mut self, text: Cow<'t, str>) -> Result<(), SignatureError> {
+        let Some((parent, last_text)) = self.open.last_mut() else {
+            return if is_blank(&text) {
+                Ok(())
+            } else {
+                Err(malformed!("text outside the document element"))
+            };
         };
-    };
-    let children = &mut doc.elements[parent].children;
-    match children.last_mut() {
-        Some(Node::Text(previous)) => previous.push_str(text),
-        _ => children.push(Node::Text(text.to_owned())),
+        match *last_text {
+            Some(at) => {
+                if let (_, Node::Text(previous)) = &mut self.nodes[at] {
+                    previous.to_mut().push_str(&text);
+                }
+            }
+            None => {
+                *last_text = Some(self.nodes.len());
+                self.nodes.push((*parent, Node::Text(text)));
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Reads a start tag into a new element, pushing its namespace declarations into
+    /// scope.
+    fn start_element(&mut self, tag: &BytesStart<'_>) -> Result<usize, SignatureError> {
+        let input = self.input;
+        let raw_name = tag.name().into_inner();
+        let qname = reborrow(input, raw_name);
+        self.marks.push(self.scope.len());
+        let decls_start = self.doc.ns_decls.len();
+        let attrs_start = self.doc.attrs.len();
+        for attr in tag.attributes() {
+            let attr = attr.map_err(|e| malformed!("malformed attribute in <{qname}>: {e}"))?;
+            let raw_key = attr.key.into_inner();
+            if attr.value.as_bytes().contains(&b'<') {
+                return Err(malformed!("attribute {raw_key} of <{qname}> contains '<'"));
+            }
+            let value = attr
+                .normalized_value_with(XmlVersion::Implicit1_0, 1, resolve_predefined_entity)
+                .map_err(|e| match e {
+                    quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, entity)) => {
+                        entity_refused(&entity)
+                    }
+                    other => malformed!("attribute {raw_key} of <{qname}>: {other}"),
+                })?;
+            let value = reborrow_cow(input, value);
+            // A value as written was checked with the whole input; only one with
+            // references resolved can hold something new.
+            if let Cow::Owned(resolved) = &value
+                && resolved.chars().any(|c| !is_xml_char(c))
+            {
+                return Err(malformed!(
+                    "attribute {raw_key} of <{qname}> holds a non-XML character"
+                ));
+            }
+            let key = reborrow(input, raw_key);
+            if key == "xmlns" {
+                self.doc.ns_decls.push((Cow::Borrowed(""), value));
+            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+                if value.is_empty() {
+                    return Err(malformed!("prefix {prefix} undeclared in <{qname}>"));
+                }
+                if prefix == "xmlns" || (prefix == "xml") != (value == XML_NS) || value == XMLNS_NS
+                {
+                    return Err(malformed!("reserved namespace binding {key} in <{qname}>"));
+                }
+                let prefix = match &key {
+                    Cow::Borrowed(k) => Cow::Borrowed(&k["xmlns:".len()..]),
+                    Cow::Owned(k) => Cow::Owned(k["xmlns:".len()..].to_owned()),
+                };
+                self.doc.ns_decls.push((prefix, value));
+            } else {
+                let prefix_len = split_qname(&key).0.len();
+                self.doc.attrs.push(Attr {
+                    qname: key,
+                    prefix_len,
+                    ns: Cow::Borrowed(""),
+                    value,
+                });
+            }
+        }
+        let decls_end = self.doc.ns_decls.len();
+        self.scope
+            .extend(self.doc.ns_decls[decls_start..decls_end].iter().cloned());
+        let (prefix, _) = split_qname(&qname);
+        let ns = match lookup(&self.scope, prefix) {
+            Some(uri) => uri.clone(),
+            None if prefix.is_empty() => Cow::Borrowed(""),
+            None => return Err(malformed!("undeclared prefix {prefix} in <{qname}>")),
+        };
+        let prefix_len = prefix.len();
+        let attrs_end = self.doc.attrs.len();
+        for i in attrs_start..attrs_end {
+            let a_prefix_len = self.doc.attrs[i].prefix_len;
+            if a_prefix_len > 0 {
+                let a_prefix = &self.doc.attrs[i].qname[..a_prefix_len];
+                let uri = lookup(&self.scope, a_prefix)
+                    .ok_or_else(|| malformed!("undeclared prefix {a_prefix} in <{qname}>"))?
+                    .clone();
+                self.doc.attrs[i].ns = uri;
+            }
+            let (done, rest) = self.doc.attrs[attrs_start..=i].split_at(i - attrs_start);
+            let this = &rest[0];
+            if done
+                .iter()
+                .any(|a| a.ns == this.ns && a.local() == this.local())
+            {
+                return Err(malformed!(
+                    "duplicate attribute {} in <{qname}>",
+                    this.qname
+                ));
+            }
+        }
+        let index = self.doc.elements.len();
+        let parent = self.open.last().map(|&(p, _)| p);
+        self.doc.elements.push(Element {
+            parent,
+            qname,
+            prefix_len,
+            ns,
+            decls: decls_start..decls_end,
+            attrs: attrs_start..attrs_end,
+            children: 0..0,
+        });
+        if let Some((parent, last_text)) = self.open.last_mut() {
+            *last_text = None;
+            self.nodes.push((*parent, Node::Element(index)));
+        }
+        Ok(index)
+    }
+
+    /// Closes the innermost element (quick-xml has checked that the end tag matches).
+    fn end_element(&mut self, empty: bool) {
+        if !empty {
+            self.open.pop();
+        }
+        if let Some(mark) = self.marks.pop() {
+            self.scope.truncate(mark);
+        }
+        if self.open.is_empty() {
+            self.done = true;
+        }
+    }
 }
 
 /// Resolves a character reference or one of the five predefined entities.
-fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, SignatureError> {
+fn resolve_reference(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, SignatureError> {
     let name: &str = reference;
     if reference.is_char_ref() {
         return match reference.resolve_char_ref() {
-            Ok(Some(ch)) if is_xml_char(ch) => Ok(ch.to_string()),
+            Ok(Some(ch)) if is_xml_char(ch) => Ok(Cow::Owned(ch.to_string())),
             _ => Err(malformed!(
                 "invalid character reference &{};",
                 name.escape_debug()
@@ -283,7 +578,7 @@ fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, SignatureError>
         };
     }
     resolve_predefined_entity(name)
-        .map(str::to_owned)
+        .map(Cow::Borrowed)
         .ok_or_else(|| entity_refused(name))
 }
 
@@ -297,15 +592,18 @@ fn entity_refused(name: &str) -> SignatureError {
 
 /// Splits a qualified name into prefix and local name.
 fn split_qname(qname: &str) -> (&str, &str) {
-    match qname.split_once(':') {
-        Some((prefix, local)) => (prefix, local),
+    match qname.bytes().position(|b| b == b':') {
+        Some(at) => (&qname[..at], &qname[at + 1..]),
         None => ("", qname),
     }
 }
 
 /// The URI bound to `prefix` in `scope` (the innermost binding wins); an empty default
 /// binding means "no namespace".
-fn lookup<'a>(scope: &'a [(String, Rc<str>)], prefix: &str) -> Option<&'a Rc<str>> {
+fn lookup<'s, 't>(
+    scope: &'s [(Cow<'t, str>, Cow<'t, str>)],
+    prefix: &str,
+) -> Option<&'s Cow<'t, str>> {
     scope
         .iter()
         .rev()
@@ -313,116 +611,4 @@ fn lookup<'a>(scope: &'a [(String, Rc<str>)], prefix: &str) -> Option<&'a Rc<str
             p.len() == prefix.len() && p.bytes().zip(prefix.bytes()).all(|(x, y)| x == y)
         })
         .map(|(_, uri)| uri)
-}
-
-/// Reads a start tag into a new element, pushing its namespace declarations into scope.
-fn start_element(
-    doc: &mut Document,
-    open: &[usize],
-    scope: &mut Vec<(String, Rc<str>)>,
-    marks: &mut Vec<usize>,
-    tag: &BytesStart<'_>,
-) -> Result<usize, SignatureError> {
-    let qname = tag.name().as_ref().to_owned();
-    marks.push(scope.len());
-    let mut ns_decls = Vec::new();
-    let mut raw_attrs = Vec::new();
-    for attr in tag.attributes() {
-        let attr = attr.map_err(|e| malformed!("malformed attribute in <{qname}>: {e}"))?;
-        let key = attr.key.as_ref().to_owned();
-        if attr.value.contains('<') {
-            return Err(malformed!("attribute {key} of <{qname}> contains '<'"));
-        }
-        let value = attr
-            .normalized_value_with(XmlVersion::Implicit1_0, 1, resolve_predefined_entity)
-            .map_err(|e| match e {
-                quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, entity)) => {
-                    entity_refused(&entity)
-                }
-                other => malformed!("attribute {key} of <{qname}>: {other}"),
-            })?
-            .into_owned();
-        if value.chars().any(|c| !is_xml_char(c)) {
-            return Err(malformed!(
-                "attribute {key} of <{qname}> holds a non-XML character"
-            ));
-        }
-        if key == "xmlns" {
-            ns_decls.push((String::new(), value));
-        } else if let Some(prefix) = key.strip_prefix("xmlns:") {
-            if value.is_empty() {
-                return Err(malformed!("prefix {prefix} undeclared in <{qname}>"));
-            }
-            if prefix == "xmlns" || (prefix == "xml") != (value == XML_NS) || value == XMLNS_NS {
-                return Err(malformed!("reserved namespace binding {key} in <{qname}>"));
-            }
-            ns_decls.push((prefix.to_owned(), value));
-        } else {
-            raw_attrs.push((key, value));
-        }
-    }
-    for (prefix, uri) in &ns_decls {
-        scope.push((prefix.clone(), Rc::from(uri.as_str())));
-    }
-    let (prefix, _) = split_qname(&qname);
-    let ns = match lookup(scope, prefix) {
-        Some(uri) => Rc::clone(uri),
-        None if prefix.is_empty() => Rc::from(""),
-        None => return Err(malformed!("undeclared prefix {prefix} in <{qname}>")),
-    };
-    let prefix_len = prefix.len();
-    let mut attrs: Vec<Attr> = Vec::with_capacity(raw_attrs.len());
-    for (key, value) in raw_attrs {
-        let (a_prefix, a_local) = split_qname(&key);
-        let a_ns = if a_prefix.is_empty() {
-            Rc::from("")
-        } else {
-            Rc::clone(
-                lookup(scope, a_prefix)
-                    .ok_or_else(|| malformed!("undeclared prefix {a_prefix} in <{qname}>"))?,
-            )
-        };
-        if attrs.iter().any(|a| a.ns == a_ns && a.local() == a_local) {
-            return Err(malformed!("duplicate attribute {key} in <{qname}>"));
-        }
-        attrs.push(Attr {
-            prefix_len: a_prefix.len(),
-            qname: key,
-            ns: a_ns,
-            value,
-        });
-    }
-    let index = doc.elements.len();
-    doc.elements.push(Element {
-        parent: open.last().copied(),
-        prefix_len,
-        qname,
-        ns,
-        ns_decls,
-        attrs,
-        children: Vec::new(),
-    });
-    if let Some(&parent) = open.last() {
-        doc.elements[parent].children.push(Node::Element(index));
-    }
-    Ok(index)
-}
-
-/// Closes the innermost element (quick-xml has checked that the end tag matches).
-fn end_element(
-    open: &mut Vec<usize>,
-    scope: &mut Vec<(String, Rc<str>)>,
-    marks: &mut Vec<usize>,
-    done: &mut bool,
-    empty: bool,
-) {
-    if !empty {
-        open.pop();
-    }
-    if let Some(mark) = marks.pop() {
-        scope.truncate(mark);
-    }
-    if open.is_empty() {
-        *done = true;
-    }
 }
