@@ -20,7 +20,11 @@
 //! (= senders, ≤ 256), `LOAD_SECONDS` (10, ≤ 60: the intake window and the fetch bound),
 //! `LOAD_WARMUP` (1, ≤ 10), `LOAD_SIZE` (10240 bytes of data part, ≤ 1 MiB),
 //! `LOAD_DISK_SECONDS` (3, ≤ 10), `LOAD_DIR` (where the temporary folder goes; default the
-//! system's temp dir — the disk being measured).
+//! system's temp dir — the disk being measured), `LOAD_RATE` (unset: closed loop, every
+//! sender sends again as soon as it is answered; a number: open loop, the senders together
+//! start that many messages per second on a fixed schedule, and each latency is measured
+//! from the message's scheduled start, so a server that falls behind shows its queueing —
+//! for the latency targets at 1 000/s and at half the maximum rate).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
 //! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
@@ -81,6 +85,8 @@ struct Params {
     warmup: Duration,
     size: usize,
     disk: Duration,
+    /// Messages started per second in all (open loop); `None`: closed loop.
+    rate: Option<f64>,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -98,6 +104,7 @@ impl Params {
                 warmup: Duration::from_millis(200),
                 size: 10 * 1024,
                 disk: Duration::from_millis(300),
+                rate: None,
                 dir: None,
                 notes: Vec::new(),
             });
@@ -109,6 +116,10 @@ impl Params {
         let warmup = env_number("LOAD_WARMUP", 1.0, 0.0, 10.0, &mut notes)?;
         let size = env_number("LOAD_SIZE", 10240.0, 1.0, 1048576.0, &mut notes)?;
         let disk = env_number("LOAD_DISK_SECONDS", 3.0, 0.1, 10.0, &mut notes)?;
+        let rate = match std::env::var_os("LOAD_RATE") {
+            Some(_) => Some(env_number("LOAD_RATE", 1000.0, 1.0, 100_000.0, &mut notes)?),
+            None => None,
+        };
         Ok(Params {
             smoke: false,
             senders,
@@ -117,6 +128,7 @@ impl Params {
             warmup: Duration::from_secs_f64(warmup),
             size: size as usize,
             disk: Duration::from_secs_f64(disk),
+            rate,
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
         })
@@ -124,8 +136,11 @@ impl Params {
 
     /// The parameters as the environment assignments that reproduce the run.
     fn describe(&self) -> String {
+        let rate = self
+            .rate
+            .map_or(String::new(), |rate| format!("LOAD_RATE={rate} "));
         format!(
-            "LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
