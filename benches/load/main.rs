@@ -24,7 +24,9 @@
 //! sender sends again as soon as it is answered; a number: open loop, the senders together
 //! start that many messages per second on a fixed schedule, and each latency is measured
 //! from the message's scheduled start, so a server that falls behind shows its queueing —
-//! for the latency targets at 1 000/s and at half the maximum rate).
+//! for the latency targets at 1 000/s and at half the maximum rate), `LOAD_HUGE` (unset; a
+//! number of bytes, ≤ 1 GiB: instead of phases 2 and 3, send one message with a data part of
+//! that size and report the server's idle and peak resident memory — see `huge`).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
 //! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
@@ -35,6 +37,7 @@
 //! the clients, `stats` records and summarises, `proc` reads /proc, `report` prints.
 
 mod disk;
+mod huge;
 mod phases;
 mod proc;
 mod report;
@@ -87,6 +90,8 @@ struct Params {
     disk: Duration,
     /// Messages started per second in all (open loop); `None`: closed loop.
     rate: Option<f64>,
+    /// One message of this many data bytes instead of phases 2 and 3.
+    huge: Option<usize>,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -105,6 +110,7 @@ impl Params {
                 size: 10 * 1024,
                 disk: Duration::from_millis(300),
                 rate: None,
+                huge: None,
                 dir: None,
                 notes: Vec::new(),
             });
@@ -120,6 +126,16 @@ impl Params {
             Some(_) => Some(env_number("LOAD_RATE", 1000.0, 1.0, 100_000.0, &mut notes)?),
             None => None,
         };
+        let huge = match std::env::var_os("LOAD_HUGE") {
+            Some(_) => Some(env_number(
+                "LOAD_HUGE",
+                1048576.0,
+                1.0,
+                1073741824.0,
+                &mut notes,
+            )?),
+            None => None,
+        };
         Ok(Params {
             smoke: false,
             senders,
@@ -129,6 +145,7 @@ impl Params {
             size: size as usize,
             disk: Duration::from_secs_f64(disk),
             rate,
+            huge: huge.map(|bytes| bytes as usize),
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
         })
@@ -139,8 +156,11 @@ impl Params {
         let rate = self
             .rate
             .map_or(String::new(), |rate| format!("LOAD_RATE={rate} "));
+        let huge = self
+            .huge
+            .map_or(String::new(), |bytes| format!("LOAD_HUGE={bytes} "));
         format!(
-            "{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{huge}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -203,6 +223,31 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     let url = format!("https://127.0.0.1:{}", server.port);
     let pid = server.pid();
     let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
+    if let Some(size) = params.huge {
+        eprintln!("load: one message of {size} data bytes on {url} (server pid {pid})");
+        let huge = runtime.block_on(huge::huge(size, &url, &setup.portal_tls, pid))?;
+        drop(runtime);
+        let stopped = server.stop();
+        println!();
+        println!(
+            "### shsd one large message, {}",
+            started_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        println!();
+        println!("`{} cargo bench --bench load`", params.describe());
+        println!();
+        println!(
+            "Load average {} before, {} after; raw fdatasync {:.0}/s in the same run.",
+            load_before,
+            read_trimmed("/proc/loadavg"),
+            disk.rate()
+        );
+        println!();
+        huge::print(&huge);
+        let (stop_time, status, log) = stopped?;
+        report::shutdown(stop_time, status, &log);
+        return huge.outcome;
+    }
     let products = phases::products(params.fetchers);
     eprintln!("load: phase 2, intake on {url} (server pid {pid})");
     let intake = runtime.block_on(intake(params, &url, &setup.portal_tls, &products, pid))?;

@@ -22,8 +22,8 @@ use crate::Params;
 use crate::proc::{Sample, Usage, reset_peak};
 use crate::stats::{count_error, count_in_second, error_kind, merge_counts, merge_errors};
 
-const PORTAL: &str = "urn:X-shs:5590000001";
-const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
+pub const PORTAL: &str = "urn:X-shs:5590000001";
+pub const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
 /// `maxhits` of every list request in phase 3.
 pub const MAX_HITS: usize = 50;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
