@@ -25,7 +25,8 @@
 //! start that many messages per second on a fixed schedule, and each latency is measured
 //! from the message's scheduled start, so a server that falls behind shows its queueing —
 //! for the latency targets at 1 000/s and at half the maximum rate), `LOAD_HUGE` (unset; a
-//! number of bytes, ≤ 1 GiB: instead of phases 2 and 3, send one message with a data part of
+//! number of bytes, ≤ 1 GiB, a few KiB less for the default 1 GiB message limit, which counts
+//! the whole body: instead of phases 2 and 3, send one message with a data part of
 //! that size and report the server's idle and peak resident memory — see `huge`).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
