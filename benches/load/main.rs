@@ -27,7 +27,10 @@
 //! for the latency targets at 1 000/s and at half the maximum rate), `LOAD_HUGE` (unset; a
 //! number of bytes, ≤ 1 GiB, a few KiB less for the default 1 GiB message limit, which counts
 //! the whole body: instead of phases 2 and 3, send one message with a data part of
-//! that size and report the server's idle and peak resident memory — see `huge`).
+//! that size and report the server's idle and peak resident memory — see `huge`),
+//! `LOAD_HANDSHAKES` (unset; `1`: instead of phases 2 and 3, `LOAD_SENDERS` clients open a
+//! fresh connection with a full mutual-TLS handshake per request for `LOAD_SECONDS` — see
+//! `handshake`).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
 //! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
@@ -38,6 +41,7 @@
 //! the clients, `stats` records and summarises, `proc` reads /proc, `report` prints.
 
 mod disk;
+mod handshake;
 mod huge;
 mod phases;
 mod proc;
@@ -93,6 +97,8 @@ struct Params {
     rate: Option<f64>,
     /// One message of this many data bytes instead of phases 2 and 3.
     huge: Option<usize>,
+    /// New connections with full handshakes instead of phases 2 and 3.
+    handshakes: bool,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -112,6 +118,7 @@ impl Params {
                 disk: Duration::from_millis(300),
                 rate: None,
                 huge: None,
+                handshakes: false,
                 dir: None,
                 notes: Vec::new(),
             });
@@ -147,6 +154,7 @@ impl Params {
             disk: Duration::from_secs_f64(disk),
             rate,
             huge: huge.map(|bytes| bytes as usize),
+            handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
         })
@@ -160,8 +168,13 @@ impl Params {
         let huge = self
             .huge
             .map_or(String::new(), |bytes| format!("LOAD_HUGE={bytes} "));
+        let handshakes = if self.handshakes {
+            "LOAD_HANDSHAKES=1 "
+        } else {
+            ""
+        };
         format!(
-            "{huge}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{handshakes}{huge}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -248,6 +261,36 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         let (stop_time, status, log) = stopped?;
         report::shutdown(stop_time, status, &log);
         return huge.outcome;
+    }
+    if params.handshakes {
+        eprintln!("load: new connections on {url} (server pid {pid})");
+        let result =
+            runtime.block_on(handshake::handshakes(params, &url, &setup.bygglov_tls, pid))?;
+        drop(runtime);
+        let stopped = server.stop();
+        println!();
+        println!(
+            "### shsd mutual-TLS handshakes, {}",
+            started_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        println!();
+        println!("`{} cargo bench --bench load`", params.describe());
+        println!();
+        println!(
+            "Load average {} before, {} after. Session resumption off: every connection is a \
+             full handshake with a client certificate.",
+            load_before,
+            read_trimmed("/proc/loadavg"),
+        );
+        println!();
+        handshake::print(params, &result);
+        let (stop_time, status, log) = stopped?;
+        report::shutdown(stop_time, status, &log);
+        return if result.latencies.is_empty() {
+            Err("no connection succeeded".to_owned())
+        } else {
+            Ok(())
+        };
     }
     let products = phases::products(params.fetchers);
     eprintln!("load: phase 2, intake on {url} (server pid {pid})");

@@ -246,6 +246,20 @@ fn row(name: &str, rate: Option<f64>, latencies: &[Duration], errors: u64, usage
     )
 }
 
+/// One note line with a latency distribution.
+pub fn latency_line(what: &str, latencies: &[Duration]) {
+    let percentiles = Percentiles::of(latencies);
+    let pick = |q: f64| percentiles.at(q).map_or("–".to_owned(), ms);
+    println!(
+        "- {what}: {} times; p50 {} ms, p90 {} ms, p99 {} ms, max {} ms.",
+        latencies.len(),
+        pick(0.5),
+        pick(0.9),
+        pick(0.99),
+        pick(1.0)
+    );
+}
+
 /// A phase's wall time, CPU and bytes written, per operation too.
 fn usage_line(phase: &str, usage: &Usage, ops: u64) {
     let cpu = |s: Option<f64>| s.map_or("?".to_owned(), |s| format!("{s:.1} s"));
