@@ -233,14 +233,16 @@ fn run(shared: &Shared, mut sync: SyncFn) {
                 shared
                     .progress
                     .send_modify(|p| p.failure = Some(Arc::clone(&reason)));
+                // Refuse new work before telling anyone, so that no one who has heard of
+                // the failure can still queue work.
+                let unrun = {
+                    let mut requests = lock(&shared.requests);
+                    requests.failed = Some(Arc::clone(&reason));
+                    std::mem::take(&mut requests.work)
+                };
                 for after in waiting {
                     after(Err(Arc::clone(&reason)));
                 }
-                let unrun = {
-                    let mut requests = lock(&shared.requests);
-                    requests.failed = Some(reason);
-                    std::mem::take(&mut requests.work)
-                };
                 // Dropped unrun: their submitters see the failure.
                 drop(unrun);
                 return;

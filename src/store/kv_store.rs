@@ -102,8 +102,15 @@ impl<E: KvEngine> KvStore<E> {
         op: impl FnOnce(&Inner<E>) -> Result<(T, Option<Ticket>), StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let inner = Arc::clone(&self.inner);
+        // Weak: a queued operation whose caller went away must not be what keeps the
+        // store (and the engine's files) open, nor drop it on the committer thread.
+        let inner = Arc::downgrade(&self.inner);
         self.inner.commit.submit(Box::new(move || {
+            let Some(inner) = inner.upgrade() else {
+                let closed = StoreError::Unavailable("the store is closed".into());
+                let _ = answer.send(Ok(Err(closed)));
+                return None;
+            };
             let outcome = catch_unwind(AssertUnwindSafe(|| op(&inner)));
             drop(inner);
             match outcome {
