@@ -20,7 +20,17 @@
 //! (= senders, ≤ 256), `LOAD_SECONDS` (10, ≤ 60: the intake window and the fetch bound),
 //! `LOAD_WARMUP` (1, ≤ 10), `LOAD_SIZE` (10240 bytes of data part, ≤ 1 MiB),
 //! `LOAD_DISK_SECONDS` (3, ≤ 10), `LOAD_DIR` (where the temporary folder goes; default the
-//! system's temp dir — the disk being measured).
+//! system's temp dir — the disk being measured), `LOAD_RATE` (unset: closed loop, every
+//! sender sends again as soon as it is answered; a number: open loop, the senders together
+//! start that many messages per second on a fixed schedule, and each latency is measured
+//! from the message's scheduled start, so a server that falls behind shows its queueing —
+//! for the latency targets at 1 000/s and at half the maximum rate), `LOAD_HUGE` (unset; a
+//! number of bytes, ≤ 1 GiB, a few KiB less for the default 1 GiB message limit, which counts
+//! the whole body: instead of phases 2 and 3, send one message with a data part of
+//! that size and report the server's idle and peak resident memory — see `huge`),
+//! `LOAD_HANDSHAKES` (unset; `1`: instead of phases 2 and 3, `LOAD_SENDERS` clients open a
+//! fresh connection with a full mutual-TLS handshake per request for `LOAD_SECONDS` — see
+//! `handshake`).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
 //! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
@@ -31,6 +41,8 @@
 //! the clients, `stats` records and summarises, `proc` reads /proc, `report` prints.
 
 mod disk;
+mod handshake;
+mod huge;
 mod phases;
 mod proc;
 mod report;
@@ -81,6 +93,12 @@ struct Params {
     warmup: Duration,
     size: usize,
     disk: Duration,
+    /// Messages started per second in all (open loop); `None`: closed loop.
+    rate: Option<f64>,
+    /// One message of this many data bytes instead of phases 2 and 3.
+    huge: Option<usize>,
+    /// New connections with full handshakes instead of phases 2 and 3.
+    handshakes: bool,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -98,6 +116,9 @@ impl Params {
                 warmup: Duration::from_millis(200),
                 size: 10 * 1024,
                 disk: Duration::from_millis(300),
+                rate: None,
+                huge: None,
+                handshakes: false,
                 dir: None,
                 notes: Vec::new(),
             });
@@ -109,6 +130,20 @@ impl Params {
         let warmup = env_number("LOAD_WARMUP", 1.0, 0.0, 10.0, &mut notes)?;
         let size = env_number("LOAD_SIZE", 10240.0, 1.0, 1048576.0, &mut notes)?;
         let disk = env_number("LOAD_DISK_SECONDS", 3.0, 0.1, 10.0, &mut notes)?;
+        let rate = match std::env::var_os("LOAD_RATE") {
+            Some(_) => Some(env_number("LOAD_RATE", 1000.0, 1.0, 100_000.0, &mut notes)?),
+            None => None,
+        };
+        let huge = match std::env::var_os("LOAD_HUGE") {
+            Some(_) => Some(env_number(
+                "LOAD_HUGE",
+                1048576.0,
+                1.0,
+                1073741824.0,
+                &mut notes,
+            )?),
+            None => None,
+        };
         Ok(Params {
             smoke: false,
             senders,
@@ -117,6 +152,9 @@ impl Params {
             warmup: Duration::from_secs_f64(warmup),
             size: size as usize,
             disk: Duration::from_secs_f64(disk),
+            rate,
+            huge: huge.map(|bytes| bytes as usize),
+            handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
         })
@@ -124,8 +162,19 @@ impl Params {
 
     /// The parameters as the environment assignments that reproduce the run.
     fn describe(&self) -> String {
+        let rate = self
+            .rate
+            .map_or(String::new(), |rate| format!("LOAD_RATE={rate} "));
+        let huge = self
+            .huge
+            .map_or(String::new(), |bytes| format!("LOAD_HUGE={bytes} "));
+        let handshakes = if self.handshakes {
+            "LOAD_HANDSHAKES=1 "
+        } else {
+            ""
+        };
         format!(
-            "LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{handshakes}{huge}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -188,6 +237,61 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     let url = format!("https://127.0.0.1:{}", server.port);
     let pid = server.pid();
     let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
+    if let Some(size) = params.huge {
+        eprintln!("load: one message of {size} data bytes on {url} (server pid {pid})");
+        let huge = runtime.block_on(huge::huge(size, &url, &setup.portal_tls, pid))?;
+        drop(runtime);
+        let stopped = server.stop();
+        println!();
+        println!(
+            "### shsd one large message, {}",
+            started_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        println!();
+        println!("`{} cargo bench --bench load`", params.describe());
+        println!();
+        println!(
+            "Load average {} before, {} after; raw fdatasync {:.0}/s in the same run.",
+            load_before,
+            read_trimmed("/proc/loadavg"),
+            disk.rate()
+        );
+        println!();
+        huge::print(&huge);
+        let (stop_time, status, log) = stopped?;
+        report::shutdown(stop_time, status, &log);
+        return huge.outcome;
+    }
+    if params.handshakes {
+        eprintln!("load: new connections on {url} (server pid {pid})");
+        let result =
+            runtime.block_on(handshake::handshakes(params, &url, &setup.bygglov_tls, pid))?;
+        drop(runtime);
+        let stopped = server.stop();
+        println!();
+        println!(
+            "### shsd mutual-TLS handshakes, {}",
+            started_at.format("%Y-%m-%d %H:%M UTC")
+        );
+        println!();
+        println!("`{} cargo bench --bench load`", params.describe());
+        println!();
+        println!(
+            "Load average {} before, {} after. Session resumption off: every connection is a \
+             full handshake with a client certificate.",
+            load_before,
+            read_trimmed("/proc/loadavg"),
+        );
+        println!();
+        handshake::print(params, &result);
+        let (stop_time, status, log) = stopped?;
+        report::shutdown(stop_time, status, &log);
+        return if result.latencies.is_empty() {
+            Err("no connection succeeded".to_owned())
+        } else {
+            Ok(())
+        };
+    }
     let products = phases::products(params.fetchers);
     eprintln!("load: phase 2, intake on {url} (server pid {pid})");
     let intake = runtime.block_on(intake(params, &url, &setup.portal_tls, &products, pid))?;

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,8 +22,8 @@ use crate::Params;
 use crate::proc::{Sample, Usage, reset_peak};
 use crate::stats::{count_error, count_in_second, error_kind, merge_counts, merge_errors};
 
-const PORTAL: &str = "urn:X-shs:5590000001";
-const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
+pub const PORTAL: &str = "urn:X-shs:5590000001";
+pub const BYGGLOV: &str = "urn:X-shs:2120000142.bygglov";
 /// `maxhits` of every list request in phase 3.
 pub const MAX_HITS: usize = 50;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,8 +61,10 @@ struct Sender {
     accepted: u64,
 }
 
-/// `params.senders` portal clients send as fast as they are answered, for the warm-up and
-/// then the measured window.
+/// `params.senders` portal clients send, for the warm-up and then the measured window: as
+/// fast as they are answered (closed loop), or at `params.rate` messages per second in all
+/// (open loop: message `n` is due at `n / rate` seconds after the start; a sender takes the
+/// next due message when it is free, and its latency counts from when it was due).
 pub async fn intake(
     params: &Params,
     url: &str,
@@ -85,15 +88,28 @@ pub async fn intake(
         filename: Some("bygglovsansökan.xml".to_owned()),
         bytes: filler(params.size),
     };
+    let schedule = params.rate.map(|rate| Schedule {
+        start,
+        interval: Duration::from_secs_f64(1.0 / rate),
+        next: Arc::new(AtomicU64::new(0)),
+    });
     let mut tasks = Vec::new();
     for k in 0..params.senders {
         let client = ShsClient::new(url, Arc::clone(tls)).map_err(|err| err.to_string())?;
         let share = k % products.len();
         let product = products[share].clone();
         let part = part.clone();
+        let schedule = schedule.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = Sender::default();
             while Instant::now() < window_end {
+                let due = match &schedule {
+                    Some(schedule) => match schedule.take(window_end).await {
+                        Some(due) => Some(due),
+                        None => break,
+                    },
+                    None => None,
+                };
                 let (body, boundary, _) = build_message(
                     PORTAL,
                     Some(BYGGLOV),
@@ -101,7 +117,7 @@ pub async fn intake(
                     SequenceType::Event,
                     std::slice::from_ref(&part),
                 );
-                let sent = Instant::now();
+                let sent = due.unwrap_or_else(Instant::now);
                 let result = timeout(REQUEST_TIMEOUT, client.send(Bytes::from(body), &boundary));
                 let outcome = match result.await {
                     Ok(Ok(receipt)) if receipt.status.as_u16() == 202 && !receipt.duplicate => {
@@ -155,6 +171,29 @@ pub async fn intake(
     let (before, after) = monitor.await.map_err(|err| err.to_string())?;
     result.usage = Usage::between(&before, &after, pid, peak_reset);
     Ok(result)
+}
+
+/// The open-loop schedule shared by the senders.
+#[derive(Clone)]
+struct Schedule {
+    start: Instant,
+    interval: Duration,
+    /// The number of the next message to start.
+    next: Arc<AtomicU64>,
+}
+
+impl Schedule {
+    /// Takes the next message and waits until it is due; `None` if it is due only after
+    /// `end`.
+    async fn take(&self, end: Instant) -> Option<Instant> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let due = self.start + self.interval.mul_f64(n as f64);
+        if due >= end {
+            return None;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        Some(due)
+    }
 }
 
 /// `size` bytes of XML-looking text.

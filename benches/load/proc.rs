@@ -69,6 +69,11 @@ pub fn reset_peak(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
+/// The server's resident set now (VmRSS), in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    field_of(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
 /// A whole small file such as `/proc/loadavg`, trimmed; empty if unreadable.
 pub fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path)

@@ -90,6 +90,14 @@ impl Report<'_> {
             p.fetchers, p.fetchers,
         );
         println!();
+        if let Some(rate) = p.rate {
+            println!(
+                "Intake is open loop: the senders start {rate:.0} messages per second in all on a \
+                 fixed schedule, and each latency counts from the message's scheduled start \
+                 (queueing included)."
+            );
+            println!();
+        }
     }
 
     fn table(&self) {
@@ -116,9 +124,12 @@ impl Report<'_> {
         );
         let intake_rate = intake.latencies.len() as f64 / intake.window.as_secs_f64();
         let intake_errors = intake.errors.values().sum();
+        let offered = p
+            .rate
+            .map_or(String::new(), |rate| format!(" at a fixed {rate:.0}/s"));
         row(
             &format!(
-                "intake {} B, {} senders ({:.2}× fdatasync/s)",
+                "intake {} B, {} senders{offered} ({:.2}× fdatasync/s)",
                 p.size,
                 p.senders,
                 intake_rate / disk_rate
@@ -233,6 +244,20 @@ fn row(name: &str, rate: Option<f64>, latencies: &[Duration], errors: u64, usage
         pick(1.0),
         latencies.len(),
     )
+}
+
+/// One note line with a latency distribution.
+pub fn latency_line(what: &str, latencies: &[Duration]) {
+    let percentiles = Percentiles::of(latencies);
+    let pick = |q: f64| percentiles.at(q).map_or("–".to_owned(), ms);
+    println!(
+        "- {what}: {} times; p50 {} ms, p90 {} ms, p99 {} ms, max {} ms.",
+        latencies.len(),
+        pick(0.5),
+        pick(0.9),
+        pick(0.99),
+        pick(1.0)
+    );
 }
 
 /// A phase's wall time, CPU and bytes written, per operation too.

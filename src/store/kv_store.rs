@@ -3,9 +3,13 @@
 //! Every operation reads, builds one [`Batch`] and applies it, so a crash leaves each
 //! operation wholly done or not at all. Read-check-write sequences (duplicate check,
 //! state transitions, job completion) run under one short std mutex that is never held
-//! across an `.await`: engine calls are blocking and run on tokio's blocking pool, and
-//! the wait for durability happens after the mutex is released.
+//! across an `.await`. Engine calls are blocking and never run on the async runtime:
+//! operations that must be durable before they are answered (accept, acknowledge,
+//! expire, remove, administer) run on the group-commit thread, just before the sync that
+//! covers them, so a request costs one hand-off there and one back; the others run on
+//! tokio's blocking pool.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -14,10 +18,10 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use super::codec::{decode, encode};
-use super::group_commit::{GroupCommit, Ticket};
+use super::group_commit::{AfterSync, GroupCommit, Ticket};
 use super::keys::{self, IndexEntry, JobEntry, TxEntry};
 use super::kv::{Batch, KvEngine};
-use super::kv_payload::KvPayloadWriter;
+use super::kv_payload::{HeldPayloads, KvPayloadWriter};
 use super::lifecycle::{self, MailboxDepths, Staging, mailbox_of, stage_delivery, wrong_state};
 use super::query::MailboxQuery;
 use super::record::{JobId, LocalId, MessageRecord, PayloadId, State};
@@ -49,6 +53,8 @@ pub(super) struct Inner<E> {
     write_lock: Mutex<()>,
     /// Messages listed per mailbox, moved by every committed batch.
     pub(super) depths: MailboxDepths,
+    /// Small finished uploads kept in memory until a batch accepts them.
+    pub(super) held: HeldPayloads,
 }
 
 impl<E: KvEngine> KvStore<E> {
@@ -73,6 +79,7 @@ impl<E: KvEngine> KvStore<E> {
                 commit,
                 write_lock: Mutex::new(()),
                 depths,
+                held: HeldPayloads::default(),
             }),
         })
     }
@@ -87,16 +94,54 @@ impl<E: KvEngine> KvStore<E> {
         self.inner.commit.rounds()
     }
 
-    /// Runs `op` on the blocking pool, then waits for its ticket to become durable.
+    /// Runs `op` on the group-commit thread and answers once the sync after it has made
+    /// its writes durable (at once if it took no ticket: nothing to wait for). A panic in
+    /// `op` is re-raised here.
     async fn run<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Inner<E>) -> Result<(T, Option<Ticket>), StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (value, ticket) = blocking(&self.inner, op).await?;
-        if let Some(ticket) = ticket {
-            self.inner.commit.wait(ticket).await?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        // Weak: a queued operation whose caller went away must not be what keeps the
+        // store (and the engine's files) open, nor drop it on the committer thread.
+        let inner = Arc::downgrade(&self.inner);
+        self.inner.commit.submit(Box::new(move || {
+            let Some(inner) = inner.upgrade() else {
+                let closed = StoreError::Unavailable("the store is closed".into());
+                let _ = answer.send(Ok(Err(closed)));
+                return None;
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| op(&inner)));
+            drop(inner);
+            match outcome {
+                Ok(Ok((value, Some(_ticket)))) => {
+                    let after: AfterSync = Box::new(move |synced| {
+                        let result = match synced {
+                            Ok(()) => Ok(value),
+                            Err(reason) => {
+                                Err(StoreError::Unavailable(format!("sync failed: {reason}")))
+                            }
+                        };
+                        let _ = answer.send(Ok(result));
+                    });
+                    Some(after)
+                }
+                Ok(result) => {
+                    let _ = answer.send(Ok(result.map(|(value, _)| value)));
+                    None
+                }
+                Err(panic) => {
+                    let _ = answer.send(Err(panic));
+                    None
+                }
+            }
+        }))?;
+        match answered.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => resume_unwind(panic),
+            // Dropped unrun: a sync failed, or the thread stopped.
+            Err(_) => Err(self.inner.commit.failure()),
         }
-        Ok(value)
     }
 
     /// Runs a read-only or not-synced `op` on the blocking pool.
@@ -127,7 +172,7 @@ pub(super) async fn blocking<E: KvEngine, T: Send + 'static>(
 #[async_trait]
 impl<E: KvEngine> Store for KvStore<E> {
     async fn begin_payload(&self) -> Result<Box<dyn PayloadWriter>, StoreError> {
-        let writer = KvPayloadWriter::begin(Arc::clone(&self.inner)).await?;
+        let writer = KvPayloadWriter::begin(Arc::clone(&self.inner));
         Ok(Box::new(writer))
     }
 
@@ -565,11 +610,16 @@ impl<E: KvEngine> Inner<E> {
         Ok((record, job))
     }
 
+    /// Stages the commit of a pending payload: a held one's chunks are written in this
+    /// batch; a stored one loses its pending marker.
     fn stage_payload_commit(
         &self,
         batch: &mut Batch,
         payload: PayloadId,
     ) -> Result<(), StoreError> {
+        if self.held.commit_into(payload, batch) {
+            return Ok(());
+        }
         let pending = self
             .value::<keys::PendingPayload>(&keys::pending(payload))?
             .is_some_and(|marker| !marker.discarding);
@@ -586,6 +636,9 @@ impl<E: KvEngine> Inner<E> {
     pub(super) fn discard_pending(&self, payload: PayloadId) -> Result<bool, StoreError> {
         {
             let _guard = self.lock_writes();
+            if self.held.discard(payload) {
+                return Ok(true);
+            }
             let Some(mut marker) = self.value::<keys::PendingPayload>(&keys::pending(payload))?
             else {
                 return Ok(false);
