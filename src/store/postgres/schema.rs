@@ -115,8 +115,13 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StoreError> {
         )
         .await
         .or_else(|err| {
-            // Two nodes creating the table at once: one loses the race, harmlessly.
-            if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            // Two nodes creating the table at once: one loses the race, harmlessly (as a
+            // unique violation in the catalogue, or as the table existing after all).
+            use tokio_postgres::error::SqlState;
+            if matches!(
+                err.code(),
+                Some(&SqlState::UNIQUE_VIOLATION | &SqlState::DUPLICATE_TABLE)
+            ) {
                 Ok(())
             } else {
                 Err(pg_error(err))
