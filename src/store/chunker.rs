@@ -38,7 +38,7 @@ impl Chunker {
 
     /// Takes bytes from the front of `data` up to the end of the current chunk; returns how
     /// many it took and the chunk if that filled it. Call until `data` is used up.
-    pub fn fill(&mut self, data: &[u8]) -> Result<(usize, Option<Chunk>), StoreError> {
+    fn fill(&mut self, data: &[u8]) -> Result<(usize, Option<Chunk>), StoreError> {
         if self.current.is_none() {
             return Err(StoreError::WriterMisuse("write outside a part"));
         }
@@ -53,6 +53,18 @@ impl Chunker {
             None
         };
         Ok((take, full))
+    }
+
+    /// Takes all of `data`; returns the chunks it filled, in order (as many as `data`
+    /// spans: a writer stores them before it takes the next piece).
+    pub fn fill_all(&mut self, mut data: &[u8]) -> Result<Vec<Chunk>, StoreError> {
+        let mut full = Vec::new();
+        while !data.is_empty() {
+            let (taken, chunk) = self.fill(data)?;
+            data = &data[taken..];
+            full.extend(chunk);
+        }
+        Ok(full)
     }
 
     /// Ends the current part; returns its last, short chunk if there is one.

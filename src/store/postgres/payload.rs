@@ -85,13 +85,9 @@ impl PayloadWriter for PgPayloadWriter {
         self.chunker.start_part(raw_headers)
     }
 
-    async fn write(&mut self, mut data: &[u8]) -> Result<(), StoreError> {
-        while !data.is_empty() {
-            let (taken, full) = self.chunker.fill(data)?;
-            data = &data[taken..];
-            if let Some(chunk) = full {
-                self.store_chunk(chunk).await?;
-            }
+    async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        for chunk in self.chunker.fill_all(data)? {
+            self.store_chunk(chunk).await?;
         }
         Ok(())
     }
