@@ -1,19 +1,20 @@
 //! Product addressing with several receivers (spec §5.2): one copy per receiver, each with
 //! a new tx.id and `to` set, the same corr.id and content.id, sharing the parent's stored
-//! payload. Each copy gets its own routing job, so it is checked and delivered (or pushed)
-//! like a direct-addressed message.
+//! payload. A copy whose routing already found a local mailbox is stored straight in it;
+//! any other copy gets its own routing job, so it is pushed, or refused with an error to
+//! the sender, like a direct-addressed message.
 
 use crate::protocol::label::{Label, To};
-use crate::protocol::urn::Address;
 use crate::store::{FanOutCopy, LocalId, MessageRecord, Route};
 
 use super::error::BrokerError;
+use super::router::Recipient;
 use super::summary::summarize;
 
 /// The copies of `parent` for `receivers`.
 pub fn copies(
     parent: &MessageRecord,
-    receivers: &[Address],
+    recipients: &[Recipient],
 ) -> Result<Vec<FanOutCopy>, BrokerError> {
     let label = Label::parse(&parent.label).map_err(|err| {
         BrokerError::Internal(format!(
@@ -21,20 +22,23 @@ pub fn copies(
             parent.local_id
         ))
     })?;
-    Ok(receivers
+    Ok(recipients
         .iter()
-        .map(|receiver| {
+        .map(|recipient| {
             let mut copy = label.clone();
             copy.tx_id = uuid::Uuid::new_v4().to_string();
             copy.to = Some(To {
-                value: receiver.to_string(),
+                value: recipient.address.to_string(),
                 common_name: None,
             });
             FanOutCopy {
                 local_id: LocalId::random(),
                 summary: summarize(&copy, parent.payload.size),
                 label: copy.to_xml(),
-                route: Route::Job,
+                route: match &recipient.local_mailbox {
+                    Some(mailbox) => Route::Mailbox(mailbox.clone()),
+                    None => Route::Job,
+                },
             }
         })
         .collect())

@@ -20,7 +20,7 @@ pub enum Decision {
         url: String,
     },
     /// Product addressing found several receivers: one copy each (spec §5.2).
-    FanOut(Vec<Address>),
+    FanOut(Vec<Recipient>),
     /// No way to deliver: quarantine with this code and reason.
     Quarantine {
         /// The SHS error code reported to the sender.
@@ -28,6 +28,17 @@ pub enum Decision {
         /// One line.
         reason: String,
     },
+}
+
+/// One receiver of a fan-out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The receiving organisation: the copy's `to`.
+    pub address: Address,
+    /// The local mailbox the copy goes to, when its own routing (the same checks as a
+    /// direct-addressed message's) already decided to deliver it here; `None`: the copy
+    /// gets a routing job (a push, or a refusal with its error to the sender).
+    pub local_mailbox: Option<Address>,
 }
 
 /// Decides where a message with receiver `to` goes.

@@ -10,6 +10,7 @@ use chrono::Local;
 use crate::directory::agreements::{self, Exchange};
 use crate::directory::{AgreementRefusal, Directory, DirectoryError};
 use crate::protocol::ErrorCode;
+use crate::protocol::agreement::Agreement;
 use crate::protocol::label::{Label, SequenceType};
 use crate::protocol::product_type::ProductType;
 use crate::protocol::urn::{Address, OrgNumber, ProductId};
@@ -17,7 +18,7 @@ use crate::store::MessageRecord;
 
 use super::Broker;
 use super::error::BrokerError;
-use super::router::{self, Decision};
+use super::router::{self, Decision, Recipient};
 
 impl Broker {
     /// Where `record` goes.
@@ -78,40 +79,76 @@ impl Broker {
                     self.towards(directory, Address::organisation(*only), &product)
                         .await
                 }
-                many => Ok(Decision::FanOut(
-                    many.iter().map(|org| Address::organisation(*org)).collect(),
-                )),
+                many => {
+                    // Each copy is routed here as its own direct-addressed message would
+                    // be, so that copies for local mailboxes are delivered with the fan-out
+                    // instead of one routing job after another.
+                    let label = stored_label(record)?;
+                    let mut recipients = Vec::with_capacity(many.len());
+                    for org in many {
+                        let address = Address::organisation(*org);
+                        let decision = self
+                            .direct(
+                                directory,
+                                &label,
+                                sender,
+                                address.clone(),
+                                &product,
+                                &candidates,
+                            )
+                            .await?;
+                        let local_mailbox = match decision {
+                            Decision::Deliver(mailbox) => Some(mailbox),
+                            _ => None,
+                        };
+                        recipients.push(Recipient {
+                            address,
+                            local_mailbox,
+                        });
+                    }
+                    Ok(Decision::FanOut(recipients))
+                }
             };
         };
+        let label = stored_label(record)?;
+        self.direct(directory, &label, sender, to, &product, &candidates)
+            .await
+    }
+
+    /// Where a message from `sender` to `to` goes once its product and sender have been
+    /// checked: the receiver must be known and an agreement must allow the exchange.
+    async fn direct(
+        &self,
+        directory: &dyn Directory,
+        label: &Label,
+        sender: OrgNumber,
+        to: Address,
+        product: &ProductId,
+        candidates: &[Agreement],
+    ) -> Result<Decision, BrokerError> {
         let receiver = to.org();
         if !self.knows(directory, receiver).await? {
             let reason = format!("the directory does not know the receiver {receiver}");
             return Ok(quarantine(ErrorCode::UnknownReceiver, reason));
         }
         // The summary has no agreement name or transfer type: those come from the label.
-        let label = Label::parse(&record.label).map_err(|err| {
-            BrokerError::Internal(format!(
-                "stored label of {} does not parse: {err}",
-                record.local_id
-            ))
-        })?;
         let exchange = Exchange {
             sender,
             receiver,
-            product: &product,
+            product,
             reply: label.sequence_type == SequenceType::Reply,
             transfer: label.transfer_type,
-            date: today,
+            date: Local::now().date_naive(),
             named: label.shs_agreement.as_deref(),
         };
-        if let Err(refusal) = agreements::check(&exchange, &candidates) {
+        if let Err(refusal) = agreements::check(&exchange, candidates) {
             let code = match refusal {
                 AgreementRefusal::Missing { .. } => ErrorCode::MissingAgreement,
                 AgreementRefusal::Illegal { .. } => ErrorCode::IllegalAgreement,
             };
             return Ok(quarantine(code, refusal.to_string()));
         }
-        self.towards(directory, to, &product).await
+        self.towards(directory, to, product).await
     }
 
     /// Whether acknowledging `record` should send its sender a confirm: not when the
@@ -187,6 +224,16 @@ impl Broker {
             .map_err(unavailable)?
             .is_some())
     }
+}
+
+/// The label of a stored record (it parsed at intake).
+fn stored_label(record: &MessageRecord) -> Result<Label, BrokerError> {
+    Label::parse(&record.label).map_err(|err| {
+        BrokerError::Internal(format!(
+            "stored label of {} does not parse: {err}",
+            record.local_id
+        ))
+    })
 }
 
 /// Why a data part of `record` is not one the product allows (by `datapartType`,

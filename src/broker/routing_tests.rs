@@ -97,6 +97,23 @@ async fn send(
     to: Option<&str>,
     edit: impl FnOnce(&mut Label),
 ) -> MessageRecord {
+    let record = route_once(broker, from, to, edit).await;
+    assert_eq!(broker.sweep_jobs().await.unwrap(), 0);
+    broker
+        .store()
+        .message(record.local_id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Accepts a message and runs its own routing job, and no other.
+async fn route_once(
+    broker: &Broker,
+    from: &str,
+    to: Option<&str>,
+    edit: impl FnOnce(&mut Label),
+) -> MessageRecord {
     let mut label = crate::broker::test_support::label(from, to);
     edit(&mut label);
     let store = broker.store();
@@ -124,7 +141,6 @@ async fn send(
         })
         .await
         .unwrap();
-    assert_eq!(broker.sweep_jobs().await.unwrap(), 0);
     store.message(record.local_id).await.unwrap().unwrap()
 }
 
@@ -200,6 +216,38 @@ async fn product_addressing_fans_out_to_every_receiver_sharing_the_payload() {
         let label = Label::parse(&copy.label).unwrap();
         assert_eq!(label.tx_id, copy.tx_id);
     }
+}
+
+#[tokio::test]
+async fn local_fan_out_copies_are_delivered_with_the_fan_out_without_jobs() {
+    let f = fixture(DIRECTORY);
+    let parent = route_once(&f.broker, PORTAL, None, |_| {}).await;
+    assert_eq!(parent.state, State::FannedOut);
+    // No routing job ran for the copies, and none waits.
+    assert!(
+        f.broker
+            .store()
+            .pending_jobs(None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for mailbox in [KOMMUN, GRANNE] {
+        let copies = listed(&f.broker, mailbox).await;
+        assert_eq!(copies.len(), 1, "{mailbox}");
+        assert_eq!(copies[0].state, State::Received);
+    }
+    // A copy whose own routing refuses it still gets a job, which quarantines it with an
+    // error to the sender: here the label names an agreement that fits neither receiver.
+    let named = route_once(&f.broker, PORTAL, None, |label| {
+        label.shs_agreement = Some("no-such-agreement".into());
+    })
+    .await;
+    assert_eq!(named.state, State::FannedOut);
+    assert_eq!(
+        f.broker.store().pending_jobs(None, 10).await.unwrap().len(),
+        2
+    );
 }
 
 #[tokio::test]
