@@ -17,6 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
+use super::Addition;
 use super::codec::{decode, encode};
 use super::group_commit::{AfterSync, GroupCommit, Ticket};
 use super::keys::{self, IndexEntry, JobEntry, TxEntry};
@@ -27,9 +28,9 @@ use super::query::MailboxQuery;
 use super::record::{JobId, LocalId, MessageRecord, PayloadId, State};
 use super::search::AdminSearch;
 use super::{
-    Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due,
-    ErrorInfo, Expiry, JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Retry, Route,
-    RoutingJob, Store, StoreError,
+    Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due, Expiry,
+    JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Retry, Route, RoutingJob, Store,
+    StoreError,
 };
 use crate::protocol::urn::Address;
 
@@ -519,29 +520,14 @@ impl<E: KvEngine> Inner<E> {
         let before = record.clone();
         let now = Utc::now();
         let mut created = Vec::new();
-        match outcome {
-            JobOutcome::Deliver { mailbox } => {
-                stage_delivery(&mut staging.batch, &mut record, mailbox, now)?
-            }
-            JobOutcome::Sent => record.enter(State::Sent, now),
-            JobOutcome::FanOut { copies } => {
-                for copy in copies {
-                    let (child, route) = record.fan_out_copy(copy, now);
-                    created.push(self.stage_record(&mut staging, child, route)?);
-                }
-                record.enter(State::FannedOut, now);
-            }
-            JobOutcome::Quarantine {
-                code,
-                reason,
-                notify,
-            } => {
-                record.error = Some(ErrorInfo { code, text: reason });
-                record.enter(State::Quarantined, now);
-                if let Some(notify) = notify {
-                    created.push(self.stage_new(&mut staging, notify)?);
-                }
-            }
+        for addition in record.apply_outcome(outcome, now) {
+            created.push(match addition {
+                Addition::Copy(child, route) => self.stage_record(&mut staging, child, route)?,
+                Addition::Notice(notice) => self.stage_new(&mut staging, notice)?,
+            });
+        }
+        if record.state == State::Received {
+            lifecycle::stage_listing(&mut staging.batch, &record)?;
         }
         staging
             .batch

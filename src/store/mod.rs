@@ -349,6 +349,54 @@ impl MessageRecord {
         self.copies.push(child.local_id);
         (child, copy.route)
     }
+
+    /// Applies a routing `outcome` to this NEW record (its state, and its mailbox or
+    /// error) and returns the records the outcome adds, which the engine stores in the
+    /// same batch. The same for every engine.
+    pub(crate) fn apply_outcome(
+        &mut self,
+        outcome: JobOutcome,
+        now: DateTime<Utc>,
+    ) -> Vec<Addition> {
+        let mut added = Vec::new();
+        match outcome {
+            JobOutcome::Deliver { mailbox } => {
+                self.enter(State::Received, now);
+                self.mailbox = Some(mailbox);
+            }
+            JobOutcome::Sent => self.enter(State::Sent, now),
+            JobOutcome::FanOut { copies } => {
+                for copy in copies {
+                    let (child, route) = self.fan_out_copy(copy, now);
+                    added.push(Addition::Copy(child, route));
+                }
+                self.enter(State::FannedOut, now);
+            }
+            JobOutcome::Quarantine {
+                code,
+                reason,
+                notify,
+            } => {
+                self.error = Some(ErrorInfo { code, text: reason });
+                self.enter(State::Quarantined, now);
+                added.extend(notify.map(Addition::Notice));
+            }
+        }
+        added
+    }
+}
+
+/// A record that a routing outcome adds (see [`MessageRecord::apply_outcome`]).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived, one per record the outcome creates, which is stored at once: \
+              boxing would only add an allocation"
+)]
+pub(crate) enum Addition {
+    /// A fan-out copy, stored with its route.
+    Copy(MessageRecord, Route),
+    /// The `error` to the sender of a quarantined message, whose payload is pending.
+    Notice(NewMessage),
 }
 
 /// What happens to a new message after it is stored.

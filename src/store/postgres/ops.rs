@@ -2,6 +2,7 @@
 //! it changes `FOR UPDATE`, changes them with the same record logic as the KV store and
 //! writes them back with their index columns.
 
+use crate::store::Addition;
 use chrono::Utc;
 use deadpool_postgres::Transaction;
 
@@ -14,8 +15,7 @@ use crate::store::housekeeping::{Expiry, Removal};
 use crate::store::lifecycle::{mailbox_of, payload_family, wrong_state};
 use crate::store::record::{JobId, LocalId, MessageRecord, PayloadId, State, stored_precision};
 use crate::store::{
-    Acceptance, AckOutcome, Answer, ErrorInfo, JobCompletion, JobOutcome, NewMessage, Retry, Route,
-    StoreError,
+    Acceptance, AckOutcome, Answer, JobCompletion, JobOutcome, NewMessage, Retry, Route, StoreError,
 };
 
 impl PgStore {
@@ -152,30 +152,13 @@ impl PgStore {
         }
         let now = Utc::now();
         let mut created = Vec::new();
-        match outcome {
-            JobOutcome::Deliver { mailbox } => {
-                record.enter(State::Received, now);
-                record.mailbox = Some(mailbox);
-            }
-            JobOutcome::Sent => record.enter(State::Sent, now),
-            JobOutcome::FanOut { copies } => {
-                for copy in copies {
-                    let (child, route) = record.fan_out_copy(copy, now);
-                    created.push(insert_routed(&tx, &self.owner, child, route).await?);
+        for addition in record.apply_outcome(outcome, now) {
+            created.push(match addition {
+                Addition::Copy(child, route) => {
+                    insert_routed(&tx, &self.owner, child, route).await?
                 }
-                record.enter(State::FannedOut, now);
-            }
-            JobOutcome::Quarantine {
-                code,
-                reason,
-                notify,
-            } => {
-                record.error = Some(ErrorInfo { code, text: reason });
-                record.enter(State::Quarantined, now);
-                if let Some(notify) = notify {
-                    created.push(insert_new(&tx, &self.owner, notify).await?);
-                }
-            }
+                Addition::Notice(notice) => insert_new(&tx, &self.owner, notice).await?,
+            });
         }
         update_record(&tx, &record).await?;
         tx.commit().await.map_err(pg_error)?;
