@@ -200,27 +200,10 @@ async fn scrape(url: &str, series: &str) -> Result<f64, String> {
 }
 
 fn config_text(orgs: &[String]) -> String {
-    let mut text = String::from(
-        r#"# Written by benches/fanout.rs.
-[node]
-node_id = "fanout-node"
-[listen]
-address = "127.0.0.1:0"
-[tls]
-certificate = "certs/server.pem"
-private_key = "certs/server-key.pem"
-client_cas = ["certs/ca.pem"]
-[store]
-path = "store"
-[admin]
-address = "127.0.0.1:0"
-[directory]
-file = "directory.toml"
-[log]
-filter = "warn,shsd::app=info"
-[[organisations]]
-number = "5590000001"
-"#,
+    let mut text = common::config_head("fanout.rs", "fanout-node");
+    text.push_str(
+        "[store]\npath = \"store\"\n[directory]\nfile = \"directory.toml\"\n\
+         [[organisations]]\nnumber = \"5590000001\"\n",
     );
     for org in orgs {
         text.push_str(&format!("[[organisations]]\nnumber = \"{org}\"\n"));

@@ -279,17 +279,9 @@ async fn intake(
 
 /// The nodes' configuration: the example organisations on the database `conninfo`.
 fn config_text(conninfo: &str, senders: usize) -> String {
+    let head = common::config_head("nodes.rs", "bench-node");
     format!(
-        r#"# Written by benches/nodes.rs.
-[node]
-node_id = "bench-node"
-[listen]
-address = "127.0.0.1:0"
-[tls]
-certificate = "certs/server.pem"
-private_key = "certs/server-key.pem"
-client_cas = ["certs/ca.pem"]
-[[organisations]]
+        r#"{head}[[organisations]]
 number = "2120000142"
 sub_addresses = ["bygglov"]
 [[organisations]]
@@ -299,12 +291,8 @@ engine = "postgres"
 [store.postgres]
 conninfo = "{conninfo}"
 pool_size = 32
-[admin]
-address = "127.0.0.1:0"
 [limits]
 max_requests_per_identity = {limit}
-[log]
-filter = "warn,shsd::app=info"
 "#,
         limit = senders.max(64)
     )

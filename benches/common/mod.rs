@@ -41,6 +41,28 @@ pub fn binary_or_exit(name: &str, bench: bool) -> Result<PathBuf, std::process::
     }
 }
 
+/// The part of a bench node's configuration every bench shares: node `node_id` on free
+/// loopback ports (SHS and admin), the example PKI in `certs/`, warnings logged plus the
+/// lines naming the ports. The bench appends its organisations, store and the rest.
+pub fn config_head(bench: &str, node_id: &str) -> String {
+    format!(
+        r#"# Written by benches/{bench}.
+[node]
+node_id = "{node_id}"
+[listen]
+address = "127.0.0.1:0"
+[tls]
+certificate = "certs/server.pem"
+private_key = "certs/server-key.pem"
+client_cas = ["certs/ca.pem"]
+[admin]
+address = "127.0.0.1:0"
+[log]
+filter = "warn,shsd::app=info"
+"#
+    )
+}
+
 /// A running `shsd serve` with its SHS and admin ports; SIGTERMed and waited for on drop.
 pub struct Daemon {
     child: Child,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::ops::unsynced;
-use super::reads::routing_job;
+use super::reads::{job_cursor, routing_job};
 use super::{PgStore, cached, pg_error, to_i64};
 use crate::store::record::JobId;
 use crate::store::{RoutingJob, StoreError};
@@ -48,10 +48,7 @@ impl PgStore {
         after: Option<JobId>,
         limit: usize,
     ) -> Result<Vec<RoutingJob>, StoreError> {
-        let after = match after {
-            Some(job) => to_i64(job.0)?,
-            None => -1,
-        };
+        let after = job_cursor(after)?;
         let mut client = self.client().await?;
         let tx = unsynced(&mut client).await?;
         let rows = tx

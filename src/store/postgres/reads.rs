@@ -173,10 +173,7 @@ impl PgStore {
         after: Option<JobId>,
         limit: usize,
     ) -> Result<Vec<RoutingJob>, StoreError> {
-        let after = match after {
-            Some(job) => to_i64(job.0)?,
-            None => -1,
-        };
+        let after = job_cursor(after)?;
         let client = self.client().await?;
         let rows = client
             .query(
@@ -292,4 +289,9 @@ pub(super) fn routing_job(row: &tokio_postgres::Row) -> Result<RoutingJob, Store
             last_error: row.get(3),
         },
     })
+}
+
+/// A job-id cursor as SQL compares it: after `after`, or from the start.
+pub(super) fn job_cursor(after: Option<JobId>) -> Result<i64, StoreError> {
+    after.map_or(Ok(-1), |job| to_i64(job.0))
 }

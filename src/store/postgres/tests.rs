@@ -7,11 +7,17 @@ use super::test_server::fresh_database;
 use super::{PgConfig, PgStore, schema};
 use crate::store::{Acceptance, Route, Store, StoreError};
 
-async fn versions(config: &super::PgConfig) -> Vec<i32> {
-    let (client, connection) = tokio_postgres::connect(&config.conninfo, tokio_postgres::NoTls)
+/// A plain connection to the test database, beside the store's pool.
+async fn connect(conninfo: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
+    client
+}
+
+async fn versions(config: &super::PgConfig) -> Vec<i32> {
+    let client = connect(&config.conninfo).await;
     client
         .query(
             "SELECT version FROM schema_migrations ORDER BY version",
@@ -36,10 +42,7 @@ async fn migrations_run_once_and_a_newer_schema_is_refused() {
     PgStore::open(&config).await.unwrap();
     assert_eq!(versions(&config).await, all);
 
-    let (client, connection) = tokio_postgres::connect(&config.conninfo, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect(&config.conninfo).await;
     client
         .execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
@@ -240,10 +243,7 @@ async fn uploads_abandoned_long_ago_are_removed_while_running() {
     let old_id = old.id();
     let fresh = store.begin_payload().await.unwrap();
     // The node that began `old` died two hours ago.
-    let (client, connection) = tokio_postgres::connect(&config.conninfo, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect(&config.conninfo).await;
     client
         .execute(
             "UPDATE payloads SET started = now() - interval '2 hours' WHERE payload_id = $1",
