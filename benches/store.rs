@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use shsd::protocol::urn::Address;
-use shsd::store::sled::{SledConfig, SledEngine};
+use shsd::store::sled::SledConfig;
+use shsd::store::wal::{SledStoreEngine, open_sled};
 use shsd::store::{
     Acceptance, KvStore, LocalId, MailboxQuery, MessageSummary, NewMessage, Route, Store,
 };
@@ -28,8 +29,8 @@ use tokio::runtime::Runtime;
 
 const SENDER: &str = "5565317129";
 
-fn open(dir: &std::path::Path) -> Arc<KvStore<SledEngine>> {
-    let engine = SledEngine::open(&SledConfig::new(dir.join("store"))).expect("open sled");
+fn open(dir: &std::path::Path) -> Arc<KvStore<SledStoreEngine>> {
+    let engine = open_sled(&SledConfig::new(dir.join("store"))).expect("open the store");
     Arc::new(KvStore::open(engine).expect("open store"))
 }
 
@@ -68,7 +69,12 @@ async fn accept(store: &dyn Store, tx_id: String, route: Route, len: usize) {
 }
 
 /// Accepts `count` messages into `mailbox`, `parallel` at a time.
-async fn fill(store: &Arc<KvStore<SledEngine>>, mailbox: &Address, count: usize, parallel: usize) {
+async fn fill(
+    store: &Arc<KvStore<SledStoreEngine>>,
+    mailbox: &Address,
+    count: usize,
+    parallel: usize,
+) {
     let mut next = 0;
     while next < count {
         let batch = parallel.min(count - next);

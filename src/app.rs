@@ -14,7 +14,7 @@ use crate::config::{Config, DirectoryEngine, StoreConfig};
 use crate::directory::{Directory, DirectoryError, FileDirectory, LdapDirectory};
 use crate::http::Server;
 use crate::store::postgres::{PgConfig, PgStore, node_name};
-use crate::store::sled::{SledConfig, SledEngine};
+use crate::store::sled::SledConfig;
 use crate::store::{KvStore, Store, StoreError};
 use crate::systemd;
 use crate::tls::client::{ClientTlsFiles, client_config};
@@ -25,7 +25,7 @@ use crate::tls::{ReloadableServerConfig, ServerTlsFiles, TlsError};
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
     Ok(match &config.store {
         StoreConfig::Sled { path, cache_bytes } => {
-            let engine = SledEngine::open(&SledConfig {
+            let engine = crate::store::wal::open_sled(&SledConfig {
                 path: path.clone(),
                 cache_capacity: *cache_bytes,
             })

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::memory::MemoryEngine;
-use super::sled::{SledConfig, SledEngine};
+use super::sled::SledConfig;
 use super::*;
 
 #[path = "conformance_admin.rs"]
@@ -58,7 +58,7 @@ pub(super) fn sled_config(path: &std::path::Path) -> SledConfig {
 
 pub(super) fn sled() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let engine = SledEngine::open(&sled_config(dir.path())).unwrap();
+    let engine = super::wal::open_sled(&sled_config(dir.path())).unwrap();
     Fixture {
         store: Arc::new(KvStore::open(engine).unwrap()),
         _keep: Box::new(dir),

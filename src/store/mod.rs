@@ -49,6 +49,7 @@ pub mod query;
 pub mod record;
 pub mod search;
 pub mod sled;
+pub mod wal;
 
 #[cfg(test)]
 mod conformance;

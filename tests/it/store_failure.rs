@@ -9,14 +9,15 @@ use shsd::app::App;
 use shsd::protocol::message_list::MessageList;
 use shsd::store::KvStore;
 use shsd::store::kv::{Batch, Direction, EngineError, Entry, KvEngine};
-use shsd::store::sled::{SledConfig, SledEngine};
+use shsd::store::sled::SledConfig;
+use shsd::store::wal::{SledStoreEngine, open_sled};
 
 use crate::harness::*;
 
 /// sled with switches that make writes (`full`) or only disk syncs (`sync_fails`) fail as
 /// a full or failing disk does.
 struct FullDisk {
-    inner: SledEngine,
+    inner: SledStoreEngine,
     full: Arc<AtomicBool>,
     sync_fails: Arc<AtomicBool>,
 }
@@ -32,7 +33,7 @@ impl FullDisk {
         sync_fails: &Arc<AtomicBool>,
     ) -> FullDisk {
         FullDisk {
-            inner: SledEngine::open(&SledConfig::new(path)).unwrap(),
+            inner: open_sled(&SledConfig::new(path)).unwrap(),
             full: Arc::clone(full),
             sync_fails: Arc::clone(sync_fails),
         }

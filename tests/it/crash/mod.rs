@@ -5,9 +5,9 @@
 //! confirms) must survive one more kill.
 //!
 //! What `kill -9` proves: the process dies between any two instructions, but the kernel's
-//! page cache survives it, so this checks atomicity and recovery (sled's log replay, the
-//! removal of interrupted uploads, resumed routing jobs), not the fdatasync that a power cut
-//! needs. That part is checked by tracing the syscalls (see `src/store/sled.rs`).
+//! page cache survives it, so this checks atomicity and recovery (the write-ahead log's
+//! replay, the removal of interrupted uploads, resumed routing jobs), not the fdatasync that
+//! a power cut needs. That part is checked by tracing the syscalls (see `src/store/wal/mod.rs`).
 //!
 //! Every tx.id is derived from the seed, and every message's content from its tx.id alone,
 //! so the test keeps no payloads: it recomputes what each fetched message must contain.
@@ -183,13 +183,13 @@ async fn kill_9_cycles() {
     );
 }
 
-/// The half of §8 that no kill can show. sled's `apply_batch` rolls its io buffer, so every
-/// batch reaches the page cache at once, and the page cache survives SIGKILL: the test
-/// above passes even if shsd never syncs (checked by making `accept` skip its wait). What
-/// a power cut needs is a disk sync of the store between taking a message and answering.
-/// So the daemon is traced, and for each of several sequential sends (202) and acks (200)
-/// the group committer's thread must fdatasync (or fsync) `store/db`, the call beginning and
-/// returning within that request.
+/// The half of §8 that no kill can show. The write-ahead log's buffer is written to the
+/// file at each sync and the page cache survives SIGKILL, so the test above cannot tell a
+/// write from a disk sync. What a power cut needs is a disk sync of the log between taking
+/// a message and answering. So the daemon is traced, and for each of several sequential
+/// sends (202) and acks (200) the group committer's thread must fdatasync (or fsync) the
+/// write-ahead log (`store/wal/*.wal`), the call beginning and returning within that
+/// request.
 /// Needs `strace` (scripts/test installs it) and ptrace of a child; `SHSD_SKIP_STRACE=1`
 /// skips.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +246,7 @@ async fn traced_requests() {
 
     let (syncs, others) = store_syncs(&trace, sync_thread);
     println!(
-        "strace: {} syncs of store/db by shsd-store-sync for {REQUESTS} sends and {REQUESTS} \
+        "strace: {} syncs of store/wal by shsd-store-sync for {REQUESTS} sends and {REQUESTS} \
          acks (sequential); {others} by other threads (start-up, sled's periodic flusher)",
         syncs.len()
     );

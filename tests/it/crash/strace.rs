@@ -77,7 +77,7 @@ impl Drop for Traced {
     }
 }
 
-/// The successful fsync/fdatasync calls on `store/db` in an `strace -f -ttt -T -y` trace:
+/// The successful fsync/fdatasync calls on the write-ahead log (`store/wal/*.wal`) in an `strace -f -ttt -T -y` trace:
 /// those of thread `tid` as (entry, return) times, and how many other threads made.
 /// A call interrupted by another thread's is split in two lines, `fdatasync(11</…/db>
 /// <unfinished ...>` and `<... fdatasync resumed>) = 0 <0.000410>`.
@@ -97,7 +97,7 @@ pub(super) fn store_syncs(trace: &str, tid: u32) -> (Vec<(f64, f64)>, usize) {
             continue;
         };
         let is_sync = call.starts_with("fdatasync(") || call.starts_with("fsync(");
-        let entry = if is_sync && call.contains("/store/db>") {
+        let entry = if is_sync && call.contains("/store/wal/") {
             if call.ends_with("<unfinished ...>") {
                 unfinished.insert(thread, time);
                 continue;
