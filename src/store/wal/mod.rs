@@ -15,9 +15,9 @@
 //! - [`WalEngine::sync`] (the group committer) hands the buffered records to the kernel
 //!   and fdatasyncs the current segment: every batch applied before it is durable.
 //! - A checkpoint thread moves the overlay into the index every
-//!   [`WalConfig::checkpoint_interval`] or [`WalConfig::checkpoint_bytes`]: in sub-batches,
-//!   the last of which also records the last LSN it covers (`w/applied`) and the id
-//!   reservation; then it syncs the index (`flush` + fdatasync, see `sled.rs`) and only then
+//!   [`WalConfig::checkpoint_interval`] or [`WalConfig::checkpoint_bytes`]: write by
+//!   write, then, last, the last LSN it covers (`w/applied`) and the id reservation
+//!   together; then it syncs the index (`flush` + fdatasync, see `sled.rs`) and only then
 //!   removes the log segments the index now holds.
 //! - At open the log is replayed into the overlay from the LSN after `w/applied`. Replaying
 //!   over an index that has part of a checkpoint is harmless: every write is absolute and
@@ -53,9 +53,6 @@ const APPLIED_KEY: &[u8] = b"w/applied";
 const IDS_KEY: &[u8] = b"w/ids";
 /// Ids reserved per log record.
 const ID_BLOCK: u64 = 4096;
-/// Writes per sub-batch of a checkpoint, and bytes.
-const CHECKPOINT_OPS: usize = 2048;
-const CHECKPOINT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// How long a writer waits for a checkpoint to make room before it fails.
 const ROOM_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -76,9 +73,9 @@ impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
             segment_bytes: 64 * 1024 * 1024,
-            checkpoint_bytes: 32 * 1024 * 1024,
+            checkpoint_bytes: 16 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(2),
-            max_pending_bytes: 96 * 1024 * 1024,
+            max_pending_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -441,19 +438,19 @@ impl<E: KvEngine> Shared<E> {
             return Ok(());
         };
         self.room.notify_all();
-        let mut batch = Batch::default();
-        let mut bytes = 0;
+        // One write at a time: a one-write batch is a plain insert or removal in sled,
+        // which shares its lock with readers and does not roll its I/O buffer; a large
+        // batch would hold readers off for its whole length. The mark goes last, in a
+        // batch of its own, so an index that has the mark has every write before it.
         for (key, value) in frozen.layer.iter() {
-            bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+            let mut write = Batch::default();
             match value {
-                Some(value) => batch.put(key.clone(), value.clone()),
-                None => batch.delete(key.clone()),
+                Some(value) => write.put(key.clone(), value.clone()),
+                None => write.delete(key.clone()),
             }
-            if batch.ops.len() >= CHECKPOINT_OPS || bytes >= CHECKPOINT_BATCH_BYTES {
-                self.index.apply(std::mem::take(&mut batch))?;
-                bytes = 0;
-            }
+            self.index.apply(write)?;
         }
+        let mut batch = Batch::default();
         batch.put(APPLIED_KEY.to_vec(), frozen.upto.to_le_bytes().to_vec());
         batch.put(IDS_KEY.to_vec(), frozen.id_ceiling.to_le_bytes().to_vec());
         self.index.apply(batch)?;
