@@ -5,6 +5,8 @@
 //! or a removal, never a change relative to what was there), so replaying a record twice,
 //! or over an index that already has part of it, gives the same result.
 
+use std::ops::Range;
+
 use crate::store::kv::{Batch, Op};
 
 const BATCH: u8 = 1;
@@ -12,17 +14,21 @@ const IDS: u8 = 2;
 const PUT: u8 = 1;
 const DELETE: u8 = 2;
 
-/// A decoded record.
+/// A decoded record, borrowing from its body.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Entry {
-    /// Writes applied together.
-    Batch(Batch),
+pub(super) enum Entry<'a> {
+    /// Writes applied together: each key with where its value is in the body, or `None`
+    /// for a removal.
+    Batch(Vec<(&'a [u8], Option<Range<usize>>)>),
     /// Every id up to this one may have been handed out.
     Ids(u64),
 }
 
-/// Writes `batch` as a record body.
-pub(super) fn encode_batch(batch: &Batch, out: &mut Vec<u8>) {
+/// Writes `batch` as a record body at the end of `out`; returns, for each write, where
+/// its value starts, counted from the start of the body (`None` for a removal).
+pub(super) fn encode_batch(batch: &Batch, out: &mut Vec<u8>) -> Vec<Option<usize>> {
+    let base = out.len();
+    let mut starts = Vec::with_capacity(batch.ops.len());
     out.push(BATCH);
     out.extend_from_slice(&(batch.ops.len() as u32).to_le_bytes());
     for op in &batch.ops {
@@ -30,14 +36,18 @@ pub(super) fn encode_batch(batch: &Batch, out: &mut Vec<u8>) {
             Op::Put(key, value) => {
                 out.push(PUT);
                 put_bytes(out, key);
-                put_bytes(out, value);
+                out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+                starts.push(Some(out.len() - base));
+                out.extend_from_slice(value);
             }
             Op::Delete(key) => {
                 out.push(DELETE);
                 put_bytes(out, key);
+                starts.push(None);
             }
         }
     }
+    starts
 }
 
 /// Writes an id reservation as a record body.
@@ -52,49 +62,60 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Reads a record body; the reason when it is not one this version writes.
-pub(super) fn decode(body: &[u8]) -> Result<Entry, String> {
-    let mut reader = Reader { rest: body };
+pub(super) fn decode(body: &[u8]) -> Result<Entry<'_>, String> {
+    let mut reader = Reader { body, at: 0 };
     let entry = match reader.byte()? {
         BATCH => {
             let count = reader.u32()? as usize;
             // Each op takes at least 5 bytes: do not trust `count` for the allocation.
-            let mut batch = Batch {
-                ops: Vec::with_capacity(count.min(reader.rest.len() / 5)),
-            };
+            let mut writes = Vec::with_capacity(count.min(reader.left() / 5));
             for _ in 0..count {
                 match reader.byte()? {
                     PUT => {
                         let key = reader.bytes()?;
-                        let value = reader.bytes()?;
-                        batch.put(key, value);
+                        let value = reader.range()?;
+                        writes.push((key, Some(value)));
                     }
-                    DELETE => batch.delete(reader.bytes()?),
+                    DELETE => writes.push((reader.bytes()?, None)),
                     other => return Err(format!("unknown write kind {other}")),
                 }
             }
-            Entry::Batch(batch)
+            Entry::Batch(writes)
         }
         IDS => Entry::Ids(reader.u64()?),
         other => return Err(format!("unknown record kind {other}")),
     };
-    if !reader.rest.is_empty() {
-        return Err(format!("{} bytes after the record", reader.rest.len()));
+    if reader.left() > 0 {
+        return Err(format!("{} bytes after the record", reader.left()));
     }
     Ok(entry)
 }
 
 struct Reader<'a> {
-    rest: &'a [u8],
+    body: &'a [u8],
+    at: usize,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.rest.len() < n {
+impl<'a> Reader<'a> {
+    fn left(&self) -> usize {
+        self.body.len() - self.at
+    }
+
+    fn range(&mut self) -> Result<Range<usize>, String> {
+        let len = self.u32()? as usize;
+        if self.left() < len {
             return Err("record ends early".into());
         }
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Ok(head)
+        self.at += len;
+        Ok(self.at - len..self.at)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.left() < n {
+            return Err("record ends early".into());
+        }
+        self.at += n;
+        Ok(&self.body[self.at - n..self.at])
     }
 
     fn byte(&mut self) -> Result<u8, String> {
@@ -113,9 +134,9 @@ impl Reader<'_> {
         Ok(u64::from_le_bytes(bytes))
     }
 
-    fn bytes(&mut self) -> Result<Vec<u8>, String> {
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
         let len = self.u32()? as usize;
-        Ok(self.take(len)?.to_vec())
+        self.take(len)
     }
 }
 
@@ -129,10 +150,27 @@ mod tests {
         batch.put(b"m/1".to_vec(), vec![7; 300]);
         batch.delete(b"u/2".to_vec());
         batch.put(Vec::new(), Vec::new());
+        let mut body = vec![9; 5];
+        let starts = encode_batch(&batch, &mut body);
+        let body = body.split_off(5);
+        assert_eq!(starts, [Some(17), None, Some(334)]);
+        let Ok(Entry::Batch(writes)) = decode(&body) else {
+            panic!("not a batch");
+        };
+        let read_back: Vec<_> = writes
+            .iter()
+            .map(|(key, value)| (key.to_vec(), value.clone().map(|v| body[v].to_vec())))
+            .collect();
+        assert_eq!(
+            read_back,
+            [
+                (b"m/1".to_vec(), Some(vec![7; 300])),
+                (b"u/2".to_vec(), None),
+                (Vec::new(), Some(Vec::new()))
+            ]
+        );
+        assert_eq!(writes[0].1.as_ref().map(|r| r.start), starts[0]);
         let mut body = Vec::new();
-        encode_batch(&batch, &mut body);
-        assert_eq!(decode(&body), Ok(Entry::Batch(batch)));
-        body.clear();
         encode_ids(u64::MAX - 3, &mut body);
         assert_eq!(decode(&body), Ok(Entry::Ids(u64::MAX - 3)));
     }

@@ -72,16 +72,20 @@ impl Appender {
         self.next_lsn - 1
     }
 
-    /// Appends one record whose body `write_body` writes, and returns its LSN. Rolls to a
-    /// new segment first when the current one is full (which costs a sync).
-    pub(super) fn append(&mut self, write_body: impl FnOnce(&mut Vec<u8>)) -> io::Result<u64> {
+    /// Appends one record whose body `write_body` writes at the end of the buffer it is
+    /// given, and returns where the record went with what `write_body` returned. Rolls to
+    /// a new segment first when the current one is full (which costs a sync).
+    pub(super) fn append<T>(
+        &mut self,
+        write_body: impl FnOnce(&mut Vec<u8>) -> T,
+    ) -> io::Result<(Appended, T)> {
         if self.segment_len >= self.segment_bytes {
             self.roll()?;
         }
         let lsn = self.next_lsn;
         let start = self.buffer.len();
         self.buffer.extend_from_slice(&[0; HEADER]);
-        write_body(&mut self.buffer);
+        let made = write_body(&mut self.buffer);
         let body_len = self.buffer.len() - start - HEADER;
         if body_len > MAX_BODY {
             self.buffer.truncate(start);
@@ -104,9 +108,30 @@ impl Appender {
             self.buffer.truncate(start);
             return Err(err);
         }
+        let appended = Appended {
+            segment: self.current_segment(),
+            body_offset: self.segment_len + HEADER as u64,
+        };
         self.segment_len += (HEADER + body_len) as u64;
         self.next_lsn += 1;
-        Ok(lsn)
+        Ok((appended, made))
+    }
+
+    /// The first LSN of the segment being written.
+    fn current_segment(&self) -> u64 {
+        self.segments.last().copied().unwrap_or(self.next_lsn)
+    }
+
+    /// Copies `len` bytes at `offset` of `segment` if they are still in the buffer (not
+    /// yet handed to the kernel); `None` if they are in the file.
+    pub(super) fn read_buffered(&self, segment: u64, offset: u64, len: usize) -> Option<Vec<u8>> {
+        if segment != self.current_segment() || offset < self.written {
+            return None;
+        }
+        let start = usize::try_from(offset - self.written).ok()?;
+        self.buffer
+            .get(start..start.checked_add(len)?)
+            .map(<[u8]>::to_vec)
     }
 
     /// Hands the buffered records to the kernel, and returns the file to sync: every
@@ -149,20 +174,27 @@ impl Appender {
         Ok(())
     }
 
-    /// Removes the segments that hold only records up to `lsn` (already in the durable
-    /// index). The current segment always stays.
-    pub(super) fn remove_up_to(&mut self, lsn: u64) -> io::Result<usize> {
+    /// The segments that hold only records up to `lsn` (all in the durable index), which
+    /// may go once no stored value points into them. Never the current segment.
+    pub(super) fn replayed_segments(&self, lsn: u64) -> Vec<u64> {
+        self.segments
+            .windows(2)
+            .filter(|pair| pair[1] <= lsn + 1)
+            .map(|pair| pair[0])
+            .collect()
+    }
+
+    /// Removes these segment files (never the current one).
+    pub(super) fn remove_segments(&mut self, firsts: &[u64]) -> io::Result<usize> {
+        let current = self.current_segment();
         let mut removed = 0;
-        while self.segments.len() > 1 && self.segments[1] <= lsn + 1 {
-            let first = self.segments.remove(0);
+        for &first in firsts.iter().filter(|&&first| first != current) {
             match std::fs::remove_file(segment_path(&self.dir, first)) {
                 Ok(()) => removed += 1,
                 Err(err) if err.kind() == ErrorKind::NotFound => {}
-                Err(err) => {
-                    self.segments.insert(0, first);
-                    return Err(err);
-                }
+                Err(err) => return Err(err),
             }
+            self.segments.retain(|&kept| kept != first);
         }
         Ok(removed)
     }
@@ -171,6 +203,20 @@ impl Appender {
     pub(super) fn segment_count(&self) -> usize {
         self.segments.len()
     }
+}
+
+/// Where a record went.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Appended {
+    /// Its segment, by first LSN.
+    pub(super) segment: u64,
+    /// Where its body starts in the segment file.
+    pub(super) body_offset: u64,
+}
+
+/// Opens a segment for reading values out of it.
+pub(super) fn open_segment(dir: &Path, first: u64) -> io::Result<File> {
+    File::open(segment_path(dir, first))
 }
 
 /// The path of the segment whose first record is `first`.
@@ -217,15 +263,15 @@ pub(super) enum ReadError {
     Corrupt { path: String, reason: String },
 }
 
-/// Reads every record after `after` in LSN order and hands it to `replay`; returns the
-/// last LSN seen (`after` if none). A torn tail of the newest segment is cut off (and the
-/// cut synced), since no sync ever covered it; any other damage, or a gap in the LSNs
-/// after `after`, is an error.
+/// Reads every record after `after` in LSN order and hands it to `replay` with where it
+/// is (segment and body offset); returns the last LSN seen (`after` if none). A torn tail
+/// of the newest segment after `after` is cut off (and the cut synced), since no sync ever
+/// covered it; any other damage, or a gap in the LSNs after `after`, is an error.
 pub(super) fn read_after(
     dir: &Path,
     segments: &[u64],
     after: u64,
-    mut replay: impl FnMut(u64, &[u8]) -> Result<(), String>,
+    mut replay: impl FnMut(Appended, &[u8]) -> Result<(), String>,
 ) -> Result<u64, ReadError> {
     let mut last = after;
     for (index, &first) in segments.iter().enumerate() {
@@ -244,10 +290,13 @@ pub(super) fn read_after(
         let mut reader = SegmentReader::open(&path)?;
         let mut expected = first;
         loop {
+            let body_offset = reader.offset + HEADER as u64;
             let record = match reader.next_record()? {
                 Next::Record(lsn, body) => (lsn, body),
                 Next::End => break,
-                Next::Torn(offset, reason) if newest => {
+                // Only records after the index's mark can be unsynced: the log is synced
+                // before a checkpoint puts the mark.
+                Next::Torn(offset, reason) if newest && expected > after => {
                     truncate(&path, offset)?;
                     tracing::warn!(
                         segment = %path.display(),
@@ -278,7 +327,11 @@ pub(super) fn read_after(
                     lsn - 1
                 )));
             }
-            replay(lsn, &body).map_err(|reason| corrupt(format!("record {lsn}: {reason}")))?;
+            let at = Appended {
+                segment: first,
+                body_offset,
+            };
+            replay(at, &body).map_err(|reason| corrupt(format!("record {lsn}: {reason}")))?;
             last = lsn;
         }
     }

@@ -17,8 +17,11 @@
 //! - A checkpoint thread moves the overlay into the index every
 //!   [`WalConfig::checkpoint_interval`] or [`WalConfig::checkpoint_bytes`]: write by
 //!   write, then, last, the last LSN it covers (`w/applied`) and the id reservation
-//!   together; then it syncs the index (`flush` + fdatasync, see `sled.rs`) and only then
-//!   removes the log segments the index now holds.
+//!   together; then it syncs the index (`flush` + fdatasync, see `sled.rs`).
+//! - Large values (payload chunks, message records) are not copied into the overlay or
+//!   the index: they keep a pointer to the value's bytes in the log ([`value`]). A segment
+//!   file goes once the index has all its records and no stored value points into it
+//!   (found by a scan of the index, [`gc`]).
 //! - At open the log is replayed into the overlay from the LSN after `w/applied`. Replaying
 //!   over an index that has part of a checkpoint is harmless: every write is absolute and
 //!   records are replayed in order, so each key ends with its last logged value.
@@ -31,26 +34,37 @@
 //!
 //! Files: `<store>/wal/<first lsn>.wal` beside sled's own.
 
+mod checkpoint;
 mod entry;
+mod gc;
 mod log;
 mod overlay;
+mod value;
 
-use std::io;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use self::entry::Entry as LogEntry;
-use self::log::Appender;
+use self::log::{Appended, Appender};
 use self::overlay::{Layer, Lookup, Overlay};
-use super::kv::{Batch, Direction, EngineError, Entry, KvEngine};
+use self::value::{Pointer, SEPARATE_AT, Stored};
+use super::kv::{Batch, Direction, EngineError, Entry, KvEngine, Op};
 use super::sled::{SledConfig, SledEngine};
 
 /// The index key that holds the last LSN the index has (u64, little-endian).
 const APPLIED_KEY: &[u8] = b"w/applied";
 /// The index key that holds the id reservation at that LSN.
 const IDS_KEY: &[u8] = b"w/ids";
+/// The index key that says the index holds values in their stored form ([`value`]).
+const FORMAT_KEY: &[u8] = b"w/format";
+/// The index's own keys start with this; the store's never do.
+const OWN_PREFIX: &[u8] = b"w/";
 /// Ids reserved per log record.
 const ID_BLOCK: u64 = 4096;
 /// How long a writer waits for a checkpoint to make room before it fails.
@@ -67,6 +81,8 @@ pub struct WalConfig {
     pub checkpoint_interval: Duration,
     /// Writers wait (back-pressure) while this many bytes await a checkpoint.
     pub max_pending_bytes: usize,
+    /// Unused segments are looked for at most this often (a scan of the whole index).
+    pub gc_interval: Duration,
 }
 
 impl Default for WalConfig {
@@ -76,6 +92,7 @@ impl Default for WalConfig {
             checkpoint_bytes: 16 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(2),
             max_pending_bytes: 64 * 1024 * 1024,
+            gc_interval: Duration::from_secs(60),
         }
     }
 }
@@ -108,6 +125,12 @@ struct Shared<E> {
     wake: Condvar,
     /// Wakes writers waiting for room.
     room: Condvar,
+    /// The last LSN the durable index has.
+    applied: AtomicU64,
+    /// Open segment files, for reading values through pointers.
+    files: Mutex<HashMap<u64, Arc<File>>>,
+    /// When unused segments were last looked for.
+    last_gc: Mutex<Instant>,
 }
 
 struct LogState {
@@ -123,6 +146,8 @@ struct Frozen {
     layer: Arc<Layer>,
     upto: u64,
     id_ceiling: u64,
+    /// The log segment to sync before the index gets the layer; `None` once synced.
+    log_file: Option<Arc<File>>,
 }
 
 #[derive(Default)]
@@ -137,15 +162,22 @@ impl<E: KvEngine> WalEngine<E> {
     /// Opens the log in `dir` in front of `index`: replays what the index lacks, moves it
     /// into the index (a checkpoint), and starts the checkpoint thread.
     pub fn open(dir: &Path, index: E, config: WalConfig) -> Result<Self, EngineError> {
+        gc::store_values_in_stored_form(&index)?;
         let applied = read_u64(&index, APPLIED_KEY)?.unwrap_or(0);
         let stored_ceiling = read_u64(&index, IDS_KEY)?;
         let segments = log::list_segments(dir)?;
         let mut overlay = Overlay::default();
         let mut replayed_ceiling = None;
         let mut replayed = 0u64;
-        let last = log::read_after(dir, &segments, applied, |_, body| {
+        let last = log::read_after(dir, &segments, applied, |at, body| {
             match entry::decode(body)? {
-                LogEntry::Batch(batch) => overlay.apply(batch),
+                LogEntry::Batch(writes) => overlay.apply(writes.into_iter().map(|(key, range)| {
+                    let stored = range.map(|range| {
+                        let start = range.start;
+                        stored_form(&body[range], at, start)
+                    });
+                    (key.to_vec(), stored)
+                })),
                 LogEntry::Ids(ceiling) => {
                     replayed_ceiling = Some(replayed_ceiling.unwrap_or(0).max(ceiling));
                 }
@@ -185,6 +217,9 @@ impl<E: KvEngine> WalEngine<E> {
             signal: Mutex::new(Signal::default()),
             wake: Condvar::new(),
             room: Condvar::new(),
+            applied: AtomicU64::new(applied),
+            files: Mutex::new(HashMap::new()),
+            last_gc: Mutex::new(Instant::now()),
         });
         shared.checkpoint()?;
         let checkpointer = std::thread::Builder::new()
@@ -215,6 +250,12 @@ impl<E: KvEngine> WalEngine<E> {
         lock(&self.shared.log).appender.segment_count()
     }
 
+    /// Removes the segments no stored value needs any more (the checkpoint thread does
+    /// this by itself, at most every [`WalConfig::gc_interval`]); returns how many.
+    pub fn collect_garbage(&self) -> Result<usize, EngineError> {
+        self.shared.collect_garbage()
+    }
+
     /// Stops like a crashed process: no final checkpoint (tests of recovery).
     #[cfg(test)]
     fn abandon(mut self) {
@@ -243,10 +284,13 @@ impl<E: KvEngine> Drop for WalEngine<E> {
 
 impl<E: KvEngine> KvEngine for WalEngine<E> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        match read(&self.shared.overlay).get(key) {
-            Lookup::Written(value) => Ok(value),
-            Lookup::Unknown => self.shared.index.get(key),
-        }
+        let stored = match read(&self.shared.overlay).get(key) {
+            Lookup::Written(stored) => stored,
+            Lookup::Unknown => self.shared.index.get(key)?,
+        };
+        stored
+            .map(|stored| self.shared.resolve(&stored))
+            .transpose()
     }
 
     /// Pages through the overlay and the index together, the overlay winning on equal keys
@@ -293,7 +337,9 @@ impl<E: KvEngine> KvEngine for WalEngine<E> {
                 None => break,
             }
         }
-        Ok(out)
+        out.into_iter()
+            .map(|(key, stored)| Ok((key, self.shared.resolve(&stored)?)))
+            .collect()
     }
 
     fn apply(&self, batch: Batch) -> Result<(), EngineError> {
@@ -301,14 +347,24 @@ impl<E: KvEngine> KvEngine for WalEngine<E> {
             return Ok(());
         }
         self.shared.wait_for_room()?;
-        let pending = {
-            let mut log = lock(&self.shared.log);
-            log.appender
-                .append(|out| entry::encode_batch(&batch, out))?;
-            let mut overlay = write(&self.shared.overlay);
-            overlay.apply(batch);
-            overlay.active_bytes()
-        };
+        let pending =
+            {
+                let mut log = lock(&self.shared.log);
+                let (at, starts) = log
+                    .appender
+                    .append(|out| entry::encode_batch(&batch, out))?;
+                let mut overlay = write(&self.shared.overlay);
+                overlay.apply(batch.ops.into_iter().zip(starts).map(|(op, start)| {
+                    match (op, start) {
+                        (Op::Put(key, value), Some(start)) => {
+                            let stored = stored_form(&value, at, start);
+                            (key, Some(stored))
+                        }
+                        (Op::Put(key, _) | Op::Delete(key), _) => (key, None),
+                    }
+                }));
+                overlay.active_bytes()
+            };
         if pending >= self.shared.config.checkpoint_bytes {
             self.shared.request_checkpoint();
         }
@@ -344,125 +400,60 @@ impl<E: KvEngine> KvEngine for WalEngine<E> {
 }
 
 impl<E: KvEngine> Shared<E> {
-    fn run_checkpoints(&self) {
-        loop {
-            {
-                let mut signal = lock(&self.signal);
-                let deadline = Instant::now() + self.config.checkpoint_interval;
-                while !signal.requested && !signal.shutdown {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    signal = self
-                        .wake
-                        .wait_timeout(signal, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-                if signal.shutdown {
-                    return;
-                }
-                signal.requested = false;
-            }
-            let outcome = self.checkpoint();
-            let mut signal = lock(&self.signal);
-            match outcome {
-                Ok(()) => signal.failure = None,
-                Err(err) => {
-                    if signal.failure.is_none() {
-                        tracing::error!(%err, "checkpoint of the write-ahead log failed; retrying");
-                    }
-                    signal.failure = Some(err.to_string());
-                }
-            }
-            drop(signal);
-            self.room.notify_all();
-        }
-    }
-
-    fn request_checkpoint(&self) {
-        lock(&self.signal).requested = true;
-        self.wake.notify_one();
-    }
-
-    /// Back-pressure: waits while the overlay is over its limit, i.e. while the index
-    /// does not keep up. Fails if checkpoints fail or take too long.
-    fn wait_for_room(&self) -> Result<(), EngineError> {
-        let over = || read(&self.overlay).active_bytes() >= self.config.max_pending_bytes;
-        if !over() {
-            return Ok(());
-        }
-        let since = Instant::now();
-        let mut signal = lock(&self.signal);
-        while over() {
-            if let Some(failure) = &signal.failure {
-                return Err(EngineError::Io(io::Error::other(format!(
-                    "the store's index does not take writes: {failure}"
-                ))));
-            }
-            if since.elapsed() >= ROOM_TIMEOUT {
-                return Err(EngineError::Io(io::Error::other(
-                    "the store's index did not take writes in time",
-                )));
-            }
-            signal.requested = true;
-            self.wake.notify_one();
-            signal = self
-                .room
-                .wait_timeout(signal, Duration::from_millis(100))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        Ok(())
-    }
-
-    /// Moves the overlay into the index, syncs the index, then removes the log segments
-    /// it no longer needs. A checkpoint that fails half-way is retried with the same
-    /// content, which stays readable in the overlay meanwhile.
-    fn checkpoint(&self) -> Result<(), EngineError> {
-        let mut pending = lock(&self.checkpointing);
-        if pending.is_none() {
-            let log = lock(&self.log);
-            let mut overlay = write(&self.overlay);
-            let Some(layer) = overlay.freeze() else {
-                return Ok(());
-            };
-            *pending = Some(Frozen {
-                layer,
-                upto: log.appender.last_lsn(),
-                id_ceiling: log.id_ceiling,
-            });
-        }
-        let Some(frozen) = pending.as_ref() else {
-            return Ok(());
+    /// A stored value's bytes: in place, or read through its pointer (from the write
+    /// buffer if not yet written out), checksum checked.
+    fn resolve(&self, stored: &[u8]) -> Result<Vec<u8>, EngineError> {
+        let pointer = match value::decode(stored).map_err(EngineError::Corrupt)? {
+            Stored::InPlace(value) => return Ok(value.to_vec()),
+            Stored::InLog(pointer) => pointer,
         };
-        self.room.notify_all();
-        // One write at a time: a one-write batch is a plain insert or removal in sled,
-        // which shares its lock with readers and does not roll its I/O buffer; a large
-        // batch would hold readers off for its whole length. The mark goes last, in a
-        // batch of its own, so an index that has the mark has every write before it.
-        for (key, value) in frozen.layer.iter() {
-            let mut write = Batch::default();
-            match value {
-                Some(value) => write.put(key.clone(), value.clone()),
-                None => write.delete(key.clone()),
+        let len = pointer.len as usize;
+        let buffered = lock(&self.log)
+            .appender
+            .read_buffered(pointer.segment, pointer.offset, len);
+        let bytes = match buffered {
+            Some(bytes) => bytes,
+            None => {
+                let file = self.segment_file(pointer.segment)?;
+                let mut bytes = vec![0; len];
+                file.read_exact_at(&mut bytes, pointer.offset)?;
+                bytes
             }
-            self.index.apply(write)?;
+        };
+        if crc32fast::hash(&bytes) != pointer.crc {
+            return Err(EngineError::Corrupt(format!(
+                "write-ahead log segment {:016x}: the value at byte {} fails its checksum",
+                pointer.segment, pointer.offset
+            )));
         }
-        let mut batch = Batch::default();
-        batch.put(APPLIED_KEY.to_vec(), frozen.upto.to_le_bytes().to_vec());
-        batch.put(IDS_KEY.to_vec(), frozen.id_ceiling.to_le_bytes().to_vec());
-        self.index.apply(batch)?;
-        let upto = frozen.upto;
-        *pending = None;
-        write(&self.overlay).drop_frozen();
-        self.room.notify_all();
-        self.index.sync()?;
-        let removed = lock(&self.log).appender.remove_up_to(upto)?;
-        tracing::debug!(upto, removed, "checkpoint of the write-ahead log");
-        Ok(())
+        Ok(bytes)
     }
+
+    /// An open handle on a segment; kept open, so that a read already on its way still
+    /// succeeds if the segment is removed meanwhile.
+    fn segment_file(&self, segment: u64) -> Result<Arc<File>, EngineError> {
+        let mut files = lock(&self.files);
+        if let Some(file) = files.get(&segment) {
+            return Ok(Arc::clone(file));
+        }
+        let file = Arc::new(log::open_segment(&self.dir, segment)?);
+        files.insert(segment, Arc::clone(&file));
+        Ok(file)
+    }
+}
+
+/// How a value written at `start` of the body of the record `at` is stored: in place if
+/// small, else as a pointer to it in the log.
+fn stored_form(value: &[u8], at: Appended, start: usize) -> Vec<u8> {
+    if value.len() < SEPARATE_AT {
+        return value::in_place(value);
+    }
+    value::in_log(Pointer {
+        segment: at.segment,
+        offset: at.body_offset + start as u64,
+        len: value.len() as u32,
+        crc: crc32fast::hash(value),
+    })
 }
 
 /// Of two keys, the one met first when scanning in `direction`.
@@ -517,7 +508,7 @@ fn merge_pages(
         if !within(&key) {
             break;
         }
-        if let Some(value) = value {
+        if let Some(value) = value.filter(|_| !key.starts_with(OWN_PREFIX)) {
             out.push((key, value));
         }
     }

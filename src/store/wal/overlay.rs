@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use crate::store::kv::{Batch, Direction, Op, scan_bounds};
+use crate::store::kv::{Direction, scan_bounds};
 
 /// Key → value, or `None` for a removal.
 pub(super) type Layer = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -37,13 +37,9 @@ pub(super) enum Lookup {
 }
 
 impl Overlay {
-    /// Takes the writes of `batch`, in order.
-    pub(super) fn apply(&mut self, batch: Batch) {
-        for op in batch.ops {
-            let (key, value) = match op {
-                Op::Put(key, value) => (key, Some(value)),
-                Op::Delete(key) => (key, None),
-            };
+    /// Takes writes (a key and its stored value, or `None` to remove it), in order.
+    pub(super) fn apply(&mut self, writes: impl IntoIterator<Item = Write>) {
+        for (key, value) in writes {
             self.active_bytes +=
                 key.len() + value.as_ref().map_or(0, |value| value.len()) + ENTRY_OVERHEAD;
             self.active.insert(key, value);
@@ -103,6 +99,16 @@ impl Overlay {
     pub(super) fn active_bytes(&self) -> usize {
         self.active_bytes
     }
+
+    /// Every stored value in both layers (for the search of unused log segments).
+    pub(super) fn values(&self) -> impl Iterator<Item = &[u8]> {
+        let frozen = self.frozen.iter().flat_map(|layer| layer.values());
+        self.active
+            .values()
+            .chain(frozen)
+            .flatten()
+            .map(Vec::as_slice)
+    }
 }
 
 /// True when no key lies between the bounds (a cursor outside the prefix), which
@@ -154,15 +160,14 @@ fn merge<'a>(
 mod tests {
     use super::*;
 
-    fn batch(writes: &[(&str, Option<&str>)]) -> Batch {
-        let mut batch = Batch::default();
-        for (key, value) in writes {
-            match value {
-                Some(value) => batch.put(key.as_bytes().to_vec(), value.as_bytes().to_vec()),
-                None => batch.delete(key.as_bytes().to_vec()),
-            }
-        }
-        batch
+    fn batch(writes: &[(&str, Option<&str>)]) -> Vec<Write> {
+        writes
+            .iter()
+            .map(|(key, value)| {
+                let value = value.map(|value| value.as_bytes().to_vec());
+                (key.as_bytes().to_vec(), value)
+            })
+            .collect()
     }
 
     fn keys(page: &[Write]) -> Vec<String> {

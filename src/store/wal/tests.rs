@@ -31,6 +31,7 @@ fn small() -> WalConfig {
         checkpoint_bytes: 64 * 1024,
         checkpoint_interval: Duration::from_secs(3600),
         max_pending_bytes: 1024 * 1024,
+        gc_interval: Duration::from_secs(3600),
     }
 }
 
@@ -48,7 +49,8 @@ fn random_batch(rng: &mut Rng, model: &mut Model) -> Batch {
             model.remove(&key);
             batch.delete(key);
         } else {
-            let value = vec![rng.below(256) as u8; rng.below(300) as usize];
+            // Both forms: in place and, from 512 bytes, a pointer into the log.
+            let value = vec![rng.below(256) as u8; rng.below(1500) as usize];
             model.insert(key.clone(), value.clone());
             batch.put(key, value);
         }
@@ -260,7 +262,9 @@ fn segments_go_once_the_index_has_them() {
     }
     engine.sync().unwrap();
     assert!(engine.segment_count() > 5, "{}", engine.segment_count());
+    assert_eq!(engine.collect_garbage().unwrap(), 0, "not in the index yet");
     engine.checkpoint().unwrap();
+    assert!(engine.collect_garbage().unwrap() > 5);
     assert_eq!(engine.segment_count(), 1);
     assert_eq!(
         log::list_segments(&dir.path().join("wal")).unwrap().len(),
@@ -350,4 +354,81 @@ fn writers_wait_for_room_and_all_their_writes_arrive() {
         .scan(b"a/", None, Direction::Forward, 10_000)
         .unwrap();
     assert_eq!(all.len(), 2000);
+}
+
+#[test]
+fn large_values_are_read_through_the_log_until_their_segment_is_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        checkpoint_bytes: usize::MAX,
+        ..small()
+    };
+    let engine = open_sled_at(dir.path(), config.clone());
+    let big = |i: u32| vec![(i % 251) as u8; 3000 + i as usize];
+    let mut batch = Batch::default();
+    batch.put(b"keep".to_vec(), big(0));
+    engine.apply(batch).unwrap();
+    // Still in the write buffer, then in the file, then through the index.
+    assert_eq!(engine.get(b"keep").unwrap(), Some(big(0)));
+    for i in 1..40u32 {
+        let mut batch = Batch::default();
+        batch.put(format!("drop/{i:02}").into_bytes(), big(i));
+        engine.apply(batch).unwrap();
+    }
+    engine.sync().unwrap();
+    assert_eq!(engine.get(b"keep").unwrap(), Some(big(0)));
+    let overlay_bytes = read(&engine.shared.overlay).active_bytes();
+    assert!(
+        overlay_bytes < 40 * 200,
+        "the overlay holds pointers: {overlay_bytes}"
+    );
+    engine.checkpoint().unwrap();
+    let index_value = engine.index().get(b"drop/07").unwrap().unwrap();
+    assert!(index_value.len() < 64, "the index holds a pointer");
+    let segments = engine.segment_count();
+    assert!(segments > 5, "{segments}");
+    // Every segment is still needed.
+    assert_eq!(engine.collect_garbage().unwrap(), 0);
+    let mut batch = Batch::default();
+    for i in 1..40u32 {
+        batch.delete(format!("drop/{i:02}").into_bytes());
+    }
+    engine.apply(batch).unwrap();
+    engine.checkpoint().unwrap();
+    let removed = engine.collect_garbage().unwrap();
+    assert!(removed > 3, "removed {removed} of {segments}");
+    assert_eq!(
+        engine.get(b"keep").unwrap(),
+        Some(big(0)),
+        "its segment stays"
+    );
+    assert_eq!(engine.get(b"drop/07").unwrap(), None);
+    engine.abandon();
+    let engine = open_sled_at(dir.path(), config);
+    assert_eq!(engine.get(b"keep").unwrap(), Some(big(0)));
+}
+
+#[test]
+fn a_damaged_value_in_the_log_is_an_error_not_wrong_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open_sled_at(dir.path(), WalConfig::default());
+    let mut batch = Batch::default();
+    batch.put(b"big".to_vec(), vec![5; 4000]);
+    engine.apply(batch).unwrap();
+    engine.sync().unwrap();
+    engine.checkpoint().unwrap();
+    engine.abandon();
+    // Reopened, the log goes on in a new segment: the first is then read only for values.
+    open_sled_at(dir.path(), WalConfig::default()).abandon();
+    let wal = dir.path().join("wal");
+    let segment = log::path_of(&wal, log::list_segments(&wal).unwrap()[0]);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 1;
+    std::fs::write(&segment, &bytes).unwrap();
+    let engine = open_sled_at(dir.path(), WalConfig::default());
+    match engine.get(b"big") {
+        Err(EngineError::Corrupt(reason)) => assert!(reason.contains("checksum"), "{reason}"),
+        other => panic!("damaged value read as {other:?}"),
+    }
 }

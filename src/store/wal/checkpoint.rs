@@ -1,0 +1,143 @@
+//! Checkpoints: moving the overlay into the index, on a thread of their own, and the
+//! back-pressure that keeps the overlay bounded when the index falls behind.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use super::{APPLIED_KEY, Frozen, IDS_KEY, ROOM_TIMEOUT, Shared, lock, read, write};
+use crate::store::kv::{Batch, EngineError, KvEngine};
+
+impl<E: KvEngine> Shared<E> {
+    pub(super) fn run_checkpoints(&self) {
+        loop {
+            {
+                let mut signal = lock(&self.signal);
+                let deadline = Instant::now() + self.config.checkpoint_interval;
+                while !signal.requested && !signal.shutdown {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    signal = self
+                        .wake
+                        .wait_timeout(signal, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                if signal.shutdown {
+                    return;
+                }
+                signal.requested = false;
+            }
+            let outcome = self
+                .checkpoint()
+                .and_then(|()| self.collect_garbage_when_due());
+            let mut signal = lock(&self.signal);
+            match outcome {
+                Ok(()) => signal.failure = None,
+                Err(err) => {
+                    if signal.failure.is_none() {
+                        tracing::error!(%err, "checkpoint of the write-ahead log failed; retrying");
+                    }
+                    signal.failure = Some(err.to_string());
+                }
+            }
+            drop(signal);
+            self.room.notify_all();
+        }
+    }
+
+    pub(super) fn request_checkpoint(&self) {
+        lock(&self.signal).requested = true;
+        self.wake.notify_one();
+    }
+
+    /// Back-pressure: waits while the overlay is over its limit, i.e. while the index
+    /// does not keep up. Fails if checkpoints fail or take too long.
+    pub(super) fn wait_for_room(&self) -> Result<(), EngineError> {
+        let over = || read(&self.overlay).active_bytes() >= self.config.max_pending_bytes;
+        if !over() {
+            return Ok(());
+        }
+        let since = Instant::now();
+        let mut signal = lock(&self.signal);
+        while over() {
+            if let Some(failure) = &signal.failure {
+                return Err(EngineError::Io(io::Error::other(format!(
+                    "the store's index does not take writes: {failure}"
+                ))));
+            }
+            if since.elapsed() >= ROOM_TIMEOUT {
+                return Err(EngineError::Io(io::Error::other(
+                    "the store's index did not take writes in time",
+                )));
+            }
+            signal.requested = true;
+            self.wake.notify_one();
+            signal = self
+                .room
+                .wait_timeout(signal, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Moves the overlay into the index, syncs the index, then removes the log segments
+    /// it no longer needs. A checkpoint that fails half-way is retried with the same
+    /// content, which stays readable in the overlay meanwhile.
+    pub(super) fn checkpoint(&self) -> Result<(), EngineError> {
+        let mut pending = lock(&self.checkpointing);
+        if pending.is_none() {
+            let mut log = lock(&self.log);
+            let mut overlay = write(&self.overlay);
+            let Some(layer) = overlay.freeze() else {
+                return Ok(());
+            };
+            // The layer may hold batches the group committer has not synced yet, and the
+            // index will point into their records: the log must have them first.
+            let file = log.appender.write_out()?;
+            *pending = Some(Frozen {
+                layer,
+                upto: log.appender.last_lsn(),
+                id_ceiling: log.id_ceiling,
+                log_file: Some(file),
+            });
+        }
+        let Some(frozen) = pending.as_mut() else {
+            return Ok(());
+        };
+        if let Some(file) = &frozen.log_file {
+            file.sync_data()?;
+            frozen.log_file = None;
+        }
+        self.room.notify_all();
+        // One write at a time: a one-write batch is a plain insert or removal in sled,
+        // which shares its lock with readers and does not roll its I/O buffer; a large
+        // batch would hold readers off for its whole length. The mark goes last, in a
+        // batch of its own, so an index that has the mark has every write before it.
+        for (key, value) in frozen.layer.iter() {
+            let mut write = Batch::default();
+            match value {
+                Some(value) => write.put(key.clone(), value.clone()),
+                None => write.delete(key.clone()),
+            }
+            self.index.apply(write)?;
+        }
+        let mut batch = Batch::default();
+        batch.put(APPLIED_KEY.to_vec(), frozen.upto.to_le_bytes().to_vec());
+        batch.put(IDS_KEY.to_vec(), frozen.id_ceiling.to_le_bytes().to_vec());
+        self.index.apply(batch)?;
+        let upto = frozen.upto;
+        *pending = None;
+        write(&self.overlay).drop_frozen();
+        self.room.notify_all();
+        self.index.sync()?;
+        self.applied.store(upto, Ordering::Release);
+        tracing::debug!(upto, "checkpoint of the write-ahead log");
+        Ok(())
+    }
+}
