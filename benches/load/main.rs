@@ -14,7 +14,11 @@
 //! the measured window; (3) fetch+ack: `LOAD_FETCHERS` business-system clients each list
 //! (`maxhits=50`) one product of their own and fetch + acknowledge what they listed, until
 //! the mailbox is empty or the time is up. Senders spread their messages over one product
-//! per fetcher, so the fetchers' shares are disjoint without coordination.
+//! per fetcher, so the fetchers' shares are disjoint without coordination. (4) the ceiling
+//! (unless `LOAD_CEILING=0`): phase 2 again against a server that only terminates the same
+//! mutual TLS, reads the body, appends it to a file and answers after a group-committed
+//! fdatasync (`ceiling`), so that shsd's intake is reported as a share of what this
+//! machine can do durably at all in the same run.
 //!
 //! Parameters (environment; default, bound): `LOAD_SENDERS` (32, ≤ 256), `LOAD_FETCHERS`
 //! (= senders, ≤ 256), `LOAD_SECONDS` (10, ≤ 60: the intake window and the fetch bound),
@@ -40,6 +44,7 @@
 //! fdatasync, `server` starts and stops `shsd` (PKI, configuration, port), `phases` drives
 //! the clients, `stats` records and summarises, `proc` reads /proc, `report` prints.
 
+mod ceiling;
 mod disk;
 mod handshake;
 mod huge;
@@ -60,6 +65,15 @@ use report::Report;
 use server::{Server, server_binary};
 
 fn main() -> ExitCode {
+    if let Some(dir) = std::env::var_os(ceiling::CEILING_ENV) {
+        return match ceiling::serve(Path::new(&dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(reason) => {
+                eprintln!("ceiling server: {reason}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let bench = std::env::args().skip(1).any(|arg| arg == "--bench");
     let binary = match server_binary() {
         Ok(binary) => binary,
@@ -99,6 +113,8 @@ struct Params {
     huge: Option<usize>,
     /// New connections with full handshakes instead of phases 2 and 3.
     handshakes: bool,
+    /// Measure the ceiling server's intake too (phase 4).
+    ceiling: bool,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -119,6 +135,7 @@ impl Params {
                 rate: None,
                 huge: None,
                 handshakes: false,
+                ceiling: false,
                 dir: None,
                 notes: Vec::new(),
             });
@@ -155,6 +172,7 @@ impl Params {
             rate,
             huge: huge.map(|bytes| bytes as usize),
             handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
+            ceiling: !std::env::var("LOAD_CEILING").is_ok_and(|v| v.trim() == "0"),
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
         })
@@ -305,8 +323,25 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         &expected,
         pid,
     ))?;
-    drop(runtime);
     let stopped = server.stop();
+    let ceiling = if params.ceiling {
+        eprintln!("load: phase 4, the same intake on the ceiling server");
+        let ceiling = Server::start_ceiling(&setup.config)?;
+        let url = format!("https://127.0.0.1:{}", ceiling.port);
+        let pid = ceiling.pid();
+        let result = runtime.block_on(phases::intake(
+            params,
+            &url,
+            &setup.portal_tls,
+            &products,
+            pid,
+        ))?;
+        drop(ceiling);
+        Some(result)
+    } else {
+        None
+    };
+    drop(runtime);
     // Again, to show how much the shared disk moved during the run.
     let disk_after = raw_disk(dir.path(), params.disk).map_err(|err| format!("raw disk: {err}"))?;
 
@@ -321,6 +356,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         disk_after: &disk_after,
         intake: &intake,
         fetch: &fetch,
+        ceiling: ceiling.as_ref(),
         identity_limit,
     };
     report.print();

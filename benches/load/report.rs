@@ -24,6 +24,8 @@ pub struct Report<'a> {
     pub disk_after: &'a Disk,
     pub intake: &'a Intake,
     pub fetch: &'a Fetch,
+    /// The same intake against the ceiling server, if measured.
+    pub ceiling: Option<&'a Intake>,
     pub identity_limit: usize,
 }
 
@@ -139,6 +141,20 @@ impl Report<'_> {
             intake_errors,
             Some(&intake.usage),
         );
+        if let Some(ceiling) = self.ceiling {
+            let ceiling_rate = ceiling.latencies.len() as f64 / ceiling.window.as_secs_f64();
+            row(
+                &format!(
+                    "ceiling: the same intake, TLS + body + group-committed fdatasync only \
+                     (shsd reaches {:.2}× of it)",
+                    intake_rate / ceiling_rate
+                ),
+                Some(ceiling_rate),
+                &ceiling.latencies,
+                ceiling.errors.values().sum(),
+                Some(&ceiling.usage),
+            );
+        }
         let fetch_rate = fetch.pairs as f64 / fetch.elapsed.as_secs_f64().max(1e-9);
         let fetch_errors = fetch.errors.values().sum();
         row(

@@ -71,7 +71,21 @@ pub struct Server {
 impl Server {
     /// Starts `shsd serve` and waits for the line naming its port.
     pub fn start(binary: &Path, config: &Path) -> Result<Server, String> {
-        let mut child = Command::new(binary)
+        Server::start_command(Command::new(binary), binary, config)
+    }
+
+    /// The ceiling server (`ceiling`): this bench executable again, in its serving role,
+    /// on the same certificates.
+    pub fn start_ceiling(config: &Path) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|err| format!("no executable path: {err}"))?;
+        let dir = config.parent().ok_or("configuration without a folder")?;
+        let mut command = Command::new(&exe);
+        command.env(crate::ceiling::CEILING_ENV, dir);
+        Server::start_command(command, &exe, config)
+    }
+
+    fn start_command(mut command: Command, binary: &Path, config: &Path) -> Result<Server, String> {
+        let mut child = command
             .arg("serve")
             .arg("--config")
             .arg(config)
