@@ -257,7 +257,13 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
     if let Some(size) = params.huge {
         eprintln!("load: one message of {size} data bytes on {url} (server pid {pid})");
-        let huge = runtime.block_on(huge::huge(size, &url, &setup.portal_tls, pid))?;
+        let huge = runtime.block_on(huge::huge(
+            size,
+            &url,
+            &setup.portal_tls,
+            &setup.bygglov_tls,
+            pid,
+        ))?;
         drop(runtime);
         let stopped = server.stop();
         println!();
@@ -278,7 +284,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         huge::print(&huge);
         let (stop_time, status, log) = stopped?;
         report::shutdown(stop_time, status, &log);
-        return huge.outcome;
+        return huge.outcome.and(huge.fetched);
     }
     if params.handshakes {
         eprintln!("load: new connections on {url} (server pid {pid})");
