@@ -32,9 +32,7 @@ impl<E: KvEngine> Shared<E> {
                 }
                 signal.requested = false;
             }
-            let outcome = self
-                .checkpoint()
-                .and_then(|()| self.collect_garbage_when_due());
+            let outcome = self.checkpoint();
             let mut signal = lock(&self.signal);
             match outcome {
                 Ok(()) => signal.failure = None,

@@ -5,9 +5,13 @@
 //! segment being written, so the set of pointers into older segments only shrinks: a scan
 //! of the overlay and then of the index that finds no pointer into a segment proves that
 //! none will appear. The overlay is scanned first because a checkpoint moves values from
-//! it into the index, never the other way.
+//! it into the index, never the other way: a pointer that was in the overlay when it was
+//! scanned has been seen; one in the index only stays there or is replaced by a newer
+//! value. So the scan needs no lock against checkpoints or writers. (The overlay's pointers
+//! are all into records after the mark, so its scan only guards against a mistake here.)
 
 use std::collections::HashSet;
+use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -21,19 +25,45 @@ const PAGE: usize = 4096;
 const REWRITTEN_KEY: &[u8] = b"w/rewritten-up-to";
 
 impl<E: KvEngine> Shared<E> {
-    /// [`Shared::collect_garbage`] if the last one was at least
-    /// [`super::WalConfig::gc_interval`] ago.
-    pub(super) fn collect_garbage_when_due(&self) -> Result<(), EngineError> {
-        if lock(&self.last_gc).elapsed() >= self.config.gc_interval {
-            self.collect_garbage()?;
+    /// The garbage-collection thread: [`Shared::collect_garbage`] every
+    /// [`super::WalConfig::gc_interval`], or every twenty times as long as the last one
+    /// took, whichever is longer, until shutdown.
+    pub(super) fn run_collections(&self) {
+        loop {
+            let (last, took) = *lock(&self.last_gc);
+            let due = last + self.config.gc_interval.max(took * 20);
+            let mut signal = lock(&self.signal);
+            while !signal.shutdown {
+                let left = due.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                signal = self
+                    .gc_wake
+                    .wait_timeout(signal, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            if signal.shutdown {
+                return;
+            }
+            drop(signal);
+            if let Err(err) = self.collect_garbage() {
+                tracing::warn!(%err, "looking for unused write-ahead log segments failed");
+            }
         }
-        Ok(())
     }
 
-    /// Removes the segments that no stored value needs; returns how many.
+    /// Removes the segments that no stored value needs; returns how many. Runs beside
+    /// checkpoints and writers (see the module documentation for why that is safe).
     pub(super) fn collect_garbage(&self) -> Result<usize, EngineError> {
-        let _no_checkpoint_meanwhile = lock(&self.checkpointing);
-        *lock(&self.last_gc) = Instant::now();
+        let started = Instant::now();
+        let removed = self.remove_unused_segments();
+        *lock(&self.last_gc) = (started, started.elapsed());
+        removed
+    }
+
+    fn remove_unused_segments(&self) -> Result<usize, EngineError> {
         let applied = self.applied.load(Ordering::Acquire);
         let mut unused: HashSet<u64> = lock(&self.log)
             .appender

@@ -81,7 +81,8 @@ pub struct WalConfig {
     pub checkpoint_interval: Duration,
     /// Writers wait (back-pressure) while this many bytes await a checkpoint.
     pub max_pending_bytes: usize,
-    /// Unused segments are looked for at most this often (a scan of the whole index).
+    /// Unused segments are looked for this often, or less often if the scan of the whole
+    /// index that it takes needs more than a twentieth of the time (a large store).
     pub gc_interval: Duration,
 }
 
@@ -100,7 +101,8 @@ impl Default for WalConfig {
 /// An index engine behind shsd's write-ahead log.
 pub struct WalEngine<E: KvEngine> {
     shared: Arc<Shared<E>>,
-    checkpointer: Option<JoinHandle<()>>,
+    /// The checkpoint and garbage-collection threads.
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// The default store: sled as the index, the log in `<path>/wal`.
@@ -125,12 +127,14 @@ struct Shared<E> {
     wake: Condvar,
     /// Wakes writers waiting for room.
     room: Condvar,
+    /// Wakes the garbage-collection thread (at shutdown).
+    gc_wake: Condvar,
     /// The last LSN the durable index has.
     applied: AtomicU64,
     /// Open segment files, for reading values through pointers.
     files: Mutex<HashMap<u64, Arc<File>>>,
-    /// When unused segments were last looked for.
-    last_gc: Mutex<Instant>,
+    /// When unused segments were last looked for, and how long that took.
+    last_gc: Mutex<(Instant, Duration)>,
 }
 
 struct LogState {
@@ -217,21 +221,45 @@ impl<E: KvEngine> WalEngine<E> {
             signal: Mutex::new(Signal::default()),
             wake: Condvar::new(),
             room: Condvar::new(),
+            gc_wake: Condvar::new(),
             applied: AtomicU64::new(applied),
             files: Mutex::new(HashMap::new()),
-            last_gc: Mutex::new(Instant::now()),
+            last_gc: Mutex::new((Instant::now(), Duration::ZERO)),
         });
         shared.checkpoint()?;
+        let mut engine = WalEngine {
+            shared,
+            threads: Vec::new(),
+        };
         let checkpointer = std::thread::Builder::new()
             .name("shsd-store-checkpoint".into())
             .spawn({
-                let shared = Arc::clone(&shared);
+                let shared = Arc::clone(&engine.shared);
                 move || shared.run_checkpoints()
             })?;
-        Ok(WalEngine {
-            shared,
-            checkpointer: Some(checkpointer),
-        })
+        engine.threads.push(checkpointer);
+        let collector = std::thread::Builder::new()
+            .name("shsd-store-gc".into())
+            .spawn({
+                let shared = Arc::clone(&engine.shared);
+                move || shared.run_collections()
+            })?;
+        engine.threads.push(collector);
+        Ok(engine)
+    }
+
+    /// Stops the threads; `true` if they were running.
+    fn stop_threads(&mut self) -> bool {
+        if self.threads.is_empty() {
+            return false;
+        }
+        lock(&self.shared.signal).shutdown = true;
+        self.shared.wake.notify_all();
+        self.shared.gc_wake.notify_all();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        true
     }
 
     /// The index engine, for engine-specific checks.
@@ -250,8 +278,8 @@ impl<E: KvEngine> WalEngine<E> {
         lock(&self.shared.log).appender.segment_count()
     }
 
-    /// Removes the segments no stored value needs any more (the checkpoint thread does
-    /// this by itself, at most every [`WalConfig::gc_interval`]); returns how many.
+    /// Removes the segments no stored value needs any more (a thread of its own does this
+    /// by itself, see [`WalConfig::gc_interval`]); returns how many.
     pub fn collect_garbage(&self) -> Result<usize, EngineError> {
         self.shared.collect_garbage()
     }
@@ -259,11 +287,7 @@ impl<E: KvEngine> WalEngine<E> {
     /// Stops like a crashed process: no final checkpoint (tests of recovery).
     #[cfg(test)]
     fn abandon(mut self) {
-        if let Some(thread) = self.checkpointer.take() {
-            lock(&self.shared.signal).shutdown = true;
-            self.shared.wake.notify_all();
-            let _ = thread.join();
-        }
+        self.stop_threads();
     }
 }
 
@@ -271,13 +295,10 @@ impl<E: KvEngine> Drop for WalEngine<E> {
     /// Stops the checkpoint thread, which makes a last checkpoint so the next open has
     /// little to replay.
     fn drop(&mut self) {
-        if let Some(thread) = self.checkpointer.take() {
-            lock(&self.shared.signal).shutdown = true;
-            self.shared.wake.notify_all();
-            let _ = thread.join();
-            if let Err(err) = self.shared.checkpoint() {
-                tracing::warn!(%err, "no final checkpoint: the log is replayed at the next start");
-            }
+        if self.stop_threads()
+            && let Err(err) = self.shared.checkpoint()
+        {
+            tracing::warn!(%err, "no final checkpoint: the log is replayed at the next start");
         }
     }
 }

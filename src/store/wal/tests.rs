@@ -432,3 +432,55 @@ fn a_damaged_value_in_the_log_is_an_error_not_wrong_bytes() {
         other => panic!("damaged value read as {other:?}"),
     }
 }
+
+#[test]
+fn collecting_garbage_beside_writers_and_checkpoints_keeps_every_live_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        checkpoint_bytes: 4 * 1024,
+        ..small()
+    };
+    let engine = Arc::new(WalEngine::open(dir.path(), MemoryEngine::new(), config).unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = {
+        let (engine, stop) = (Arc::clone(&engine), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut removed = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                removed += engine.collect_garbage().unwrap();
+                engine.checkpoint().unwrap();
+            }
+            removed
+        })
+    };
+    let mut rng = Rng(0x5eed);
+    let mut model = Model::new();
+    for step in 0..3000u32 {
+        let key = format!("a/{:02}", rng.below(30)).into_bytes();
+        let mut batch = Batch::default();
+        if rng.below(4) == 0 {
+            model.remove(&key);
+            batch.delete(key);
+        } else {
+            let value = vec![(step % 251) as u8; 600 + rng.below(900) as usize];
+            model.insert(key.clone(), value.clone());
+            batch.put(key, value);
+        }
+        engine.apply(batch).unwrap();
+        if step % 100 == 0 {
+            for (key, value) in &model {
+                assert_eq!(
+                    engine.get(key).unwrap().as_ref(),
+                    Some(value),
+                    "step {step}"
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let removed = collector.join().unwrap();
+    assert!(removed > 10, "segments were removed meanwhile: {removed}");
+    for (key, value) in &model {
+        assert_eq!(engine.get(key).unwrap().as_ref(), Some(value));
+    }
+}
