@@ -136,7 +136,7 @@ fn run(binary: &std::path::Path, rounds: usize, receivers: usize) -> Result<(), 
     println!();
     println!(
         "median fan-out / median single delivery: {:.2}×; store growth per fan-out \
-         (sled's size on disk, median): {:.2} MiB for {receivers} copies of 1 MiB",
+         (the store's size on disk, median): {:.2} MiB for {receivers} copies of 1 MiB",
         median(&all) / median(&one),
         growth[growth.len() / 2] / (1 << 20) as f64
     );
