@@ -14,6 +14,7 @@ use std::io::{self, BufReader, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of a record's header.
 const HEADER: usize = 16;
@@ -35,6 +36,8 @@ pub(super) struct Appender {
     buffer: Vec<u8>,
     /// Set when the log can take no more writes, with the reason.
     broken: Option<String>,
+    /// How far the log is in the files, for readers that do not take the log's lock.
+    position: Arc<WrittenPosition>,
     /// The LSN the next record gets.
     next_lsn: u64,
     /// The first LSN of every segment on disk, oldest first; the last is being written.
@@ -62,6 +65,10 @@ impl Appender {
             written: 0,
             buffer: Vec::with_capacity(WRITE_OUT_AT * 2),
             broken: None,
+            position: Arc::new(WrittenPosition {
+                written: AtomicU64::new(0),
+                segment: AtomicU64::new(next_lsn),
+            }),
             next_lsn,
             segments,
         })
@@ -117,6 +124,11 @@ impl Appender {
         Ok((appended, made))
     }
 
+    /// Where the log is in its files, shared with readers.
+    pub(super) fn position(&self) -> Arc<WrittenPosition> {
+        Arc::clone(&self.position)
+    }
+
     /// The first LSN of the segment being written.
     fn current_segment(&self) -> u64 {
         self.segments.last().copied().unwrap_or(self.next_lsn)
@@ -154,6 +166,7 @@ impl Appender {
             }
             self.written += self.buffer.len() as u64;
             self.buffer.clear();
+            self.position.written.store(self.written, Ordering::Release);
         }
         Ok(Arc::clone(&self.file))
     }
@@ -171,6 +184,11 @@ impl Appender {
         self.segments.push(self.next_lsn);
         self.segment_len = 0;
         self.written = 0;
+        // In this order: a reader that sees the new segment sees its own byte count.
+        self.position.written.store(0, Ordering::Release);
+        self.position
+            .segment
+            .store(self.next_lsn, Ordering::Release);
         Ok(())
     }
 
@@ -202,6 +220,25 @@ impl Appender {
     /// Number of segment files.
     pub(super) fn segment_count(&self) -> usize {
         self.segments.len()
+    }
+}
+
+/// How far the log has been handed to the kernel: the segment being written and its bytes
+/// written so far. Lets a reader through a pointer skip the log's lock when the bytes are
+/// certainly in a file (the common case): every older segment was written whole before the
+/// next one began.
+#[derive(Debug)]
+pub(super) struct WrittenPosition {
+    written: AtomicU64,
+    segment: AtomicU64,
+}
+
+impl WrittenPosition {
+    /// True if `len` bytes at `offset` of `segment` are certainly in the file.
+    pub(super) fn has(&self, segment: u64, offset: u64, len: u64) -> bool {
+        let current = self.segment.load(Ordering::Acquire);
+        let written = self.written.load(Ordering::Acquire);
+        segment < current || (segment == current && offset.saturating_add(len) <= written)
     }
 }
 

@@ -131,6 +131,8 @@ struct Shared<E> {
     gc_wake: Condvar,
     /// The last LSN the durable index has.
     applied: AtomicU64,
+    /// How far the log is in its files (read without the log's lock).
+    position: Arc<log::WrittenPosition>,
     /// Open segment files, for reading values through pointers.
     files: Mutex<HashMap<u64, Arc<File>>>,
     /// When unused segments were last looked for, and how long that took.
@@ -207,6 +209,7 @@ impl<E: KvEngine> WalEngine<E> {
             (None, None) => index.next_id()?,
         };
         let appender = Appender::start(dir, config.segment_bytes, segments, last)?;
+        let position = appender.position();
         let shared = Arc::new(Shared {
             index,
             dir: dir.to_path_buf(),
@@ -223,6 +226,7 @@ impl<E: KvEngine> WalEngine<E> {
             room: Condvar::new(),
             gc_wake: Condvar::new(),
             applied: AtomicU64::new(applied),
+            position,
             files: Mutex::new(HashMap::new()),
             last_gc: Mutex::new((Instant::now(), Duration::ZERO)),
         });
@@ -429,9 +433,16 @@ impl<E: KvEngine> Shared<E> {
             Stored::InLog(pointer) => pointer,
         };
         let len = pointer.len as usize;
-        let buffered = lock(&self.log)
-            .appender
-            .read_buffered(pointer.segment, pointer.offset, len);
+        let buffered = if self
+            .position
+            .has(pointer.segment, pointer.offset, len as u64)
+        {
+            None
+        } else {
+            lock(&self.log)
+                .appender
+                .read_buffered(pointer.segment, pointer.offset, len)
+        };
         let bytes = match buffered {
             Some(bytes) => bytes,
             None => {

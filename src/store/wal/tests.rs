@@ -484,3 +484,33 @@ fn collecting_garbage_beside_writers_and_checkpoints_keeps_every_live_value() {
         assert_eq!(engine.get(key).unwrap().as_ref(), Some(value));
     }
 }
+
+#[test]
+fn readers_know_without_the_lock_what_is_in_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    // One byte per segment: every append after the first rolls.
+    let mut appender = log::Appender::start(dir.path(), 1, Vec::new(), 0).unwrap();
+    let position = appender.position();
+    let (first, ()) = appender
+        .append(|out| out.extend_from_slice(&[7; 100]))
+        .unwrap();
+    assert!(
+        !position.has(first.segment, first.body_offset, 100),
+        "still buffered"
+    );
+    appender.write_out().unwrap();
+    assert!(position.has(first.segment, first.body_offset, 100));
+    assert!(
+        !position.has(first.segment, first.body_offset, 101),
+        "past the end"
+    );
+    let (second, ()) = appender
+        .append(|out| out.extend_from_slice(&[8; 10]))
+        .unwrap();
+    assert!(second.segment > first.segment, "rolled");
+    assert!(
+        position.has(first.segment, first.body_offset, 100),
+        "older segments are whole"
+    );
+    assert!(!position.has(second.segment, second.body_offset, 10));
+}
