@@ -5,11 +5,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use quick_xml::escape::{EscapeError, resolve_predefined_entity};
-use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::{Reader, XmlVersion};
-
-use crate::protocol::xml::{decode_borrowed, is_blank, is_xml_char};
+use super::tokenizer::{QName, RawAttr, Token, Tokenizer};
+use crate::protocol::xml::decode_borrowed;
 use crate::signature::SignatureError;
 use crate::signature::error::malformed;
 
@@ -244,32 +241,11 @@ impl<'t> Document<'t> {
     }
 }
 
-/// `piece` (a slice of `input`, as quick-xml hands out for unmodified input) re-borrowed
-/// with `input`'s lifetime; owned if it is not such a slice.
-fn reborrow<'t>(input: &'t str, piece: &str) -> Cow<'t, str> {
-    let base = input.as_ptr() as usize;
-    let at = piece.as_ptr() as usize;
-    if at >= base
-        && let Some(slice) = input.get(at - base..at - base + piece.len())
-        && slice.as_ptr() == piece.as_ptr()
-    {
-        return Cow::Borrowed(slice);
-    }
-    Cow::Owned(piece.to_owned())
-}
-
-/// As [`reborrow`], for a `Cow` from quick-xml.
-fn reborrow_cow<'t>(input: &'t str, piece: Cow<'_, str>) -> Cow<'t, str> {
-    match piece {
-        Cow::Borrowed(s) => reborrow(input, s),
-        Cow::Owned(s) => Cow::Owned(s),
-    }
-}
-
 /// Parses an XML data part. Refuses a DOCTYPE (so no entity can be declared, let alone
 /// expanded), any entity reference other than the five predefined ones, undeclared
-/// prefixes and nesting deeper than [`MAX_DEPTH`]. The encoding comes from the XML
-/// declaration, as for SHS documents; UTF-8 (and ASCII) input is read in place.
+/// prefixes and nesting deeper than [`MAX_DEPTH`] (and whatever else is not well-formed,
+/// see `tokenizer.rs`). The encoding comes from the XML declaration, as for SHS
+/// documents; UTF-8 (and ASCII) input is read in place.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Document<'_>, SignatureError> {
     let (text, _, _) = decode_borrowed("signed XML", bytes).map_err(|e| malformed!("{e}"))?;
     match text {
@@ -280,7 +256,6 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Document<'_>, SignatureError> {
 
 /// The parser's state besides the document.
 struct Builder<'t> {
-    input: &'t str,
     doc: Document<'t>,
     /// Child nodes as read, with their parent; grouped by parent at the end.
     nodes: Vec<(usize, Node<'t>)>,
@@ -295,16 +270,10 @@ struct Builder<'t> {
     done: bool,
 }
 
+/// Reads a decoded document into a tree.
 fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
-    let mut reader = Reader::from_str(input);
-    let config = reader.config_mut();
-    config.check_comments = true;
-    config.check_end_names = true;
-    config.expand_empty_elements = false;
-    config.trim_text(false);
-
+    let mut tokens = Tokenizer::new(input);
     let mut b = Builder {
-        input,
         // Sized for typical markup density (within bounds), so that a small document rarely
         // regrows them.
         doc: Document {
@@ -321,59 +290,25 @@ fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
         marks: Vec::with_capacity(16),
         done: false,
     };
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| malformed!("{e} (at byte {})", reader.error_position()))?;
-        match event {
-            Event::Decl(_) => {}
-            Event::DocType(_) => {
-                return Err(malformed!(
-                    "a DOCTYPE is not allowed in a signed XML part (no DTD, no entities)"
-                ));
-            }
-            Event::PI(pi) => {
-                let data = pi.content().trim_start_matches([' ', '\t', '\r', '\n']);
-                let data = match normalize_eol(data) {
-                    Some(owned) => Cow::Owned(owned),
-                    None => reborrow(input, data),
-                };
-                let node = Node::Pi(reborrow(input, pi.target()), data);
-                b.push_node(node);
-            }
-            Event::Comment(c) => {
-                let node = Node::Comment(reborrow_cow(input, c.xml10_content()));
-                b.push_node(node);
-            }
-            Event::Start(tag) | Event::Empty(tag) if b.done => {
-                return Err(malformed!(
-                    "content after the document element: <{}>",
-                    tag.name().as_ref().to_owned()
-                ));
-            }
-            Event::Start(tag) => {
-                let index = b.start_element(&tag)?;
+    while let Some(token) = tokens.next_token()? {
+        match token {
+            Token::Declaration => {}
+            Token::Pi(target, data) => b.push_node(Node::Pi(Cow::Borrowed(target), data)),
+            Token::Comment(text) => b.push_node(Node::Comment(text)),
+            Token::Start(name) => {
+                let index = b.start_element(name, tokens.attributes_mut())?;
                 b.open.push((index, None));
                 if b.open.len() > MAX_DEPTH {
                     return Err(malformed!("elements nested deeper than {MAX_DEPTH} levels"));
                 }
             }
-            Event::Empty(tag) => {
-                b.start_element(&tag)?;
+            Token::Empty(name) => {
+                b.start_element(name, tokens.attributes_mut())?;
                 b.end_element(true);
             }
-            Event::End(_) => b.end_element(false),
-            Event::Text(text) => b.character_data(reborrow_cow(input, text.xml10_content()))?,
-            Event::CData(cdata) => b.character_data(reborrow_cow(input, cdata.xml10_content()))?,
-            Event::GeneralRef(reference) => {
-                let resolved = resolve_reference(&reference)?;
-                b.character_data(resolved)?;
-            }
-            Event::Eof => break,
+            Token::End(_) => b.end_element(false),
+            Token::Text(text) | Token::CData(text) => b.character_data(text),
         }
-    }
-    if !b.open.is_empty() || b.doc.elements.is_empty() {
-        return Err(malformed!("the XML document is incomplete"));
     }
     // Group the child nodes by parent, keeping document order (a counting sort): each
     // element's children start after those of the elements before it.
@@ -397,13 +332,6 @@ fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
     Ok(doc)
 }
 
-/// Normalises line ends (XML 1.0 §2.11) in text quick-xml hands over raw; `None` if there
-/// is nothing to change.
-fn normalize_eol(text: &str) -> Option<String> {
-    text.contains('\r')
-        .then(|| text.replace("\r\n", "\n").replace('\r', "\n"))
-}
-
 impl<'t> Builder<'t> {
     /// Appends a comment or PI where it occurs: inside the open element, or around the
     /// root.
@@ -418,15 +346,11 @@ impl<'t> Builder<'t> {
         }
     }
 
-    /// Appends character data to the open element, merging it with a preceding text node;
-    /// outside the root only white space may appear (and is not part of the document).
-    fn character_data(&mut self, text: Cow<'t, str>) -> Result<(), SignatureError> {
+    /// Appends character data to the open element, merging it with a preceding text node
+    /// (the tokenizer yields character data only inside the document element).
+    fn character_data(&mut self, text: Cow<'t, str>) {
         let Some((parent, last_text)) = self.open.last_mut() else {
-            return if is_blank(&text) {
-                Ok(())
-            } else {
-                Err(malformed!("text outside the document element"))
-            };
+            return;
         };
         match *last_text {
             Some(at) => {
@@ -439,63 +363,41 @@ impl<'t> Builder<'t> {
                 self.nodes.push((*parent, Node::Text(text)));
             }
         }
-        Ok(())
     }
 
-    /// Reads a start tag into a new element, pushing its namespace declarations into
-    /// scope.
-    fn start_element(&mut self, tag: &BytesStart<'_>) -> Result<usize, SignatureError> {
-        let input = self.input;
-        let raw_name = tag.name().into_inner();
-        let qname = reborrow(input, raw_name);
+    /// Reads a start tag (its name and the attributes the tokenizer read, which it
+    /// takes) into a new element, pushing its namespace declarations into scope.
+    fn start_element(
+        &mut self,
+        name: QName<'t>,
+        attrs: &mut Vec<RawAttr<'t>>,
+    ) -> Result<usize, SignatureError> {
+        let qname = name.raw;
         self.marks.push(self.scope.len());
         let decls_start = self.doc.ns_decls.len();
         let attrs_start = self.doc.attrs.len();
-        for attr in tag.attributes() {
-            let attr = attr.map_err(|e| malformed!("malformed attribute in <{qname}>: {e}"))?;
-            let raw_key = attr.key.into_inner();
-            if attr.value.as_bytes().contains(&b'<') {
-                return Err(malformed!("attribute {raw_key} of <{qname}> contains '<'"));
-            }
-            let value = attr
-                .normalized_value_with(XmlVersion::Implicit1_0, 1, resolve_predefined_entity)
-                .map_err(|e| match e {
-                    quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, entity)) => {
-                        entity_refused(&entity)
-                    }
-                    other => malformed!("attribute {raw_key} of <{qname}>: {other}"),
-                })?;
-            let value = reborrow_cow(input, value);
-            // A value as written was checked with the whole input; only one with
-            // references resolved can hold something new.
-            if let Cow::Owned(resolved) = &value
-                && resolved.chars().any(|c| !is_xml_char(c))
-            {
-                return Err(malformed!(
-                    "attribute {raw_key} of <{qname}> holds a non-XML character"
-                ));
-            }
-            let key = reborrow(input, raw_key);
-            if key == "xmlns" {
+        for attr in attrs.drain(..) {
+            let key = attr.name;
+            let value = attr.value;
+            if key.raw == "xmlns" {
                 self.doc.ns_decls.push((Cow::Borrowed(""), value));
-            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+            } else if key.prefix() == "xmlns" {
+                let prefix = key.local();
                 if value.is_empty() {
                     return Err(malformed!("prefix {prefix} undeclared in <{qname}>"));
                 }
                 if prefix == "xmlns" || (prefix == "xml") != (value == XML_NS) || value == XMLNS_NS
                 {
-                    return Err(malformed!("reserved namespace binding {key} in <{qname}>"));
+                    return Err(malformed!(
+                        "reserved namespace binding {} in <{qname}>",
+                        key.raw
+                    ));
                 }
-                let prefix = match &key {
-                    Cow::Borrowed(k) => Cow::Borrowed(&k["xmlns:".len()..]),
-                    Cow::Owned(k) => Cow::Owned(k["xmlns:".len()..].to_owned()),
-                };
-                self.doc.ns_decls.push((prefix, value));
+                self.doc.ns_decls.push((Cow::Borrowed(prefix), value));
             } else {
-                let prefix_len = split_qname(&key).0.len();
                 self.doc.attrs.push(Attr {
-                    qname: key,
-                    prefix_len,
+                    qname: Cow::Borrowed(key.raw),
+                    prefix_len: key.prefix_len,
                     ns: Cow::Borrowed(""),
                     value,
                 });
@@ -504,13 +406,12 @@ impl<'t> Builder<'t> {
         let decls_end = self.doc.ns_decls.len();
         self.scope
             .extend(self.doc.ns_decls[decls_start..decls_end].iter().cloned());
-        let (prefix, _) = split_qname(&qname);
+        let prefix = name.prefix();
         let ns = match lookup(&self.scope, prefix) {
             Some(uri) => uri.clone(),
             None if prefix.is_empty() => Cow::Borrowed(""),
             None => return Err(malformed!("undeclared prefix {prefix} in <{qname}>")),
         };
-        let prefix_len = prefix.len();
         let attrs_end = self.doc.attrs.len();
         for i in attrs_start..attrs_end {
             let a_prefix_len = self.doc.attrs[i].prefix_len;
@@ -537,8 +438,8 @@ impl<'t> Builder<'t> {
         let parent = self.open.last().map(|&(p, _)| p);
         self.doc.elements.push(Element {
             parent,
-            qname,
-            prefix_len,
+            qname: Cow::Borrowed(qname),
+            prefix_len: name.prefix_len,
             ns,
             decls: decls_start..decls_end,
             attrs: attrs_start..attrs_end,
@@ -551,7 +452,8 @@ impl<'t> Builder<'t> {
         Ok(index)
     }
 
-    /// Closes the innermost element (quick-xml has checked that the end tag matches).
+    /// Closes the innermost element (the tokenizer has checked that the end tag
+    /// matches).
     fn end_element(&mut self, empty: bool) {
         if !empty {
             self.open.pop();
@@ -562,39 +464,6 @@ impl<'t> Builder<'t> {
         if self.open.is_empty() {
             self.done = true;
         }
-    }
-}
-
-/// Resolves a character reference or one of the five predefined entities.
-fn resolve_reference(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, SignatureError> {
-    let name: &str = reference;
-    if reference.is_char_ref() {
-        return match reference.resolve_char_ref() {
-            Ok(Some(ch)) if is_xml_char(ch) => Ok(Cow::Owned(ch.to_string())),
-            _ => Err(malformed!(
-                "invalid character reference &{};",
-                name.escape_debug()
-            )),
-        };
-    }
-    resolve_predefined_entity(name)
-        .map(Cow::Borrowed)
-        .ok_or_else(|| entity_refused(name))
-}
-
-/// The error for an entity other than the predefined ones.
-fn entity_refused(name: &str) -> SignatureError {
-    malformed!(
-        "entity reference &{}; is not allowed in a signed XML part",
-        name.escape_debug()
-    )
-}
-
-/// Splits a qualified name into prefix and local name.
-fn split_qname(qname: &str) -> (&str, &str) {
-    match qname.bytes().position(|b| b == b':') {
-        Some(at) => (&qname[..at], &qname[at + 1..]),
-        None => ("", qname),
     }
 }
 
@@ -612,3 +481,9 @@ fn lookup<'s, 't>(
         })
         .map(|(_, uri)| uri)
 }
+
+#[cfg(test)]
+mod quick_xml_reader;
+
+#[cfg(test)]
+mod equivalence_tests;
