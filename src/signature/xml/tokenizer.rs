@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr3, memmem};
+use memchr::{memchr, memchr3};
 
 use crate::protocol::xml::{is_blank, is_xml_char};
 use crate::signature::SignatureError;
@@ -311,7 +311,7 @@ impl<'t> Tokenizer<'t> {
         let bytes = self.input.as_bytes();
         let start = self.pos;
         let (target, at) = qname(self.input, start + 2, b"?")?;
-        let end = memmem::find(&bytes[at..], b"?>")
+        let end = find(&bytes[at..], b"?>")
             .map(|i| at + i)
             .ok_or_else(|| malformed!("unterminated processing instruction (at byte {start})"))?;
         self.pos = end + 2;
@@ -349,7 +349,7 @@ impl<'t> Tokenizer<'t> {
         let rest = &bytes[start + 2..];
         if let Some(body) = rest.strip_prefix(b"--") {
             let body_start = start + 4;
-            let dashes = memmem::find(body, b"--")
+            let dashes = find(body, b"--")
                 .ok_or_else(|| malformed!("unterminated comment (at byte {start})"))?;
             if body.get(dashes + 2) != Some(&b'>') {
                 return Err(malformed!(
@@ -368,7 +368,7 @@ impl<'t> Tokenizer<'t> {
                 ));
             }
             let body_start = start + 9;
-            let end = memmem::find(body, b"]]>")
+            let end = find(body, b"]]>")
                 .ok_or_else(|| malformed!("unterminated CDATA section (at byte {start})"))?;
             self.pos = body_start + end + 3;
             let text = &self.input[body_start..body_start + end];
@@ -385,6 +385,20 @@ impl<'t> Tokenizer<'t> {
     }
 }
 
+/// The first occurrence of `needle` (a few bytes) in `haystack`: a `memchr` for its first
+/// byte (cheaper than setting up a substring searcher for the short pieces here).
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, _) = needle.split_first()?;
+    let mut at = 0;
+    while let Some(i) = memchr(first, &haystack[at..]) {
+        if haystack[at + i..].starts_with(needle) {
+            return Some(at + i);
+        }
+        at += i + 1;
+    }
+    None
+}
+
 /// The first position from `at` that is not XML white space.
 fn skip_space(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\r' | b'\n') = bytes.get(at) {
@@ -392,6 +406,27 @@ fn skip_space(bytes: &[u8], mut at: usize) -> usize {
     }
     at
 }
+
+/// The classes of ASCII bytes in names: may start a name part, may continue one.
+const NAME_START: u8 = 1;
+const NAME_CONTINUE: u8 = 2;
+
+/// [`NAME_START`] and [`NAME_CONTINUE`] for each byte (non-ASCII bytes have neither: their
+/// characters are checked one by one).
+const NAME_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' {
+            table[b] = NAME_START | NAME_CONTINUE;
+        } else if c.is_ascii_digit() || c == b'-' || c == b'.' {
+            table[b] = NAME_CONTINUE;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// A namespace-well-formed qualified name starting at byte `at` of `input`, and where it
 /// ends: XML 1.0 `Name` characters, at most one colon, neither first nor last, followed
@@ -407,38 +442,36 @@ fn qname<'t>(
     let mut part = at;
     let mut colon = None;
     loop {
-        let Some(&b) = bytes.get(i) else { break };
-        let start_of_part = i == part;
-        if b.is_ascii_alphabetic() || b == b'_' {
-            i += 1;
-        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
-            if start_of_part {
-                return Err(bad_name(input, at));
+        // The common case: a run of ASCII name characters.
+        while let Some(&b) = bytes.get(i) {
+            let class = NAME_CLASS[usize::from(b)];
+            if class & NAME_CONTINUE == 0 || (i == part && class & NAME_START == 0) {
+                break;
             }
             i += 1;
-        } else if b == b':' {
-            if start_of_part || colon.is_some() {
-                return Err(bad_name(input, at));
+        }
+        match bytes.get(i) {
+            Some(b':') if i > part && colon.is_none() => {
+                colon = Some(i);
+                i += 1;
+                part = i;
             }
-            colon = Some(i);
-            i += 1;
-            part = i;
-        } else if b >= 0x80 {
-            let ch = input
-                .get(i..)
-                .and_then(|s| s.chars().next())
-                .ok_or_else(|| bad_name(input, at))?;
-            let ok = if start_of_part {
-                is_name_start_char(ch)
-            } else {
-                is_name_char(ch)
-            };
-            if !ok {
-                return Err(bad_name(input, at));
+            Some(&b) if b >= 0x80 => {
+                let ch = input
+                    .get(i..)
+                    .and_then(|s| s.chars().next())
+                    .ok_or_else(|| bad_name(input, at))?;
+                let ok = if i == part {
+                    is_name_start_char(ch)
+                } else {
+                    is_name_char(ch)
+                };
+                if !ok {
+                    return Err(bad_name(input, at));
+                }
+                i += ch.len_utf8();
             }
-            i += ch.len_utf8();
-        } else {
-            break;
+            _ => break,
         }
     }
     let delimited = match bytes.get(i) {

@@ -32,7 +32,8 @@ pub(crate) struct Document<'t> {
     pub(crate) prolog: Vec<Node<'t>>,
     /// Comments and processing instructions after the root element.
     pub(crate) epilog: Vec<Node<'t>>,
-    /// The child nodes of every element, grouped by parent, in document order.
+    /// The child nodes of every element, grouped by parent (each group in document
+    /// order; the groups in the order the elements end).
     nodes: Vec<Node<'t>>,
     /// The attributes of every element, grouped by element.
     attrs: Vec<Attr<'t>>,
@@ -257,17 +258,29 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Document<'_>, SignatureError> {
 /// The parser's state besides the document.
 struct Builder<'t> {
     doc: Document<'t>,
-    /// Child nodes as read, with their parent; grouped by parent at the end.
-    nodes: Vec<(usize, Node<'t>)>,
-    /// Open elements, each with the position in `nodes` of its last child if that is
-    /// text (for merging adjacent character data).
-    open: Vec<(usize, Option<usize>)>,
+    /// The child nodes read so far of each open element, outermost first; an element's
+    /// are moved to the document when it ends, so that each element's children end up
+    /// together without sorting.
+    pending: Vec<Node<'t>>,
+    /// The open elements, innermost last.
+    open: Vec<Open>,
     /// Namespace bindings in scope as a stack of (prefix, URI).
     scope: Vec<(Cow<'t, str>, Cow<'t, str>)>,
-    /// The stack height of `scope` at each open element.
-    marks: Vec<usize>,
     /// The document element has been closed.
     done: bool,
+}
+
+/// An open element.
+struct Open {
+    /// Its index in the document.
+    index: usize,
+    /// Where its children start in [`Builder::pending`].
+    children: usize,
+    /// The position of its last child in [`Builder::pending`] if that is text (for
+    /// merging adjacent character data).
+    last_text: Option<usize>,
+    /// The height of [`Builder::scope`] outside it.
+    scope: usize,
 }
 
 /// Reads a decoded document into a tree.
@@ -280,56 +293,36 @@ fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
             elements: Vec::with_capacity((input.len() / 64).clamp(8, 1024)),
             prolog: Vec::new(),
             epilog: Vec::new(),
-            nodes: Vec::new(),
+            nodes: Vec::with_capacity((input.len() / 32).clamp(8, 2048)),
             attrs: Vec::with_capacity((input.len() / 128).clamp(8, 1024)),
             ns_decls: Vec::with_capacity(4),
         },
-        nodes: Vec::with_capacity((input.len() / 32).clamp(8, 2048)),
+        pending: Vec::with_capacity(32),
         open: Vec::with_capacity(16),
-        scope: vec![(Cow::Borrowed("xml"), Cow::Borrowed(XML_NS))],
-        marks: Vec::with_capacity(16),
+        scope: Vec::with_capacity(8),
         done: false,
     };
+    b.scope.push((Cow::Borrowed("xml"), Cow::Borrowed(XML_NS)));
     while let Some(token) = tokens.next_token()? {
         match token {
             Token::Declaration => {}
             Token::Pi(target, data) => b.push_node(Node::Pi(Cow::Borrowed(target), data)),
             Token::Comment(text) => b.push_node(Node::Comment(text)),
             Token::Start(name) => {
-                let index = b.start_element(name, tokens.attributes_mut())?;
-                b.open.push((index, None));
+                b.start_element(name, tokens.attributes_mut())?;
                 if b.open.len() > MAX_DEPTH {
                     return Err(malformed!("elements nested deeper than {MAX_DEPTH} levels"));
                 }
             }
             Token::Empty(name) => {
                 b.start_element(name, tokens.attributes_mut())?;
-                b.end_element(true);
+                b.end_element();
             }
-            Token::End(_) => b.end_element(false),
+            Token::End(_) => b.end_element(),
             Token::Text(text) | Token::CData(text) => b.character_data(text),
         }
     }
-    // Group the child nodes by parent, keeping document order (a counting sort): each
-    // element's children start after those of the elements before it.
-    let mut doc = b.doc;
-    let mut next = vec![0usize; doc.elements.len() + 1];
-    for (parent, _) in &b.nodes {
-        next[parent + 1] += 1;
-    }
-    for i in 1..next.len() {
-        next[i] += next[i - 1];
-    }
-    for (i, element) in doc.elements.iter_mut().enumerate() {
-        element.children = next[i]..next[i + 1];
-    }
-    let mut nodes = vec![Node::Element(usize::MAX); b.nodes.len()];
-    for (parent, node) in b.nodes {
-        nodes[next[parent]] = node;
-        next[parent] += 1;
-    }
-    doc.nodes = nodes;
-    Ok(doc)
+    Ok(b.doc)
 }
 
 impl<'t> Builder<'t> {
@@ -337,9 +330,9 @@ impl<'t> Builder<'t> {
     /// root.
     fn push_node(&mut self, node: Node<'t>) {
         match self.open.last_mut() {
-            Some((parent, last_text)) => {
-                *last_text = None;
-                self.nodes.push((*parent, node));
+            Some(open) => {
+                open.last_text = None;
+                self.pending.push(node);
             }
             None if self.done => self.doc.epilog.push(node),
             None => self.doc.prolog.push(node),
@@ -349,18 +342,18 @@ impl<'t> Builder<'t> {
     /// Appends character data to the open element, merging it with a preceding text node
     /// (the tokenizer yields character data only inside the document element).
     fn character_data(&mut self, text: Cow<'t, str>) {
-        let Some((parent, last_text)) = self.open.last_mut() else {
+        let Some(open) = self.open.last_mut() else {
             return;
         };
-        match *last_text {
+        match open.last_text {
             Some(at) => {
-                if let (_, Node::Text(previous)) = &mut self.nodes[at] {
+                if let Node::Text(previous) = &mut self.pending[at] {
                     previous.to_mut().push_str(&text);
                 }
             }
             None => {
-                *last_text = Some(self.nodes.len());
-                self.nodes.push((*parent, Node::Text(text)));
+                open.last_text = Some(self.pending.len());
+                self.pending.push(Node::Text(text));
             }
         }
     }
@@ -373,7 +366,7 @@ impl<'t> Builder<'t> {
         attrs: &mut Vec<RawAttr<'t>>,
     ) -> Result<usize, SignatureError> {
         let qname = name.raw;
-        self.marks.push(self.scope.len());
+        let outer_scope = self.scope.len();
         let decls_start = self.doc.ns_decls.len();
         let attrs_start = self.doc.attrs.len();
         for attr in attrs.drain(..) {
@@ -435,7 +428,10 @@ impl<'t> Builder<'t> {
             }
         }
         let index = self.doc.elements.len();
-        let parent = self.open.last().map(|&(p, _)| p);
+        let parent = self.open.last_mut().map(|open| {
+            open.last_text = None;
+            open.index
+        });
         self.doc.elements.push(Element {
             parent,
             qname: Cow::Borrowed(qname),
@@ -445,22 +441,30 @@ impl<'t> Builder<'t> {
             attrs: attrs_start..attrs_end,
             children: 0..0,
         });
-        if let Some((parent, last_text)) = self.open.last_mut() {
-            *last_text = None;
-            self.nodes.push((*parent, Node::Element(index)));
+        if parent.is_some() {
+            self.pending.push(Node::Element(index));
         }
+        self.open.push(Open {
+            index,
+            children: self.pending.len(),
+            last_text: None,
+            scope: outer_scope,
+        });
         Ok(index)
     }
 
     /// Closes the innermost element (the tokenizer has checked that the end tag
-    /// matches).
-    fn end_element(&mut self, empty: bool) {
-        if !empty {
-            self.open.pop();
+    /// matches), moving its children to the document.
+    fn end_element(&mut self) {
+        let Some(open) = self.open.pop() else {
+            return;
+        };
+        if open.children < self.pending.len() {
+            let start = self.doc.nodes.len();
+            self.doc.nodes.extend(self.pending.drain(open.children..));
+            self.doc.elements[open.index].children = start..self.doc.nodes.len();
         }
-        if let Some(mark) = self.marks.pop() {
-            self.scope.truncate(mark);
-        }
+        self.scope.truncate(open.scope);
         if self.open.is_empty() {
             self.done = true;
         }

@@ -62,8 +62,28 @@ fn outcome(read: Result<Document<'_>, SignatureError>) -> Outcome {
     Outcome::Read {
         inclusive_with_comments: c14n(Kind::Inclusive10, true),
         exclusive: c14n(Kind::Exclusive(Vec::new()), false),
-        tree: format!("{doc:?}"),
+        tree: dump(&doc),
     }
+}
+
+/// The tree as its accessors show it (not how its arenas are laid out).
+fn dump(doc: &Document<'_>) -> String {
+    let mut out = format!("prolog {:?}\nepilog {:?}\n", doc.prolog, doc.epilog);
+    for (i, element) in doc.elements.iter().enumerate() {
+        out.push_str(&format!(
+            "{i}: {:?} in {:?} ({:?} {:?}) under {:?}; declares {:?}; attributes {:?}; \
+             children {:?}\n",
+            element.qname,
+            element.ns,
+            element.prefix(),
+            element.local(),
+            element.parent,
+            doc.ns_decls(i),
+            doc.attrs(i),
+            doc.children(i),
+        ));
+    }
+    out
 }
 
 /// How the two readers' verdicts on the corpus were distributed.
