@@ -36,6 +36,8 @@ fn refused(input: &str, needle: &str) {
     }
 }
 
+/// True if `text` is a slice of the input (a `Cow` is what is being checked here).
+#[allow(clippy::ptr_arg)]
 fn borrowed(text: &Cow<'_, str>) -> bool {
     matches!(text, Cow::Borrowed(_))
 }

@@ -304,7 +304,7 @@ fn mutations(doc: &[u8]) -> Vec<Vec<u8>> {
         }
         for (k, insert) in INSERTS.iter().enumerate() {
             // Each position gets a few of the inserts, rotating, to keep the count down.
-            if (at / stride + k) % 5 != 0 {
+            if !(at / stride + k).is_multiple_of(5) {
                 continue;
             }
             let mut inserted = doc[..at].to_vec();
