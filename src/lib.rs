@@ -4,7 +4,7 @@
 //! - [`app`]: wires store, TLS, broker and listener; `run(listener, shutdown)`.
 //! - [`protocol`]: the SHS wire formats (label, MIME, management documents, message lists,
 //!   addresses) without any I/O, so that they can be tested, fuzzed and benchmarked alone.
-//! - [`signature`]: signed data parts, sans-IO: XML-DSig (own C14N over quick-xml), CMS
+//! - [`signature`]: signed data parts, sans-IO: XML-DSig (own tokenizer and C14N), CMS
 //!   SignedData (own BER reader), signer trust (chains, validity, key usage, CRLs); ring and
 //!   x509-parser do the cryptography and the certificates.
 //! - [`tls`]: mutual TLS configs (rustls) and the caller's `PeerIdentity`, once per connection.

@@ -236,7 +236,8 @@ fn verify_signature(
     let chain = signer_chain(doc, signature, options)?;
     let key = &chain.key;
     let value = base64_text(doc, child(doc, signature, "SignatureValue")?)?;
-    let mut canonical = Vec::new();
+    // Room for a typical SignedInfo, so that it is not regrown piece by piece.
+    let mut canonical = Vec::with_capacity(2048);
     canonicalize(
         doc,
         Subset::Element(signed_info),

@@ -2,6 +2,7 @@
 //! the canonicalisers over it.
 
 pub(crate) mod c14n;
+mod tokenizer;
 pub(crate) mod tree;
 
 #[cfg(test)]

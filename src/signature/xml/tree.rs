@@ -5,11 +5,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use quick_xml::escape::{EscapeError, resolve_predefined_entity};
-use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::{Reader, XmlVersion};
-
-use crate::protocol::xml::{decode_borrowed, is_blank, is_xml_char};
+use super::tokenizer::{QName, RawAttr, Token, Tokenizer};
+use crate::protocol::xml::decode_borrowed;
 use crate::signature::SignatureError;
 use crate::signature::error::malformed;
 
@@ -35,7 +32,8 @@ pub(crate) struct Document<'t> {
     pub(crate) prolog: Vec<Node<'t>>,
     /// Comments and processing instructions after the root element.
     pub(crate) epilog: Vec<Node<'t>>,
-    /// The child nodes of every element, grouped by parent, in document order.
+    /// The child nodes of every element, grouped by parent (each group in document
+    /// order; the groups in the order the elements end).
     nodes: Vec<Node<'t>>,
     /// The attributes of every element, grouped by element.
     attrs: Vec<Attr<'t>>,
@@ -244,32 +242,11 @@ impl<'t> Document<'t> {
     }
 }
 
-/// `piece` (a slice of `input`, as quick-xml hands out for unmodified input) re-borrowed
-/// with `input`'s lifetime; owned if it is not such a slice.
-fn reborrow<'t>(input: &'t str, piece: &str) -> Cow<'t, str> {
-    let base = input.as_ptr() as usize;
-    let at = piece.as_ptr() as usize;
-    if at >= base
-        && let Some(slice) = input.get(at - base..at - base + piece.len())
-        && slice.as_ptr() == piece.as_ptr()
-    {
-        return Cow::Borrowed(slice);
-    }
-    Cow::Owned(piece.to_owned())
-}
-
-/// As [`reborrow`], for a `Cow` from quick-xml.
-fn reborrow_cow<'t>(input: &'t str, piece: Cow<'_, str>) -> Cow<'t, str> {
-    match piece {
-        Cow::Borrowed(s) => reborrow(input, s),
-        Cow::Owned(s) => Cow::Owned(s),
-    }
-}
-
 /// Parses an XML data part. Refuses a DOCTYPE (so no entity can be declared, let alone
 /// expanded), any entity reference other than the five predefined ones, undeclared
-/// prefixes and nesting deeper than [`MAX_DEPTH`]. The encoding comes from the XML
-/// declaration, as for SHS documents; UTF-8 (and ASCII) input is read in place.
+/// prefixes and nesting deeper than [`MAX_DEPTH`] (and whatever else is not well-formed,
+/// see `tokenizer.rs`). The encoding comes from the XML declaration, as for SHS
+/// documents; UTF-8 (and ASCII) input is read in place.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Document<'_>, SignatureError> {
     let (text, _, _) = decode_borrowed("signed XML", bytes).map_err(|e| malformed!("{e}"))?;
     match text {
@@ -280,128 +257,72 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Document<'_>, SignatureError> {
 
 /// The parser's state besides the document.
 struct Builder<'t> {
-    input: &'t str,
     doc: Document<'t>,
-    /// Child nodes as read, with their parent; grouped by parent at the end.
-    nodes: Vec<(usize, Node<'t>)>,
-    /// Open elements, each with the position in `nodes` of its last child if that is
-    /// text (for merging adjacent character data).
-    open: Vec<(usize, Option<usize>)>,
+    /// The child nodes read so far of each open element, outermost first; an element's
+    /// are moved to the document when it ends, so that each element's children end up
+    /// together without sorting.
+    pending: Vec<Node<'t>>,
+    /// The open elements, innermost last.
+    open: Vec<Open>,
     /// Namespace bindings in scope as a stack of (prefix, URI).
     scope: Vec<(Cow<'t, str>, Cow<'t, str>)>,
-    /// The stack height of `scope` at each open element.
-    marks: Vec<usize>,
     /// The document element has been closed.
     done: bool,
 }
 
-fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
-    let mut reader = Reader::from_str(input);
-    let config = reader.config_mut();
-    config.check_comments = true;
-    config.check_end_names = true;
-    config.expand_empty_elements = false;
-    config.trim_text(false);
+/// An open element.
+struct Open {
+    /// Its index in the document.
+    index: usize,
+    /// Where its children start in [`Builder::pending`].
+    children: usize,
+    /// The position of its last child in [`Builder::pending`] if that is text (for
+    /// merging adjacent character data).
+    last_text: Option<usize>,
+    /// The height of [`Builder::scope`] outside it.
+    scope: usize,
+}
 
+/// Reads a decoded document into a tree.
+fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
+    let mut tokens = Tokenizer::new(input);
     let mut b = Builder {
-        input,
         // Sized for typical markup density (within bounds), so that a small document rarely
         // regrows them.
         doc: Document {
             elements: Vec::with_capacity((input.len() / 64).clamp(8, 1024)),
             prolog: Vec::new(),
             epilog: Vec::new(),
-            nodes: Vec::new(),
+            nodes: Vec::with_capacity((input.len() / 32).clamp(8, 2048)),
             attrs: Vec::with_capacity((input.len() / 128).clamp(8, 1024)),
             ns_decls: Vec::with_capacity(4),
         },
-        nodes: Vec::with_capacity((input.len() / 32).clamp(8, 2048)),
+        pending: Vec::with_capacity(32),
         open: Vec::with_capacity(16),
-        scope: vec![(Cow::Borrowed("xml"), Cow::Borrowed(XML_NS))],
-        marks: Vec::with_capacity(16),
+        scope: Vec::with_capacity(8),
         done: false,
     };
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| malformed!("{e} (at byte {})", reader.error_position()))?;
-        match event {
-            Event::Decl(_) => {}
-            Event::DocType(_) => {
-                return Err(malformed!(
-                    "a DOCTYPE is not allowed in a signed XML part (no DTD, no entities)"
-                ));
-            }
-            Event::PI(pi) => {
-                let data = pi.content().trim_start_matches([' ', '\t', '\r', '\n']);
-                let data = match normalize_eol(data) {
-                    Some(owned) => Cow::Owned(owned),
-                    None => reborrow(input, data),
-                };
-                let node = Node::Pi(reborrow(input, pi.target()), data);
-                b.push_node(node);
-            }
-            Event::Comment(c) => {
-                let node = Node::Comment(reborrow_cow(input, c.xml10_content()));
-                b.push_node(node);
-            }
-            Event::Start(tag) | Event::Empty(tag) if b.done => {
-                return Err(malformed!(
-                    "content after the document element: <{}>",
-                    tag.name().as_ref().to_owned()
-                ));
-            }
-            Event::Start(tag) => {
-                let index = b.start_element(&tag)?;
-                b.open.push((index, None));
+    b.scope.push((Cow::Borrowed("xml"), Cow::Borrowed(XML_NS)));
+    while let Some(token) = tokens.next_token()? {
+        match token {
+            Token::Declaration => {}
+            Token::Pi(target, data) => b.push_node(Node::Pi(Cow::Borrowed(target), data)),
+            Token::Comment(text) => b.push_node(Node::Comment(text)),
+            Token::Start(name) => {
+                b.start_element(name, tokens.attributes_mut())?;
                 if b.open.len() > MAX_DEPTH {
                     return Err(malformed!("elements nested deeper than {MAX_DEPTH} levels"));
                 }
             }
-            Event::Empty(tag) => {
-                b.start_element(&tag)?;
-                b.end_element(true);
+            Token::Empty(name) => {
+                b.start_element(name, tokens.attributes_mut())?;
+                b.end_element();
             }
-            Event::End(_) => b.end_element(false),
-            Event::Text(text) => b.character_data(reborrow_cow(input, text.xml10_content()))?,
-            Event::CData(cdata) => b.character_data(reborrow_cow(input, cdata.xml10_content()))?,
-            Event::GeneralRef(reference) => {
-                let resolved = resolve_reference(&reference)?;
-                b.character_data(resolved)?;
-            }
-            Event::Eof => break,
+            Token::End(_) => b.end_element(),
+            Token::Text(text) | Token::CData(text) => b.character_data(text),
         }
     }
-    if !b.open.is_empty() || b.doc.elements.is_empty() {
-        return Err(malformed!("the XML document is incomplete"));
-    }
-    // Group the child nodes by parent, keeping document order (a counting sort): each
-    // element's children start after those of the elements before it.
-    let mut doc = b.doc;
-    let mut next = vec![0usize; doc.elements.len() + 1];
-    for (parent, _) in &b.nodes {
-        next[parent + 1] += 1;
-    }
-    for i in 1..next.len() {
-        next[i] += next[i - 1];
-    }
-    for (i, element) in doc.elements.iter_mut().enumerate() {
-        element.children = next[i]..next[i + 1];
-    }
-    let mut nodes = vec![Node::Element(usize::MAX); b.nodes.len()];
-    for (parent, node) in b.nodes {
-        nodes[next[parent]] = node;
-        next[parent] += 1;
-    }
-    doc.nodes = nodes;
-    Ok(doc)
-}
-
-/// Normalises line ends (XML 1.0 §2.11) in text quick-xml hands over raw; `None` if there
-/// is nothing to change.
-fn normalize_eol(text: &str) -> Option<String> {
-    text.contains('\r')
-        .then(|| text.replace("\r\n", "\n").replace('\r', "\n"))
+    Ok(b.doc)
 }
 
 impl<'t> Builder<'t> {
@@ -409,93 +330,67 @@ impl<'t> Builder<'t> {
     /// root.
     fn push_node(&mut self, node: Node<'t>) {
         match self.open.last_mut() {
-            Some((parent, last_text)) => {
-                *last_text = None;
-                self.nodes.push((*parent, node));
+            Some(open) => {
+                open.last_text = None;
+                self.pending.push(node);
             }
             None if self.done => self.doc.epilog.push(node),
             None => self.doc.prolog.push(node),
         }
     }
 
-    /// Appends character data to the open element, merging it with a preceding text node;
-    /// outside the root only white space may appear (and is not part of the document).
-    fn character_data(&mut self, text: Cow<'t, str>) -> Result<(), SignatureError> {
-        let Some((parent, last_text)) = self.open.last_mut() else {
-            return if is_blank(&text) {
-                Ok(())
-            } else {
-                Err(malformed!("text outside the document element"))
-            };
+    /// Appends character data to the open element, merging it with a preceding text node
+    /// (the tokenizer yields character data only inside the document element).
+    fn character_data(&mut self, text: Cow<'t, str>) {
+        let Some(open) = self.open.last_mut() else {
+            return;
         };
-        match *last_text {
+        match open.last_text {
             Some(at) => {
-                if let (_, Node::Text(previous)) = &mut self.nodes[at] {
+                if let Node::Text(previous) = &mut self.pending[at] {
                     previous.to_mut().push_str(&text);
                 }
             }
             None => {
-                *last_text = Some(self.nodes.len());
-                self.nodes.push((*parent, Node::Text(text)));
+                open.last_text = Some(self.pending.len());
+                self.pending.push(Node::Text(text));
             }
         }
-        Ok(())
     }
 
-    /// Reads a start tag into a new element, pushing its namespace declarations into
-    /// scope.
-    fn start_element(&mut self, tag: &BytesStart<'_>) -> Result<usize, SignatureError> {
-        let input = self.input;
-        let raw_name = tag.name().into_inner();
-        let qname = reborrow(input, raw_name);
-        self.marks.push(self.scope.len());
+    /// Reads a start tag (its name and the attributes the tokenizer read, which it
+    /// takes) into a new element, pushing its namespace declarations into scope.
+    fn start_element(
+        &mut self,
+        name: QName<'t>,
+        attrs: &mut Vec<RawAttr<'t>>,
+    ) -> Result<usize, SignatureError> {
+        let qname = name.raw;
+        let outer_scope = self.scope.len();
         let decls_start = self.doc.ns_decls.len();
         let attrs_start = self.doc.attrs.len();
-        for attr in tag.attributes() {
-            let attr = attr.map_err(|e| malformed!("malformed attribute in <{qname}>: {e}"))?;
-            let raw_key = attr.key.into_inner();
-            if attr.value.as_bytes().contains(&b'<') {
-                return Err(malformed!("attribute {raw_key} of <{qname}> contains '<'"));
-            }
-            let value = attr
-                .normalized_value_with(XmlVersion::Implicit1_0, 1, resolve_predefined_entity)
-                .map_err(|e| match e {
-                    quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, entity)) => {
-                        entity_refused(&entity)
-                    }
-                    other => malformed!("attribute {raw_key} of <{qname}>: {other}"),
-                })?;
-            let value = reborrow_cow(input, value);
-            // A value as written was checked with the whole input; only one with
-            // references resolved can hold something new.
-            if let Cow::Owned(resolved) = &value
-                && resolved.chars().any(|c| !is_xml_char(c))
-            {
-                return Err(malformed!(
-                    "attribute {raw_key} of <{qname}> holds a non-XML character"
-                ));
-            }
-            let key = reborrow(input, raw_key);
-            if key == "xmlns" {
+        for attr in attrs.drain(..) {
+            let key = attr.name;
+            let value = attr.value;
+            if key.raw == "xmlns" {
                 self.doc.ns_decls.push((Cow::Borrowed(""), value));
-            } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+            } else if key.prefix() == "xmlns" {
+                let prefix = key.local();
                 if value.is_empty() {
                     return Err(malformed!("prefix {prefix} undeclared in <{qname}>"));
                 }
                 if prefix == "xmlns" || (prefix == "xml") != (value == XML_NS) || value == XMLNS_NS
                 {
-                    return Err(malformed!("reserved namespace binding {key} in <{qname}>"));
+                    return Err(malformed!(
+                        "reserved namespace binding {} in <{qname}>",
+                        key.raw
+                    ));
                 }
-                let prefix = match &key {
-                    Cow::Borrowed(k) => Cow::Borrowed(&k["xmlns:".len()..]),
-                    Cow::Owned(k) => Cow::Owned(k["xmlns:".len()..].to_owned()),
-                };
-                self.doc.ns_decls.push((prefix, value));
+                self.doc.ns_decls.push((Cow::Borrowed(prefix), value));
             } else {
-                let prefix_len = split_qname(&key).0.len();
                 self.doc.attrs.push(Attr {
-                    qname: key,
-                    prefix_len,
+                    qname: Cow::Borrowed(key.raw),
+                    prefix_len: key.prefix_len,
                     ns: Cow::Borrowed(""),
                     value,
                 });
@@ -504,13 +399,12 @@ impl<'t> Builder<'t> {
         let decls_end = self.doc.ns_decls.len();
         self.scope
             .extend(self.doc.ns_decls[decls_start..decls_end].iter().cloned());
-        let (prefix, _) = split_qname(&qname);
+        let prefix = name.prefix();
         let ns = match lookup(&self.scope, prefix) {
             Some(uri) => uri.clone(),
             None if prefix.is_empty() => Cow::Borrowed(""),
             None => return Err(malformed!("undeclared prefix {prefix} in <{qname}>")),
         };
-        let prefix_len = prefix.len();
         let attrs_end = self.doc.attrs.len();
         for i in attrs_start..attrs_end {
             let a_prefix_len = self.doc.attrs[i].prefix_len;
@@ -534,67 +428,46 @@ impl<'t> Builder<'t> {
             }
         }
         let index = self.doc.elements.len();
-        let parent = self.open.last().map(|&(p, _)| p);
+        let parent = self.open.last_mut().map(|open| {
+            open.last_text = None;
+            open.index
+        });
         self.doc.elements.push(Element {
             parent,
-            qname,
-            prefix_len,
+            qname: Cow::Borrowed(qname),
+            prefix_len: name.prefix_len,
             ns,
             decls: decls_start..decls_end,
             attrs: attrs_start..attrs_end,
             children: 0..0,
         });
-        if let Some((parent, last_text)) = self.open.last_mut() {
-            *last_text = None;
-            self.nodes.push((*parent, Node::Element(index)));
+        if parent.is_some() {
+            self.pending.push(Node::Element(index));
         }
+        self.open.push(Open {
+            index,
+            children: self.pending.len(),
+            last_text: None,
+            scope: outer_scope,
+        });
         Ok(index)
     }
 
-    /// Closes the innermost element (quick-xml has checked that the end tag matches).
-    fn end_element(&mut self, empty: bool) {
-        if !empty {
-            self.open.pop();
+    /// Closes the innermost element (the tokenizer has checked that the end tag
+    /// matches), moving its children to the document.
+    fn end_element(&mut self) {
+        let Some(open) = self.open.pop() else {
+            return;
+        };
+        if open.children < self.pending.len() {
+            let start = self.doc.nodes.len();
+            self.doc.nodes.extend(self.pending.drain(open.children..));
+            self.doc.elements[open.index].children = start..self.doc.nodes.len();
         }
-        if let Some(mark) = self.marks.pop() {
-            self.scope.truncate(mark);
-        }
+        self.scope.truncate(open.scope);
         if self.open.is_empty() {
             self.done = true;
         }
-    }
-}
-
-/// Resolves a character reference or one of the five predefined entities.
-fn resolve_reference(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, SignatureError> {
-    let name: &str = reference;
-    if reference.is_char_ref() {
-        return match reference.resolve_char_ref() {
-            Ok(Some(ch)) if is_xml_char(ch) => Ok(Cow::Owned(ch.to_string())),
-            _ => Err(malformed!(
-                "invalid character reference &{};",
-                name.escape_debug()
-            )),
-        };
-    }
-    resolve_predefined_entity(name)
-        .map(Cow::Borrowed)
-        .ok_or_else(|| entity_refused(name))
-}
-
-/// The error for an entity other than the predefined ones.
-fn entity_refused(name: &str) -> SignatureError {
-    malformed!(
-        "entity reference &{}; is not allowed in a signed XML part",
-        name.escape_debug()
-    )
-}
-
-/// Splits a qualified name into prefix and local name.
-fn split_qname(qname: &str) -> (&str, &str) {
-    match qname.bytes().position(|b| b == b':') {
-        Some(at) => (&qname[..at], &qname[at + 1..]),
-        None => ("", qname),
     }
 }
 
@@ -612,3 +485,9 @@ fn lookup<'s, 't>(
         })
         .map(|(_, uri)| uri)
 }
+
+#[cfg(test)]
+mod quick_xml_reader;
+
+#[cfg(test)]
+mod equivalence_tests;
