@@ -106,27 +106,21 @@ const MIGRATION_LOCK: i64 = 0x5348_5344_4d49_4752; // "SHSDMIGR"
 
 /// Brings the database to [`SCHEMA_VERSION`]; returns the versions it applied.
 pub async fn migrate(client: &mut Client) -> Result<Vec<i32>, StoreError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version    INTEGER PRIMARY KEY,
-                applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-            )",
-        )
+    // Under the migration lock too: `CREATE TABLE IF NOT EXISTS` is not safe against a
+    // concurrent one (the loser fails on the catalogue's unique index for the table's type).
+    let tx = client.transaction().await.map_err(pg_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
-        .or_else(|err| {
-            // Two nodes creating the table at once: one loses the race, harmlessly (as a
-            // unique violation in the catalogue, or as the table existing after all).
-            use tokio_postgres::error::SqlState;
-            if matches!(
-                err.code(),
-                Some(&SqlState::UNIQUE_VIOLATION | &SqlState::DUPLICATE_TABLE)
-            ) {
-                Ok(())
-            } else {
-                Err(pg_error(err))
-            }
-        })?;
+        .map_err(pg_error)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )",
+    )
+    .await
+    .map_err(pg_error)?;
+    tx.commit().await.map_err(pg_error)?;
     let mut applied = Vec::new();
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         let version = index as i32 + 1;
