@@ -10,6 +10,10 @@ use std::sync::atomic::Ordering;
 use super::{APPLIED_KEY, Frozen, IDS_KEY, ROOM_TIMEOUT, Shared, lock, read, write};
 use crate::store::kv::{Batch, EngineError, KvEngine};
 
+/// A checkpoint pauses for [`THROTTLE_PAUSE`] after this many index writes.
+const THROTTLE_EVERY: usize = 256;
+const THROTTLE_PAUSE: Duration = Duration::from_micros(200);
+
 impl<E: KvEngine> Shared<E> {
     pub(super) fn run_checkpoints(&self) {
         loop {
@@ -117,7 +121,12 @@ impl<E: KvEngine> Shared<E> {
         // which shares its lock with readers and does not roll its I/O buffer; a large
         // batch would hold readers off for its whole length. The mark goes last, in a
         // batch of its own, so an index that has the mark has every write before it.
-        for (key, value) in frozen.layer.iter() {
+        for (done, (key, value)) in frozen.layer.iter().enumerate() {
+            if done % THROTTLE_EVERY == THROTTLE_EVERY - 1 {
+                // Leave the cores to the requests now and then: on a small machine a
+                // checkpoint that runs flat out shows up as a latency spike.
+                std::thread::sleep(THROTTLE_PAUSE);
+            }
             let mut write = Batch::default();
             match value {
                 Some(value) => write.put(key.clone(), value.clone()),
@@ -133,9 +142,18 @@ impl<E: KvEngine> Shared<E> {
         *pending = None;
         write(&self.overlay).drop_frozen();
         self.room.notify_all();
-        self.index.sync()?;
+        // Not synced here: until the index is synced (before segments are removed, and at
+        // shutdown) a crash only means a longer replay, from the last durable mark.
         self.applied.store(upto, Ordering::Release);
         tracing::debug!(upto, "checkpoint of the write-ahead log");
         Ok(())
+    }
+
+    /// Makes the index durable up to the last checkpoint; returns the mark that is now
+    /// durable (log segments wholly before it may go).
+    pub(super) fn sync_index(&self) -> Result<u64, EngineError> {
+        let mark = self.applied.load(Ordering::Acquire);
+        self.index.sync()?;
+        Ok(mark)
     }
 }

@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 use std::sync::PoisonError;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::value::{self, segment_of};
@@ -64,7 +63,7 @@ impl<E: KvEngine> Shared<E> {
     }
 
     fn remove_unused_segments(&self) -> Result<usize, EngineError> {
-        let applied = self.applied.load(Ordering::Acquire);
+        let applied = self.sync_index()?;
         let mut unused: HashSet<u64> = lock(&self.log)
             .appender
             .replayed_segments(applied)

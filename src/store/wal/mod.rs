@@ -16,8 +16,10 @@
 //!   and fdatasyncs the current segment: every batch applied before it is durable.
 //! - A checkpoint thread moves the overlay into the index every
 //!   [`WalConfig::checkpoint_interval`] or [`WalConfig::checkpoint_bytes`]: write by
-//!   write, then, last, the last LSN it covers (`w/applied`) and the id reservation
-//!   together; then it syncs the index (`flush` + fdatasync, see `sled.rs`).
+//!   write (pausing now and then, so as not to starve requests on a small machine), then,
+//!   last, the last LSN it covers (`w/applied`) and the id reservation together. The index
+//!   is synced (`flush` + fdatasync, see `sled.rs`) only before log segments are removed
+//!   and at shutdown: a crash before that means a longer replay, not a loss.
 //! - Large values (payload chunks, message records) are not copied into the overlay or
 //!   the index: they keep a pointer to the value's bytes in the log ([`value`]). A segment
 //!   file goes once the index has all its records and no stored value points into it
@@ -231,6 +233,7 @@ impl<E: KvEngine> WalEngine<E> {
             last_gc: Mutex::new((Instant::now(), Duration::ZERO)),
         });
         shared.checkpoint()?;
+        shared.sync_index()?;
         let mut engine = WalEngine {
             shared,
             threads: Vec::new(),
@@ -272,9 +275,11 @@ impl<E: KvEngine> WalEngine<E> {
     }
 
     /// Moves everything written so far into the index and syncs it (the checkpoint thread
-    /// does this by itself; tests and tools call it to know when).
+    /// does the first by itself, and the index is synced before log segments go; tests and
+    /// tools call this to know when).
     pub fn checkpoint(&self) -> Result<(), EngineError> {
-        self.shared.checkpoint()
+        self.shared.checkpoint()?;
+        self.shared.sync_index().map(drop)
     }
 
     /// Number of log segment files.
@@ -300,7 +305,10 @@ impl<E: KvEngine> Drop for WalEngine<E> {
     /// little to replay.
     fn drop(&mut self) {
         if self.stop_threads()
-            && let Err(err) = self.shared.checkpoint()
+            && let Err(err) = self
+                .shared
+                .checkpoint()
+                .and_then(|()| self.shared.sync_index().map(drop))
         {
             tracing::warn!(%err, "no final checkpoint: the log is replayed at the next start");
         }
