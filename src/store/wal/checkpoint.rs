@@ -10,9 +10,9 @@ use std::sync::atomic::Ordering;
 use super::{APPLIED_KEY, Frozen, IDS_KEY, ROOM_TIMEOUT, Shared, lock, read, write};
 use crate::store::kv::{Batch, EngineError, KvEngine};
 
-/// A checkpoint pauses for [`THROTTLE_PAUSE`] after this many index writes.
-const THROTTLE_EVERY: usize = 256;
-const THROTTLE_PAUSE: Duration = Duration::from_micros(200);
+/// A checkpoint pauses after every this many index writes, for as long as they took: it
+/// runs at most half the time, so requests are not starved on a small machine.
+const THROTTLE_EVERY: usize = 128;
 
 impl<E: KvEngine> Shared<E> {
     pub(super) fn run_checkpoints(&self) {
@@ -121,11 +121,12 @@ impl<E: KvEngine> Shared<E> {
         // which shares its lock with readers and does not roll its I/O buffer; a large
         // batch would hold readers off for its whole length. The mark goes last, in a
         // batch of its own, so an index that has the mark has every write before it.
+        let mut slice = Instant::now();
         for (done, (key, value)) in frozen.layer.iter().enumerate() {
             if done % THROTTLE_EVERY == THROTTLE_EVERY - 1 {
-                // Leave the cores to the requests now and then: on a small machine a
-                // checkpoint that runs flat out shows up as a latency spike.
-                std::thread::sleep(THROTTLE_PAUSE);
+                // A checkpoint that runs flat out shows up as a latency spike.
+                std::thread::sleep(slice.elapsed());
+                slice = Instant::now();
             }
             let mut write = Batch::default();
             match value {
