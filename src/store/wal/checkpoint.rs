@@ -18,19 +18,8 @@ impl<E: KvEngine> Shared<E> {
     pub(super) fn run_checkpoints(&self) {
         loop {
             {
-                let mut signal = lock(&self.signal);
                 let deadline = Instant::now() + self.config.checkpoint_interval;
-                while !signal.requested && !signal.shutdown {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    signal = self
-                        .wake
-                        .wait_timeout(signal, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
+                let mut signal = self.wait_until(&self.wake, deadline, |signal| signal.requested);
                 if signal.shutdown {
                     return;
                 }

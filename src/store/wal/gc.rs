@@ -11,7 +11,6 @@
 //! are all into records after the mark, so its scan only guards against a mistake here.)
 
 use std::collections::HashSet;
-use std::sync::PoisonError;
 use std::time::Instant;
 
 use super::value::{self, segment_of};
@@ -31,22 +30,9 @@ impl<E: KvEngine> Shared<E> {
         loop {
             let (last, took) = *lock(&self.last_gc);
             let due = last + self.config.gc_interval.max(took * 20);
-            let mut signal = lock(&self.signal);
-            while !signal.shutdown {
-                let left = due.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                signal = self
-                    .gc_wake
-                    .wait_timeout(signal, left)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-            if signal.shutdown {
+            if self.wait_until(&self.gc_wake, due, |_| false).shutdown {
                 return;
             }
-            drop(signal);
             if let Err(err) = self.collect_garbage() {
                 tracing::warn!(%err, "looking for unused write-ahead log segments failed");
             }

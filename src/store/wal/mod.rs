@@ -433,6 +433,28 @@ impl<E: KvEngine> KvEngine for WalEngine<E> {
 }
 
 impl<E: KvEngine> Shared<E> {
+    /// Sleeps on `condvar` until `deadline`, shutdown, or `woken` says so; returns the
+    /// signal, still locked, for the caller to read.
+    fn wait_until(
+        &self,
+        condvar: &Condvar,
+        deadline: Instant,
+        woken: impl Fn(&Signal) -> bool,
+    ) -> MutexGuard<'_, Signal> {
+        let mut signal = lock(&self.signal);
+        while !signal.shutdown && !woken(&signal) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            signal = condvar
+                .wait_timeout(signal, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        signal
+    }
+
     /// A stored value's bytes: in place, or read through its pointer (from the write
     /// buffer if not yet written out), checksum checked.
     fn resolve(&self, stored: &[u8]) -> Result<Vec<u8>, EngineError> {
