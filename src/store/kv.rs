@@ -97,6 +97,13 @@ pub trait KvEngine: Send + Sync + 'static {
     /// from the group-commit thread only.
     fn sync(&self) -> Result<(), EngineError>;
 
+    /// Hands what was applied to the operating system without waiting for the disk, so
+    /// that the engine's memory does not hold it (sled: `flush`, no fdatasync). Called
+    /// after each checkpoint of the write-ahead log; nothing to do for most engines.
+    fn write_back(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
     /// A number larger than any returned before, also across restarts (gaps allowed).
     fn next_id(&self) -> Result<u64, EngineError>;
 

@@ -135,6 +135,7 @@ impl<E: KvEngine> Shared<E> {
         // Not synced here: until the index is synced (before segments are removed, and at
         // shutdown) a crash only means a longer replay, from the last durable mark.
         self.applied.store(upto, Ordering::Release);
+        self.index.write_back()?;
         tracing::debug!(upto, "checkpoint of the write-ahead log");
         Ok(())
     }
