@@ -116,6 +116,9 @@ pub fn open_sled(config: &SledConfig) -> Result<SledStoreEngine, EngineError> {
     WalEngine::open(&config.path.join("wal"), index, WalConfig::default())
 }
 
+/// What a background thread runs, on the shared state.
+type BackgroundJob<E> = fn(&Shared<E>);
+
 struct Shared<E> {
     index: E,
     dir: PathBuf,
@@ -238,20 +241,19 @@ impl<E: KvEngine> WalEngine<E> {
             shared,
             threads: Vec::new(),
         };
-        let checkpointer = std::thread::Builder::new()
-            .name("shsd-store-checkpoint".into())
-            .spawn({
-                let shared = Arc::clone(&engine.shared);
-                move || shared.run_checkpoints()
-            })?;
-        engine.threads.push(checkpointer);
-        let collector = std::thread::Builder::new()
-            .name("shsd-store-gc".into())
-            .spawn({
-                let shared = Arc::clone(&engine.shared);
-                move || shared.run_collections()
-            })?;
-        engine.threads.push(collector);
+        // Pushed one by one, so that a failed spawn still stops the threads already running
+        // (when `engine` is dropped).
+        let jobs: [(&str, BackgroundJob<E>); 2] = [
+            ("shsd-store-checkpoint", Shared::run_checkpoints),
+            ("shsd-store-gc", Shared::run_collections),
+        ];
+        for (name, job) in jobs {
+            let shared = Arc::clone(&engine.shared);
+            let thread = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || job(&shared))?;
+            engine.threads.push(thread);
+        }
         Ok(engine)
     }
 
