@@ -28,6 +28,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
             let engine = crate::store::wal::open_sled(&SledConfig {
                 path: path.clone(),
                 cache_capacity: *cache_bytes,
+                segment_size: crate::store::sled::INDEX_SEGMENT_SIZE,
             })
             .map_err(|err| {
                 StoreError::Unavailable(format!("cannot open {}: {err}", path.display()))

@@ -8,6 +8,13 @@ use shsd::cli::run::{self, Failure};
 use shsd::cli::{Cli, Command, client_commands};
 use shsd::config::EXIT_BAD_CONFIG;
 
+/// jemalloc instead of glibc's malloc. Under sustained intake glibc kept freed memory
+/// resident: after a large buffer is freed its mmap threshold rises, later buffers come
+/// from the arenas and fragment them (30 s of intake: 305 MiB peak with glibc, 184 MiB
+/// with jemalloc, same message count; see `BENCHMARKS.md`, "Memory").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

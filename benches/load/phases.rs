@@ -19,7 +19,7 @@ use shsd::protocol::urn::Address;
 use tokio::time::timeout;
 
 use crate::Params;
-use crate::proc::{Sample, Usage, reset_peak};
+use crate::proc::{RssTrace, Sample, Usage, reset_peak};
 use crate::stats::{count_error, count_in_second, error_kind, merge_counts, merge_errors};
 
 pub const PORTAL: &str = "urn:X-shs:5590000001";
@@ -82,6 +82,7 @@ pub async fn intake(
         tokio::time::sleep_until(window_end.into()).await;
         (before, Sample::take(pid))
     });
+    let rss = RssTrace::start(pid, window_start, window_end);
     let part = OutgoingPart {
         datapart_type: "xml".to_owned(),
         content_type: "text/xml".to_owned(),
@@ -170,6 +171,7 @@ pub async fn intake(
     }
     let (before, after) = monitor.await.map_err(|err| err.to_string())?;
     result.usage = Usage::between(&before, &after, pid, peak_reset);
+    result.usage.rss_trace_kib = rss.finish().await;
     Ok(result)
 }
 
@@ -253,6 +255,7 @@ pub async fn fetch_ack(
     let before = Sample::take(pid);
     let start = Instant::now();
     let deadline = start + params.seconds;
+    let rss = RssTrace::start(pid, start, deadline);
     let mut tasks = Vec::new();
     for ((client, product), &expected) in clients.into_iter().zip(products).zip(expected) {
         let query = format!("producttype={product}&maxhits={MAX_HITS}");
@@ -335,5 +338,6 @@ pub async fn fetch_ack(
         merge_errors(&mut result.errors, part.errors);
     }
     result.usage = Usage::between(&before, &Sample::take(pid), pid, peak_reset);
+    result.usage.rss_trace_kib = rss.finish().await;
     Ok(result)
 }

@@ -40,6 +40,9 @@ pub struct Usage {
     pub peak_rss_kib: Option<u64>,
     /// Whether the peak was reset at the start of the phase (else it covers the process).
     pub peak_reset: bool,
+    /// The server's RSS at each second of the phase: a peak alone cannot tell a plateau
+    /// from growth that the window cut short.
+    pub rss_trace_kib: Vec<u64>,
 }
 
 impl Usage {
@@ -60,6 +63,7 @@ impl Usage {
             },
             peak_rss_kib: field_of(&format!("/proc/{pid}/status"), "VmHWM:"),
             peak_reset,
+            rss_trace_kib: Vec::new(),
         }
     }
 }
@@ -72,6 +76,43 @@ pub fn reset_peak(pid: u32) -> bool {
 /// The server's resident set now (VmRSS), in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     field_of(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// The server's RSS sampled once a second in a task, so the phase's own timing is
+/// untouched. [`RssTrace::finish`] ends it early (a fetch phase may finish before its
+/// bound).
+pub struct RssTrace {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<u64>>,
+}
+
+impl RssTrace {
+    /// Samples from `start` (once a second) until `end` or [`RssTrace::finish`].
+    pub fn start(pid: u32, start: Instant, end: Instant) -> RssTrace {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut trace = Vec::new();
+            let mut at = start;
+            while at < end {
+                at += std::time::Duration::from_secs(1);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.min(end).into()) => {}
+                    _ = &mut stopped => break,
+                }
+                if let Some(kib) = rss_kib(pid) {
+                    trace.push(kib);
+                }
+            }
+            trace
+        });
+        RssTrace { stop, task }
+    }
+
+    /// The samples taken so far.
+    pub async fn finish(self) -> Vec<u64> {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
 }
 
 /// A whole small file such as `/proc/loadavg`, trimmed; empty if unreadable.

@@ -297,6 +297,17 @@ fn usage_line(phase: &str, usage: &Usage, ops: u64) {
         amount(usage.syscall_written),
         amount(usage.written),
     );
+    if !usage.rss_trace_kib.is_empty() {
+        let trace: Vec<String> = usage
+            .rss_trace_kib
+            .iter()
+            .map(|kib| format!("{:.0}", *kib as f64 / 1024.0))
+            .collect();
+        println!(
+            "- {phase}: server RSS (MiB) at each second: {}.",
+            trace.join(" ")
+        );
+    }
 }
 
 /// The 1, 5 and 15 minute averages of a `/proc/loadavg` line.

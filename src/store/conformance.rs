@@ -53,6 +53,7 @@ pub(super) fn sled_config(path: &std::path::Path) -> SledConfig {
     SledConfig {
         path: path.join("store"),
         cache_capacity: 8 * 1024 * 1024,
+        segment_size: super::sled::INDEX_SEGMENT_SIZE,
     }
 }
 

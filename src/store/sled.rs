@@ -18,8 +18,13 @@
 //! leaf holds up to 17 entries and is rewritten whole when consolidated, so with sled's
 //! default 512 KiB segments, leaves of 16 KiB values already spill into blobs (measured).
 //! Hence:
-//! - [`SEGMENT_SIZE`] is 8 MiB: the threshold becomes ~2 MiB, so leaves of 32 KiB chunks
-//!   (17 × 32 KiB = 544 KiB) and ordinary records stay in the log.
+//! - [`SEGMENT_SIZE`] is 8 MiB when sled holds payload chunks itself: the threshold
+//!   becomes ~2 MiB, so leaves of 32 KiB chunks (17 × 32 KiB = 544 KiB) and ordinary
+//!   records stay in the log. As the write-ahead log's index (`store/wal`) sled holds only
+//!   small values, and [`INDEX_SEGMENT_SIZE`] (1 MiB) is enough: sled keeps a few
+//!   segment-sized write buffers, which at 8 MiB were ~30 MiB of the daemon's memory.
+//! - A store keeps the segment size it was created with (read back from `<dir>/conf`),
+//!   since sled refuses any other.
 //! - Anything that still spills (e.g. a leaf of records with very large labels) is caught:
 //!   each sync also fdatasyncs every blob file it has not synced before, and the `blobs/`
 //!   directory, before syncing the log that points at them.
@@ -50,9 +55,12 @@ use super::kv::{Batch, Direction, EngineError, Entry, KvEngine, Op, scan_bounds}
 /// The default cache: 64 MiB, not sled's 1 GiB.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
-/// sled's segment size. Fixed, because sled refuses to open a database written with
-/// another value; 8 MiB keeps 32 KiB payload chunks inside the synced log (module doc).
+/// sled's segment size when it holds payload chunks: 8 MiB keeps 32 KiB chunks inside the
+/// synced log (module doc).
 pub const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// sled's segment size as the write-ahead log's index, which holds only small values.
+pub const INDEX_SEGMENT_SIZE: usize = 1024 * 1024;
 
 /// Where and how to open the sled store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +69,8 @@ pub struct SledConfig {
     pub path: PathBuf,
     /// sled's page cache in bytes.
     pub cache_capacity: u64,
+    /// sled's segment size for a new store; an existing store keeps its own.
+    pub segment_size: usize,
 }
 
 impl SledConfig {
@@ -69,6 +79,7 @@ impl SledConfig {
         SledConfig {
             path: path.into(),
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            segment_size: SEGMENT_SIZE,
         }
     }
 }
@@ -87,10 +98,11 @@ impl SledEngine {
     /// Opens (or creates) the store directory and makes its files durable once.
     pub fn open(config: &SledConfig) -> Result<Self, EngineError> {
         std::fs::create_dir_all(&config.path)?;
+        let segment_size = created_segment_size(&config.path)?.unwrap_or(config.segment_size);
         let db = ::sled::Config::new()
             .path(&config.path)
             .cache_capacity(config.cache_capacity)
-            .segment_size(SEGMENT_SIZE)
+            .segment_size(segment_size)
             .flush_every_ms(None)
             .open()
             .map_err(from_sled)?;
@@ -231,6 +243,22 @@ fn from_sled(err: ::sled::Error) -> EngineError {
         ::sled::Error::Io(io) => EngineError::Io(io),
         other => EngineError::Corrupt(other.to_string()),
     }
+}
+
+/// The segment size an existing store was created with, from sled's `<dir>/conf`
+/// (`segment_size: <n>` on its own line); `None` for a new store. A `conf` without a
+/// readable size is left to sled, which reports it.
+fn created_segment_size(dir: &Path) -> io::Result<Option<usize>> {
+    let conf = match std::fs::read(dir.join("conf")) {
+        Ok(conf) => conf,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    Ok(conf
+        .split(|&byte| byte == b'\n')
+        .find_map(|line| line.strip_prefix(b"segment_size: "))
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .and_then(|value| value.trim().parse().ok()))
 }
 
 /// fsync of a directory, so that the entries of files created in it are durable.

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use super::{INDEX_SEGMENT_SIZE, SEGMENT_SIZE, SledConfig, SledEngine, created_segment_size};
 use crate::store::conformance::{
     SENDER, accept, address, new_message, read_part, sled_config, summary, upload, upload_in,
 };
-use crate::store::kv::KvEngine;
+use crate::store::kv::{Batch, KvEngine, Op};
 use crate::store::lifecycle;
 use crate::store::wal::{SledStoreEngine, open_sled};
 use crate::store::{
@@ -397,5 +398,39 @@ async fn assert_complete(store: &KvStore<SledStoreEngine>, record: &MessageRecor
             .await
             .unwrap_or_default(),
         second
+    );
+}
+
+/// sled refuses a segment size other than the one a store was created with, so a store
+/// made with the old 8 MiB segments must still open when the configuration says 1 MiB.
+#[test]
+fn a_store_keeps_the_segment_size_it_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let engine = SledEngine::open(&SledConfig::new(&path)).unwrap();
+        engine
+            .apply(Batch {
+                ops: vec![Op::Put(b"k/old".to_vec(), b"kept".to_vec())],
+            })
+            .unwrap();
+        engine.sync().unwrap();
+    }
+    assert_eq!(created_segment_size(&path).unwrap(), Some(SEGMENT_SIZE));
+    let config = SledConfig {
+        segment_size: INDEX_SEGMENT_SIZE,
+        ..SledConfig::new(&path)
+    };
+    let engine = SledEngine::open(&config).unwrap();
+    assert_eq!(engine.get(b"k/old").unwrap(), Some(b"kept".to_vec()));
+
+    let fresh = dir.path().join("fresh");
+    drop(SledEngine::open(&SledConfig {
+        segment_size: INDEX_SEGMENT_SIZE,
+        ..SledConfig::new(&fresh)
+    }));
+    assert_eq!(
+        created_segment_size(&fresh).unwrap(),
+        Some(INDEX_SEGMENT_SIZE)
     );
 }
