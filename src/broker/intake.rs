@@ -18,7 +18,7 @@ use crate::protocol::mime::{self, Event, MessageReader};
 use crate::protocol::validate::{Envelope, check_label, check_part_count};
 use crate::store::{
     Acceptance, LocalId, MessageRecord, NewMessage, PayloadInfo, PayloadWriter, Retry, Route,
-    RoutingJob,
+    RoutingJob, State,
 };
 
 use super::signatures::{PartCheck, signer_text};
@@ -322,7 +322,7 @@ impl Broker {
         if let Some(signer) = &signer {
             history.comment = Some(format!("Received; signature verified: {signer}"));
         }
-        let message = NewMessage {
+        let mut message = NewMessage {
             local_id,
             sender: envelope.sender.org(),
             arrival,
@@ -332,6 +332,7 @@ impl Broker {
             signer,
             route: Route::Job,
         };
+        message.route = self.route_at_intake(&message).await;
         let receipt = |record: &MessageRecord, duplicate| Receipt {
             tx_id: label.tx_id.clone(),
             corr_id: label.corr_id.clone(),
@@ -351,6 +352,9 @@ impl Broker {
                     "accepted"
                 );
                 let answer = receipt(&record, false);
+                if record.state == State::Received {
+                    self.delivered_at_intake(&record).await;
+                }
                 if let Some(id) = job {
                     let job = RoutingJob {
                         id,
