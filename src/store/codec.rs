@@ -54,19 +54,37 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 
 /// Bytes as a string of chars U+0000..=U+00FF, one per byte: exact for any bytes.
 pub(crate) mod as_latin1 {
-    use serde::de::Error as _;
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         let text: String = bytes.iter().map(|&b| char::from(b)).collect();
         s.serialize_str(&text)
     }
 
+    /// Straight from the JSON reader's text (borrowed, or its unescaping buffer) into the
+    /// bytes: no intermediate `String`. Records are read on every list, fetch and ack, and
+    /// the label is most of a record.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        text.chars()
-            .map(|c| u8::try_from(c).map_err(|_| D::Error::custom("char above U+00FF")))
-            .collect()
+        d.deserialize_str(Latin1)
+    }
+
+    struct Latin1;
+
+    impl serde::de::Visitor<'_> for Latin1 {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string of chars up to U+00FF")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+            if text.is_ascii() {
+                return Ok(text.as_bytes().to_vec());
+            }
+            text.chars()
+                .map(|c| u8::try_from(c).map_err(|_| E::custom("char above U+00FF")))
+                .collect()
+        }
     }
 }
 
@@ -243,5 +261,16 @@ mod tests {
         assert_eq!(json["state"], "QUARANTINED");
         assert_eq!(json["arrival"], "2024-05-17T08:30:00.000000Z");
         assert_eq!(json["error"]["code"], "MissingAgreement");
+    }
+
+    proptest::proptest! {
+        /// Any bytes, ASCII or not, escaped in JSON or not, come back exactly.
+        #[test]
+        fn any_label_bytes_round_trip(label in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut stored = record();
+            stored.label = label.clone();
+            let back: MessageRecord = decode(&encode(&stored).unwrap()).unwrap();
+            proptest::prop_assert_eq!(back.label, label);
+        }
     }
 }
