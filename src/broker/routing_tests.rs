@@ -357,3 +357,43 @@ async fn a_known_product_allows_only_its_data_part_types() {
     .await;
     assert_eq!(allowed.state, State::Received);
 }
+
+/// Intake decides a local delivery before storing (`route_at_intake`): the message goes
+/// into its mailbox in the accepting batch. Every other decision leaves it to a job.
+#[tokio::test]
+async fn intake_stores_a_local_delivery_in_its_mailbox_and_leaves_the_rest_to_jobs() {
+    let f = fixture(DIRECTORY);
+    let store = f.broker.store();
+    let payload =
+        crate::broker::test_support::upload(store.as_ref(), "text/xml", b"<ansokan/>").await;
+    let new_message = |to: Option<&str>| {
+        let label = crate::broker::test_support::label(PORTAL, to);
+        NewMessage {
+            local_id: LocalId::random(),
+            sender: crate::protocol::urn::strip_prefix(PORTAL).parse().unwrap(),
+            arrival: crate::clock::now(),
+            summary: crate::broker::summary::summarize(&label, payload.size),
+            label: label.to_xml(),
+            payload: payload.clone(),
+            signer: None,
+            route: Route::Job,
+        }
+    };
+    let kommun = format!("urn:X-shs:{KOMMUN}");
+    let local = new_message(Some(&kommun));
+    assert_eq!(
+        f.broker.route_at_intake(&local).await,
+        Route::Mailbox(kommun.parse().unwrap())
+    );
+    // Product addressing with two receivers: a fan-out, which its job makes.
+    assert_eq!(
+        f.broker.route_at_intake(&new_message(None)).await,
+        Route::Job
+    );
+    // A receiver the directory does not know: the job quarantines it.
+    let unknown = format!("urn:X-shs:{REMOTE}9");
+    assert_eq!(
+        f.broker.route_at_intake(&new_message(Some(&unknown))).await,
+        Route::Job
+    );
+}
