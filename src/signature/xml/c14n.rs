@@ -223,9 +223,12 @@ fn lookup<'s>(stack: &[(&'s str, &'s str)], prefix: &str) -> Option<&'s str> {
 }
 
 /// String equality without a call into libc's `memcmp` (these strings are a few bytes:
-/// prefixes and namespace URIs, compared once or twice per element).
+/// prefixes and namespace URIs, compared once or twice per element). Two slices of the
+/// same bytes are equal without looking at them: a namespace URI compared with what an
+/// output ancestor rendered is usually the very same declaration's value.
 fn short_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+    a.len() == b.len()
+        && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a.bytes().zip(b.bytes()).all(|(x, y)| x == y))
 }
 
 impl<'a, S: Sink> Writer<'a, S> {
