@@ -9,9 +9,10 @@
 //! taken as not revoked, and a CRL past its `nextUpdate` is still used (a revocation is
 //! never undone); online checks (OCSP, CRL download) are I/O and not done here.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use super::SignatureError;
 use super::algorithms::{EcdsaEncoding, PublicKey, SigAlg};
 use super::error::malformed;
+use super::xml::reuse;
 use crate::tls::identity::rfc4514;
 
 /// Longest chain from signer to anchor accepted (signer, intermediates, anchor).
@@ -84,7 +86,7 @@ pub struct SignerTrust {
     /// Chains already built, by the certificates as a signature carried them (the base64
     /// text of XML-DSig `X509Certificate` elements), so that a repeated signer costs
     /// neither decoding nor parsing.
-    carried: Mutex<HashMap<Carried, Arc<Chain>>>,
+    carried: Mutex<HashMap<Vec<u8>, Arc<Chain>, TailHash>>,
 }
 
 /// A verified chain: the signer, its key and the validity window of every certificate.
@@ -119,7 +121,7 @@ impl SignerTrust {
             crls,
             verified: Mutex::new(HashSet::new()),
             chains: Mutex::new(HashMap::new()),
-            carried: Mutex::new(HashMap::new()),
+            carried: Mutex::new(HashMap::default()),
         })
     }
 
@@ -181,29 +183,39 @@ impl SignerTrust {
     /// certificate that differs in any byte, say a new one under the same subject, misses.
     pub(crate) fn verify_carried(
         &self,
-        carried: &[&[u8]],
+        carried: impl IntoIterator<Item = impl AsRef<[u8]>>,
         at: DateTime<Utc>,
         build: impl FnOnce() -> Result<Arc<Chain>, SignatureError>,
     ) -> Result<Arc<Chain>, SignatureError> {
-        let mut bytes = Vec::with_capacity(carried.iter().map(|c| c.len() + 8).sum());
+        // The key is assembled in a buffer the thread keeps, so that a lookup allocates
+        // nothing; only a chain remembered anew gets a key of its own.
+        let mut key: Vec<u8> = reuse::take(&CARRIED_KEY);
         for piece in carried {
-            bytes.extend_from_slice(&(piece.len() as u64).to_be_bytes());
-            bytes.extend_from_slice(piece);
+            let piece = piece.as_ref();
+            key.extend_from_slice(&(piece.len() as u64).to_be_bytes());
+            key.extend_from_slice(piece);
         }
-        let key = Carried(bytes);
-        let now = at.timestamp();
-        if let Some(chain) = lock_map(&self.carried).get(&key)
-            && chain.valid_at(now)
-        {
-            return Ok(Arc::clone(chain));
-        }
-        let chain = build()?;
-        let mut cache = lock_map(&self.carried);
-        if cache.len() >= CARRIED_LIMIT {
-            cache.clear();
-        }
-        cache.insert(key, Arc::clone(&chain));
-        Ok(chain)
+        let found = self.carried_hit(&key, at.timestamp());
+        let chain = match found {
+            Some(chain) => Ok(chain),
+            None => build().inspect(|chain| {
+                let mut cache = lock_map(&self.carried);
+                if cache.len() >= CARRIED_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(key.clone(), Arc::clone(chain));
+            }),
+        };
+        reuse::give(&CARRIED_KEY, |spare| reuse::keep(spare, key));
+        chain
+    }
+
+    /// The chain remembered for the carried certificates `key`, if it is valid at `now`.
+    fn carried_hit(&self, key: &[u8], now: i64) -> Option<Arc<Chain>> {
+        lock_map(&self.carried)
+            .get(key)
+            .filter(|chain| chain.valid_at(now))
+            .map(Arc::clone)
     }
 
     /// How many chains are remembered by the certificates as carried (for tests).
@@ -362,17 +374,42 @@ impl SignerTrust {
     }
 }
 
-/// The key of the `carried` cache: every certificate as carried, each after its length.
-/// Hashing takes the length and the last bytes only (the end of a certificate's text is
-/// its signature, different for every certificate), equality every byte — so a lookup
-/// costs no cryptographic hash and a hit is always the very same certificates.
-#[derive(Debug, PartialEq, Eq)]
-struct Carried(Vec<u8>);
+thread_local! {
+    /// The buffer a thread assembles `carried` cache keys in (see `xml/reuse.rs`).
+    static CARRIED_KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
-impl Hash for Carried {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_usize(self.0.len());
-        state.write(&self.0[self.0.len().saturating_sub(32)..]);
+/// The hashing of the `carried` cache, whose keys are every certificate as carried, each
+/// after its length: it takes the length and the last bytes only (the end of a
+/// certificate's text is its signature, different for every certificate), through a
+/// randomly keyed SipHash, while equality compares every byte — so a lookup hashes a few
+/// dozen bytes rather than kilobytes, and a hit is always the very same certificates.
+#[derive(Debug, Default)]
+struct TailHash(RandomState);
+
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+/// See [`TailHash`].
+struct TailHasher(DefaultHasher);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        self.0.write(&bytes[bytes.len().saturating_sub(32)..]);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0.write_usize(n);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
     }
 }
 

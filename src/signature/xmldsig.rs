@@ -12,7 +12,7 @@
 //! without a certificate) is refused as unsupported.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -24,6 +24,7 @@ use super::algorithms::{EcdsaEncoding, Hash, SigAlg};
 use super::error::malformed;
 use super::trust::Chain;
 use super::xml::c14n::{DigestSink, Kind, Method, Subset, canonicalize};
+use super::xml::reuse;
 use super::xml::tree::{Document, Node, parse};
 use super::{SignatureError, VerifiedContent, VerifiedSigner, VerifyOptions};
 
@@ -118,26 +119,41 @@ fn signature_name(doc: &Document<'_>, signature: usize) -> String {
 }
 
 /// Every `Id`, `ID` and `id` attribute value (any prefix, so also `xml:id` and `wsu:Id`)
-/// mapped to its element; a value used twice is refused, as it would make a reference
-/// ambiguous (the classic wrapping attack).
-fn identifiers<'d>(doc: &'d Document<'_>) -> Result<HashMap<&'d str, usize>, SignatureError> {
-    let mut ids = HashMap::new();
+/// with its element, sorted by value for lookup; a value used by two elements is refused,
+/// as it would make a reference ambiguous (the classic wrapping attack). A sorted vector
+/// rather than a hash map: one allocation, no hashing, and a document has few identifiers.
+fn identifiers<'d>(doc: &'d Document<'_>) -> Result<Ids<'d>, SignatureError> {
+    let mut ids = Vec::new();
     for index in 0..doc.elements.len() {
         for attr in doc.attrs(index) {
             if matches!(attr.local(), "Id" | "ID" | "id") {
-                if let Some(&other) = ids.get(&*attr.value)
-                    && other != index
-                {
-                    return Err(SignatureError::Wrapping(format!(
-                        "identifier {:?} is used by more than one element",
-                        attr.value
-                    )));
-                }
-                ids.insert(&*attr.value, index);
+                ids.push((&*attr.value, index));
             }
         }
     }
-    Ok(ids)
+    ids.sort_unstable();
+    // One element may carry the same value twice (say `Id` and `xml:id`).
+    ids.dedup();
+    if let Some(pair) = ids.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(SignatureError::Wrapping(format!(
+            "identifier {:?} is used by more than one element",
+            pair[0].0
+        )));
+    }
+    Ok(Ids(ids))
+}
+
+/// The identifiers of a document: (value, element) sorted by value, each value once.
+struct Ids<'d>(Vec<(&'d str, usize)>);
+
+impl Ids<'_> {
+    /// The element identified by `id`.
+    fn get(&self, id: &str) -> Option<usize> {
+        self.0
+            .binary_search_by(|&(value, _)| value.cmp(id))
+            .ok()
+            .map(|at| self.0[at].1)
+    }
 }
 
 /// The single `ds:local` child of `parent`, or an error naming what is missing or repeated.
@@ -189,6 +205,22 @@ fn base64_text(doc: &Document<'_>, el: usize) -> Result<Vec<u8>, SignatureError>
     decoded.map_err(|e| malformed!("<{}> is not base64: {e}", doc.elements[el].local()))
 }
 
+/// Calls `f` with the base64 content of an element, white space ignored. A value without
+/// white space that fits (a digest, a signature of keys up to 6144 bits) is decoded on the
+/// stack; anything else — white space, a larger value, a decoding error — goes through
+/// [`base64_text`], so the outcome is the same either way.
+fn with_base64<R>(
+    doc: &Document<'_>,
+    el: usize,
+    f: impl FnOnce(&[u8]) -> Result<R, SignatureError>,
+) -> Result<R, SignatureError> {
+    let mut buffer = [0u8; 768];
+    match STANDARD.decode_slice(doc.text(el).as_bytes(), &mut buffer) {
+        Ok(len) => f(&buffer[..len]),
+        Err(_) => f(&base64_text(doc, el)?),
+    }
+}
+
 /// The canonicalisation an algorithm URI names, with the prefix list of its
 /// `InclusiveNamespaces` child (exclusive C14N) read from `transform`.
 fn c14n_method(doc: &Document<'_>, uri: &str, transform: usize) -> Option<Method> {
@@ -210,12 +242,18 @@ fn c14n_method(doc: &Document<'_>, uri: &str, transform: usize) -> Option<Method
     Some(method)
 }
 
+thread_local! {
+    /// The buffer a thread canonicalises `SignedInfo` into, kept between verifications
+    /// (emptied; see `xml/reuse.rs`).
+    static SIGNED_INFO: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Verifies one `Signature` element: the signature value over its canonical `SignedInfo`,
 /// every reference's digest and the signer's trust. Returns the signer and the element
 /// each reference covers.
 fn verify_signature(
     doc: &Document<'_>,
-    ids: &HashMap<&str, usize>,
+    ids: &Ids<'_>,
     signature: usize,
     options: &VerifyOptions<'_>,
 ) -> Result<(VerifiedSigner, Vec<usize>), SignatureError> {
@@ -235,24 +273,28 @@ fn verify_signature(
     // signature over SignedInfo must verify with it.
     let chain = signer_chain(doc, signature, options)?;
     let key = &chain.key;
-    let value = base64_text(doc, child(doc, signature, "SignatureValue")?)?;
-    // Room for a typical SignedInfo, so that it is not regrown piece by piece.
-    let mut canonical = Vec::with_capacity(2048);
-    canonicalize(
-        doc,
-        Subset::Element(signed_info),
-        None,
-        &c14n,
-        &mut canonical,
-    )?;
-    key.verify(sig_alg, EcdsaEncoding::Fixed, &canonical, &value)
-        .map_err(|e| match e {
-            SignatureError::BadSignature(_) => SignatureError::BadSignature(format!(
-                "the SignatureValue of signature {} does not verify with its certificate",
-                signature_name(doc, signature)
-            )),
-            other => other,
-        })?;
+    let value = child(doc, signature, "SignatureValue")?;
+    let mut canonical: Vec<u8> = reuse::take(&SIGNED_INFO);
+    let verified = with_base64(doc, value, |value| {
+        // Room for a typical SignedInfo, so that it is not regrown piece by piece.
+        canonical.reserve(2048);
+        canonicalize(
+            doc,
+            Subset::Element(signed_info),
+            None,
+            &c14n,
+            &mut canonical,
+        )?;
+        key.verify(sig_alg, EcdsaEncoding::Fixed, &canonical, value)
+    });
+    reuse::give(&SIGNED_INFO, |spare| reuse::keep(spare, canonical));
+    verified.map_err(|e| match e {
+        SignatureError::BadSignature(_) => SignatureError::BadSignature(format!(
+            "the SignatureValue of signature {} does not verify with its certificate",
+            signature_name(doc, signature)
+        )),
+        other => other,
+    })?;
 
     let mut targets = Vec::new();
     let references: Vec<usize> = children(doc, signed_info, "Reference").collect();
@@ -278,7 +320,7 @@ fn verify_signature(
 /// Checks one `Reference`'s digest; returns the element it covers.
 fn verify_reference(
     doc: &Document<'_>,
-    ids: &HashMap<&str, usize>,
+    ids: &Ids<'_>,
     signature: usize,
     reference: usize,
     options: &VerifyOptions<'_>,
@@ -290,7 +332,7 @@ fn verify_reference(
         "" => (Subset::Document, Document::ROOT),
         _ => match uri.strip_prefix('#') {
             Some(id) if !id.is_empty() && !id.contains('(') => {
-                let target = *ids
+                let target = ids
                     .get(id)
                     .ok_or_else(|| malformed!("Reference URI {uri:?} names no element"))?;
                 (Subset::Element(target), target)
@@ -337,15 +379,17 @@ fn verify_reference(
     let hash = Hash::from_xml_uri(digest_uri)
         .ok_or_else(|| SignatureError::UnsupportedAlgorithm(format!("digest {digest_uri}")))?
         .allowed(options.allow_legacy_sha1)?;
-    let expected = base64_text(doc, child(doc, reference, "DigestValue")?)?;
-    let mut sink = DigestSink::new(hash.ring());
-    canonicalize(doc, subset, excluded, &method, &mut sink)?;
-    if sink.finish().as_ref() != expected.as_slice() {
-        return Err(SignatureError::BadDigest(format!(
-            "the content referenced by {uri:?} in signature {} was altered",
-            signature_name(doc, signature)
-        )));
-    }
+    with_base64(doc, child(doc, reference, "DigestValue")?, |expected| {
+        let mut sink = DigestSink::new(hash.ring());
+        canonicalize(doc, subset, excluded, &method, &mut sink)?;
+        if sink.finish().as_ref() != expected {
+            return Err(SignatureError::BadDigest(format!(
+                "the content referenced by {uri:?} in signature {} was altered",
+                signature_name(doc, signature)
+            )));
+        }
+        Ok(())
+    })?;
     Ok(target)
 }
 
@@ -356,11 +400,11 @@ fn signer_chain(
     signature: usize,
     options: &VerifyOptions<'_>,
 ) -> Result<Arc<Chain>, SignatureError> {
-    let texts: Vec<Cow<'_, str>> = certificate_elements(doc, signature)
-        .map(|cert| doc.text(cert))
-        .collect();
-    let carried: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-    options.trust.verify_carried(&carried, options.at, || {
+    let carried = certificate_elements(doc, signature).map(|cert| match doc.text(cert) {
+        Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+    });
+    options.trust.verify_carried(carried, options.at, || {
         let (leaf, others) = certificates(doc, signature)?;
         options.trust.verify_key(&leaf, &others, options.at)
     })

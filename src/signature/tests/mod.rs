@@ -580,3 +580,40 @@ fn an_untrusted_signer_is_not_cached() {
     }
     assert_eq!(setup.trust.carried_cached(), 0);
 }
+
+#[test]
+fn a_revoked_signer_is_refused_with_the_cache_warm_and_never_cached() {
+    let setup = Setup::new();
+    let (revoked, revoked_key) = setup
+        .ca
+        .issue_p256(
+            "Rolf Revoked",
+            Validity::Current,
+            SignerUsage::DigitalSignature,
+        )
+        .expect("signer");
+    let crl = setup.ca.crl(&[&revoked.serial]).expect("crl");
+    let trust = SignerTrust::new(vec![setup.ca.cert.der.clone()], vec![crl]).expect("trust");
+    let options = VerifyOptions {
+        trust: &trust,
+        ..setup.options()
+    };
+    let good = setup.enveloped(&exclusive());
+    let bad = signer(&revoked_key, &revoked)
+        .sign_enveloped(FORM, &exclusive())
+        .expect("signs");
+    for _ in 0..2 {
+        let first = setup.verify_with(&good, SignaturePolicy::Required, &options);
+        assert!(first.expect("the good signer verifies").is_some());
+        assert_refused(
+            setup.verify_with(&bad, SignaturePolicy::Required, &options),
+            "revoked",
+            "Rolf Revoked",
+        );
+    }
+    assert_eq!(
+        trust.carried_cached(),
+        1,
+        "only the good signer is remembered"
+    );
+}

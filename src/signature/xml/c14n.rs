@@ -8,8 +8,11 @@
 //! refused), and the `xml:base` fix-up of C14N 1.1 (a subset whose ancestors carry
 //! `xml:base` is refused with C14N 1.1).
 
+use std::cell::RefCell;
+
 use ring::digest;
 
+use super::reuse::{self, keep, recast};
 use super::tree::{Document, Element, Node, XML_NS};
 use crate::signature::SignatureError;
 
@@ -145,47 +148,49 @@ pub(crate) fn canonicalize(
     method: &Method,
     out: &mut impl Sink,
 ) -> Result<(), SignatureError> {
+    let spare = reuse::take(&SPARE);
     let mut writer = Writer {
         doc,
         method,
         excluded,
         out,
-        scope: Vec::with_capacity(16),
-        rendered: Vec::with_capacity(16),
-        candidates: Vec::with_capacity(8),
-        attrs: Vec::with_capacity(8),
+        scope: recast(spare.scope),
+        rendered: recast(spare.rendered),
+        candidates: recast(spare.candidates),
+        attrs: recast(spare.attrs),
     };
-    match subset {
-        Subset::Document => {
-            for node in &doc.prolog {
-                if writer.misc(node) {
-                    writer.out.put(b"\n");
-                }
-            }
-            writer.element(Document::ROOT, true)?;
-            for node in &doc.epilog {
-                if writer.method.with_comments || matches!(node, Node::Pi(..)) {
-                    writer.out.put(b"\n");
-                    writer.misc(node);
-                }
-            }
-        }
-        Subset::Element(apex) => {
-            // The namespaces in scope at the apex come from its ancestors too.
-            let mut chain = Vec::new();
-            let mut at = doc.elements[apex].parent;
-            while let Some(i) = at {
-                chain.push(i);
-                at = doc.elements[i].parent;
-            }
-            for &i in chain.iter().rev() {
-                let decls = doc.ns_decls(i).iter();
-                writer.scope.extend(decls.map(|(p, u)| (&**p, &**u)));
-            }
-            writer.element(apex, true)?;
-        }
-    }
-    Ok(())
+    let mut ancestors = spare.ancestors;
+    let written = writer.write(subset, &mut ancestors);
+    let Writer {
+        scope,
+        rendered,
+        candidates,
+        attrs,
+        ..
+    } = writer;
+    reuse::give(&SPARE, |spare| {
+        keep(&mut spare.scope, scope);
+        keep(&mut spare.rendered, rendered);
+        keep(&mut spare.candidates, candidates);
+        keep(&mut spare.attrs, attrs);
+        keep(&mut spare.ancestors, ancestors);
+    });
+    written
+}
+
+/// The scratch buffers of canonicalising that a thread keeps for the next time (see
+/// `reuse.rs`): empty, with `'static` standing in for the document's lifetime.
+#[derive(Default)]
+struct Spare {
+    scope: Vec<(&'static str, &'static str)>,
+    rendered: Vec<(&'static str, &'static str)>,
+    candidates: Vec<&'static str>,
+    attrs: Vec<OutAttr<'static>>,
+    ancestors: Vec<usize>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Spare> = RefCell::new(Spare::default());
 }
 
 /// An attribute on its way out: namespace URI, local name, qualified name, value.
@@ -218,12 +223,51 @@ fn lookup<'s>(stack: &[(&'s str, &'s str)], prefix: &str) -> Option<&'s str> {
 }
 
 /// String equality without a call into libc's `memcmp` (these strings are a few bytes:
-/// prefixes and namespace URIs, compared once or twice per element).
+/// prefixes and namespace URIs, compared once or twice per element). Two slices of the
+/// same bytes are equal without looking at them: a namespace URI compared with what an
+/// output ancestor rendered is usually the very same declaration's value.
 fn short_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+    a.len() == b.len()
+        && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a.bytes().zip(b.bytes()).all(|(x, y)| x == y))
 }
 
 impl<'a, S: Sink> Writer<'a, S> {
+    /// Writes `subset`; `ancestors` is scratch for the apex's ancestors.
+    fn write(&mut self, subset: Subset, ancestors: &mut Vec<usize>) -> Result<(), SignatureError> {
+        let doc = self.doc;
+        match subset {
+            Subset::Document => {
+                for node in &doc.prolog {
+                    if self.misc(node) {
+                        self.out.put(b"\n");
+                    }
+                }
+                self.element(Document::ROOT, true)?;
+                for node in &doc.epilog {
+                    if self.method.with_comments || matches!(node, Node::Pi(..)) {
+                        self.out.put(b"\n");
+                        self.misc(node);
+                    }
+                }
+            }
+            Subset::Element(apex) => {
+                // The namespaces in scope at the apex come from its ancestors too.
+                ancestors.clear();
+                let mut at = doc.elements[apex].parent;
+                while let Some(i) = at {
+                    ancestors.push(i);
+                    at = doc.elements[i].parent;
+                }
+                for &i in ancestors.iter().rev() {
+                    let decls = doc.ns_decls(i).iter();
+                    self.scope.extend(decls.map(|(p, u)| (&**p, &**u)));
+                }
+                self.element(apex, true)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a comment or PI (outside or inside the root); false if it is left out.
     fn misc(&mut self, node: &Node<'_>) -> bool {
         match node {

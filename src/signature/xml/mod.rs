@@ -2,6 +2,7 @@
 //! the canonicalisers over it.
 
 pub(crate) mod c14n;
+pub(crate) mod reuse;
 mod tokenizer;
 pub(crate) mod tree;
 

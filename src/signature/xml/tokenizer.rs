@@ -129,14 +129,33 @@ pub(crate) struct Tokenizer<'t> {
 
 impl<'t> Tokenizer<'t> {
     /// A tokenizer at the start of `input` (without a byte order mark).
+    #[cfg(test)]
     pub(crate) fn new(input: &'t str) -> Self {
+        Self::with_buffers(input, Vec::with_capacity(16), Vec::with_capacity(8))
+    }
+
+    /// A tokenizer at the start of `input` (without a byte order mark) working in the
+    /// (emptied) buffers given, as [`Tokenizer::into_buffers`] hands them back.
+    pub(crate) fn with_buffers(
+        input: &'t str,
+        mut open: Vec<QName<'t>>,
+        mut attrs: Vec<RawAttr<'t>>,
+    ) -> Self {
+        open.clear();
+        attrs.clear();
         Tokenizer {
             input,
             pos: 0,
             stage: Stage::Prolog,
-            open: Vec::with_capacity(16),
-            attrs: Vec::with_capacity(8),
+            open,
+            attrs,
         }
+    }
+
+    /// The tokenizer's buffers (the names of open elements, the latest tag's attributes),
+    /// for reuse.
+    pub(crate) fn into_buffers(self) -> (Vec<QName<'t>>, Vec<RawAttr<'t>>) {
+        (self.open, self.attrs)
     }
 
     /// The attributes of the latest [`Token::Start`] or [`Token::Empty`], in document

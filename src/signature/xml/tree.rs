@@ -3,8 +3,11 @@
 //! declarations as written) and nothing a signature verifier must not trust (no DTD).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::mem::take;
 use std::ops::Range;
 
+use super::reuse::{self, keep, recast};
 use super::tokenizer::{QName, RawAttr, Token, Tokenizer};
 use crate::protocol::xml::decode_borrowed;
 use crate::signature::SignatureError;
@@ -194,7 +197,7 @@ impl<'t> Document<'t> {
     }
 
     /// The same document owning all its text (for input that had to be converted).
-    fn into_owned(self) -> Document<'static> {
+    fn into_owned(mut self) -> Document<'static> {
         fn own(text: Cow<'_, str>) -> Cow<'static, str> {
             Cow::Owned(text.into_owned())
         }
@@ -207,8 +210,7 @@ impl<'t> Document<'t> {
             }
         }
         Document {
-            elements: self
-                .elements
+            elements: take(&mut self.elements)
                 .into_iter()
                 .map(|e| Element {
                     parent: e.parent,
@@ -220,11 +222,10 @@ impl<'t> Document<'t> {
                     children: e.children,
                 })
                 .collect(),
-            prolog: self.prolog.into_iter().map(own_node).collect(),
-            epilog: self.epilog.into_iter().map(own_node).collect(),
-            nodes: self.nodes.into_iter().map(own_node).collect(),
-            attrs: self
-                .attrs
+            prolog: take(&mut self.prolog).into_iter().map(own_node).collect(),
+            epilog: take(&mut self.epilog).into_iter().map(own_node).collect(),
+            nodes: take(&mut self.nodes).into_iter().map(own_node).collect(),
+            attrs: take(&mut self.attrs)
                 .into_iter()
                 .map(|a| Attr {
                     qname: own(a.qname),
@@ -233,13 +234,48 @@ impl<'t> Document<'t> {
                     value: own(a.value),
                 })
                 .collect(),
-            ns_decls: self
-                .ns_decls
+            ns_decls: take(&mut self.ns_decls)
                 .into_iter()
                 .map(|(p, u)| (own(p), own(u)))
                 .collect(),
         }
     }
+}
+
+/// A document's arenas go back to the thread's spare buffers (emptied), for the next
+/// document read on this thread.
+impl Drop for Document<'_> {
+    fn drop(&mut self) {
+        let elements = take(&mut self.elements);
+        let nodes = take(&mut self.nodes);
+        let attrs = take(&mut self.attrs);
+        let ns_decls = take(&mut self.ns_decls);
+        reuse::give(&SPARE, |spare| {
+            keep(&mut spare.elements, elements);
+            keep(&mut spare.nodes, nodes);
+            keep(&mut spare.attrs, attrs);
+            keep(&mut spare.ns_decls, ns_decls);
+        });
+    }
+}
+
+/// The buffers of reading a document that a thread keeps for the next one (see
+/// `reuse.rs`): empty, with `'static` standing in for the input's lifetime.
+#[derive(Default)]
+struct Spare {
+    elements: Vec<Element<'static>>,
+    nodes: Vec<Node<'static>>,
+    attrs: Vec<Attr<'static>>,
+    ns_decls: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    pending: Vec<Node<'static>>,
+    open: Vec<Open>,
+    scope: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    open_names: Vec<QName<'static>>,
+    tag_attrs: Vec<RawAttr<'static>>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Spare> = RefCell::new(Spare::default());
 }
 
 /// Parses an XML data part. Refuses a DOCTYPE (so no entity can be declared, let alone
@@ -283,49 +319,81 @@ struct Open {
     scope: usize,
 }
 
-/// Reads a decoded document into a tree.
+/// Reads a decoded document into a tree, in buffers the thread kept from the previous
+/// document (handed back here, and by the document when it is dropped).
 fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
-    let mut tokens = Tokenizer::new(input);
+    let spare = reuse::take(&SPARE);
+    let mut tokens =
+        Tokenizer::with_buffers(input, recast(spare.open_names), recast(spare.tag_attrs));
     let mut b = Builder {
-        // Sized for typical markup density (within bounds), so that a small document rarely
-        // regrows them.
         doc: Document {
-            elements: Vec::with_capacity((input.len() / 64).clamp(8, 1024)),
+            elements: recast(spare.elements),
             prolog: Vec::new(),
             epilog: Vec::new(),
-            nodes: Vec::with_capacity((input.len() / 32).clamp(8, 2048)),
-            attrs: Vec::with_capacity((input.len() / 128).clamp(8, 1024)),
-            ns_decls: Vec::with_capacity(4),
+            nodes: recast(spare.nodes),
+            attrs: recast(spare.attrs),
+            ns_decls: recast(spare.ns_decls),
         },
-        pending: Vec::with_capacity(32),
-        open: Vec::with_capacity(16),
-        scope: Vec::with_capacity(8),
+        pending: recast(spare.pending),
+        open: spare.open,
+        scope: recast(spare.scope),
         done: false,
     };
-    b.scope.push((Cow::Borrowed("xml"), Cow::Borrowed(XML_NS)));
-    while let Some(token) = tokens.next_token()? {
-        match token {
-            Token::Declaration => {}
-            Token::Pi(target, data) => b.push_node(Node::Pi(Cow::Borrowed(target), data)),
-            Token::Comment(text) => b.push_node(Node::Comment(text)),
-            Token::Start(name) => {
-                b.start_element(name, tokens.attributes_mut())?;
-                if b.open.len() > MAX_DEPTH {
-                    return Err(malformed!("elements nested deeper than {MAX_DEPTH} levels"));
-                }
-            }
-            Token::Empty(name) => {
-                b.start_element(name, tokens.attributes_mut())?;
-                b.end_element();
-            }
-            Token::End(_) => b.end_element(),
-            Token::Text(text) | Token::CData(text) => b.character_data(text),
-        }
-    }
-    Ok(b.doc)
+    // Sized for typical markup density (within bounds), so that a small document rarely
+    // regrows them.
+    b.doc.elements.reserve((input.len() / 64).clamp(8, 1024));
+    b.doc.nodes.reserve((input.len() / 32).clamp(8, 2048));
+    b.doc.attrs.reserve((input.len() / 128).clamp(8, 1024));
+    b.doc.ns_decls.reserve(4);
+    b.pending.reserve(32);
+    b.open.reserve(16);
+    b.scope.reserve(8);
+    let read = b.read(&mut tokens);
+    let (open_names, tag_attrs) = tokens.into_buffers();
+    let Builder {
+        doc,
+        pending,
+        open,
+        scope,
+        ..
+    } = b;
+    reuse::give(&SPARE, |spare| {
+        keep(&mut spare.pending, pending);
+        keep(&mut spare.open, open);
+        keep(&mut spare.scope, scope);
+        keep(&mut spare.open_names, open_names);
+        keep(&mut spare.tag_attrs, tag_attrs);
+    });
+    read.map(|()| doc)
 }
 
 impl<'t> Builder<'t> {
+    /// Reads every token into the document.
+    fn read(&mut self, tokens: &mut Tokenizer<'t>) -> Result<(), SignatureError> {
+        self.scope
+            .push((Cow::Borrowed("xml"), Cow::Borrowed(XML_NS)));
+        while let Some(token) = tokens.next_token()? {
+            match token {
+                Token::Declaration => {}
+                Token::Pi(target, data) => self.push_node(Node::Pi(Cow::Borrowed(target), data)),
+                Token::Comment(text) => self.push_node(Node::Comment(text)),
+                Token::Start(name) => {
+                    self.start_element(name, tokens.attributes_mut())?;
+                    if self.open.len() > MAX_DEPTH {
+                        return Err(malformed!("elements nested deeper than {MAX_DEPTH} levels"));
+                    }
+                }
+                Token::Empty(name) => {
+                    self.start_element(name, tokens.attributes_mut())?;
+                    self.end_element();
+                }
+                Token::End(_) => self.end_element(),
+                Token::Text(text) | Token::CData(text) => self.character_data(text),
+            }
+        }
+        Ok(())
+    }
+
     /// Appends a comment or PI where it occurs: inside the open element, or around the
     /// root.
     fn push_node(&mut self, node: Node<'t>) {
