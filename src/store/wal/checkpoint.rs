@@ -11,7 +11,8 @@ use super::{APPLIED_KEY, Frozen, IDS_KEY, ROOM_TIMEOUT, Shared, lock, read, writ
 use crate::store::kv::{Batch, EngineError, KvEngine};
 
 /// A checkpoint pauses after every this many index writes, for as long as they took: it
-/// runs at most half the time, so requests are not starved on a small machine.
+/// runs at most half the time, so requests are not starved on a small machine, unless it
+/// is falling behind the writers.
 const THROTTLE_EVERY: usize = 128;
 
 impl<E: KvEngine> Shared<E> {
@@ -113,8 +114,13 @@ impl<E: KvEngine> Shared<E> {
         let mut slice = Instant::now();
         for (done, (key, value)) in frozen.layer.iter().enumerate() {
             if done % THROTTLE_EVERY == THROTTLE_EVERY - 1 {
-                // A checkpoint that runs flat out shows up as a latency spike.
-                std::thread::sleep(slice.elapsed());
+                // A checkpoint that runs flat out shows up as a latency spike; one that
+                // pauses while writers pile up makes them wait at the limit (seconds
+                // without intake, measured at 10 000/s), so it pauses only while they
+                // have room.
+                if !self.falling_behind() {
+                    std::thread::sleep(slice.elapsed());
+                }
                 slice = Instant::now();
             }
             let mut write = Batch::default();
@@ -138,6 +144,11 @@ impl<E: KvEngine> Shared<E> {
         self.index.write_back()?;
         tracing::debug!(upto, "checkpoint of the write-ahead log");
         Ok(())
+    }
+
+    /// True once the writes waiting for the next checkpoint fill half the overlay's limit.
+    fn falling_behind(&self) -> bool {
+        read(&self.overlay).active_bytes() >= self.config.max_pending_bytes / 2
     }
 
     /// Makes the index durable up to the last checkpoint; returns the mark that is now
