@@ -391,7 +391,7 @@ async fn intake_stores_a_local_delivery_in_its_mailbox_and_leaves_the_rest_to_jo
         Route::Job
     );
     // A receiver the directory does not know: the job quarantines it.
-    let unknown = format!("urn:X-shs:{REMOTE}9");
+    let unknown = format!("urn:X-shs:{REMOTE}");
     assert_eq!(
         f.broker.route_at_intake(&new_message(Some(&unknown))).await,
         Route::Job
