@@ -11,7 +11,8 @@ use shsd::config::EXIT_BAD_CONFIG;
 /// jemalloc instead of glibc's malloc. Under sustained intake glibc kept freed memory
 /// resident: after a large buffer is freed its mmap threshold rises, later buffers come
 /// from the arenas and fragment them (30 s of intake: 305 MiB peak with glibc, 184 MiB
-/// with jemalloc, same message count; see `BENCHMARKS.md`, "Memory").
+/// with jemalloc, same message count; see `BENCHMARKS.md`, "Routing at intake,
+/// jemalloc, small sled segments").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -97,17 +97,7 @@ impl Broker {
         match self.store.complete_job(job.id, outcome).await? {
             JobCompletion::Applied { record, created } => {
                 counted.record(self);
-                tracing::info!(
-                    shs.txid = %record.tx_id,
-                    local_id = %record.local_id,
-                    state = ?record.state,
-                    generated = created.len(),
-                    "routed"
-                );
-                if record.state == State::Received {
-                    // A confirm or error that came in for a local organisation.
-                    self.correlate(&record).await;
-                }
+                self.routed(&record, created.len()).await;
                 for (created, job) in created {
                     if job.is_some() {
                         tracing::debug!(shs.txid = %created.tx_id, "generated message waits for routing");
@@ -146,14 +136,22 @@ impl Broker {
     /// stored: what a completed delivery job does.
     pub(super) async fn delivered_at_intake(&self, record: &MessageRecord) {
         self.metrics.message_delivered();
+        self.routed(record, 0).await;
+    }
+
+    /// Logs a routed message; one delivered to a local mailbox may be a confirm or error
+    /// that answers an original here.
+    async fn routed(&self, record: &MessageRecord, generated: usize) {
         tracing::info!(
             shs.txid = %record.tx_id,
             local_id = %record.local_id,
             state = ?record.state,
-            generated = 0,
+            generated,
             "routed"
         );
-        self.correlate(record).await;
+        if record.state == State::Received {
+            self.correlate(record).await;
+        }
     }
 
     /// The outcome that quarantines `record` with `code`, with the `error` to its sender.
