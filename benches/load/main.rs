@@ -18,7 +18,9 @@
 //! (unless `LOAD_CEILING=0`): phase 2 again against a server that only terminates the same
 //! mutual TLS, reads the body, appends it to a file and answers after a group-committed
 //! fdatasync (`ceiling`), so that shsd's intake is reported as a share of what this
-//! machine can do durably at all in the same run.
+//! machine can do durably at all in the same run; (5) phase 3 again against that server,
+//! which lists from memory, serves the stored bodies and makes each ack durable the same
+//! way (the fetch+ack ceiling).
 //!
 //! Parameters (environment; default, bound): `LOAD_SENDERS` (32, ≤ 256), `LOAD_FETCHERS`
 //! (= senders, ≤ 256), `LOAD_SECONDS` (10, ≤ 60: the intake window and the fetch bound),
@@ -335,15 +337,24 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         let ceiling = Server::start_ceiling(&setup.config)?;
         let url = format!("https://127.0.0.1:{}", ceiling.port);
         let pid = ceiling.pid();
-        let result = runtime.block_on(phases::intake(
+        let intake = runtime.block_on(phases::intake(
             params,
             &url,
             &setup.portal_tls,
             &products,
             pid,
         ))?;
+        eprintln!("load: phase 5, the same fetch+ack on the ceiling server");
+        let fetch = runtime.block_on(fetch_ack(
+            params,
+            &url,
+            &setup.bygglov_tls,
+            &products,
+            &intake.accepted_per_product,
+            pid,
+        ))?;
         drop(ceiling);
-        Some(result)
+        Some((intake, fetch))
     } else {
         None
     };
@@ -362,7 +373,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         disk_after: &disk_after,
         intake: &intake,
         fetch: &fetch,
-        ceiling: ceiling.as_ref(),
+        ceiling: ceiling.as_ref().map(|(intake, fetch)| (intake, fetch)),
         identity_limit,
     };
     report.print();

@@ -84,7 +84,7 @@ async fn acknowledged_messages_are_removed_after_retention() {
     broker.store().mark_fetched(acked.local_id).await.unwrap();
     broker
         .store()
-        .acknowledge(acked.local_id, None)
+        .acknowledge(acked.local_id, None, None)
         .await
         .unwrap();
     let now = clock::now();
@@ -188,7 +188,7 @@ async fn a_shared_payload_goes_only_with_its_last_copy() {
         .unwrap();
     let (first, second) = (copies[0].local_id, copies[1].local_id);
     broker.store().mark_fetched(first).await.unwrap();
-    broker.store().acknowledge(first, None).await.unwrap();
+    broker.store().acknowledge(first, None, None).await.unwrap();
     let now = clock::now();
 
     // The first copy is removed; its sibling still holds the payload.
@@ -202,7 +202,11 @@ async fn a_shared_payload_goes_only_with_its_last_copy() {
 
     // The second copy goes later: the payload and the parent go with it.
     broker.store().mark_fetched(second).await.unwrap();
-    broker.store().acknowledge(second, None).await.unwrap();
+    broker
+        .store()
+        .acknowledge(second, None, None)
+        .await
+        .unwrap();
     let report = broker.housekeep(clock::now() + 15 * DAY).await;
     assert_eq!(report.removed, 2);
     assert_eq!(state(&broker, second).await, None);
@@ -239,7 +243,7 @@ async fn batches_are_bounded_and_a_round_finishes_every_due_message() {
         broker.store().mark_fetched(record.local_id).await.unwrap();
         broker
             .store()
-            .acknowledge(record.local_id, None)
+            .acknowledge(record.local_id, None, None)
             .await
             .unwrap();
         ids.push(record.local_id);

@@ -13,6 +13,7 @@ use crate::protocol::mime::{MessageWriter, PartHeaders, new_boundary};
 use crate::protocol::urn::Address;
 use crate::store::{AckOutcome, MailboxQuery, MessageRecord, State};
 
+use super::answers::answer_at_ack;
 use super::notice::{self, Notice};
 use super::summary::listed;
 use super::{Broker, BrokerError, Caller};
@@ -178,7 +179,15 @@ impl Broker {
                 None
             }
         };
-        match self.store.acknowledge(record.local_id, confirm).await? {
+        let answer = confirm
+            .as_ref()
+            .and_then(|confirm| answer_at_ack(&record, confirm));
+        let noted = answer.as_ref().map(|_| record.local_id);
+        match self
+            .store
+            .acknowledge(record.local_id, confirm, answer)
+            .await?
+        {
             AckOutcome::Acknowledged {
                 record,
                 generated,
@@ -190,7 +199,11 @@ impl Broker {
                     if generated_job.is_none() {
                         // For a local sender: stored straight in its mailbox.
                         self.metrics.message_delivered();
-                        self.correlate(confirm).await;
+                        if noted.is_some() {
+                            tracing::info!(shs.txid = %record.tx_id, answer = %confirm.tx_id,
+                                kind = "confirm", "answer noted");
+                        }
+                        self.correlate_except(confirm, noted).await;
                     }
                 }
                 tracing::info!(

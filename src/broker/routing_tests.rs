@@ -339,6 +339,52 @@ async fn a_confirm_is_noted_only_on_the_message_of_the_same_pair() {
     assert_eq!(other.answer, None);
 }
 
+/// The ack that generates a confirm for a local sender notes it on the acknowledged
+/// message in its own batch; correlating the delivered confirm then leaves that message
+/// alone and still finds any other message it answers.
+#[tokio::test]
+async fn an_ack_notes_its_local_confirm_on_the_acknowledged_message() {
+    let f = fixture_hosting(DIRECTORY, &["5590000001"]);
+    let same = |label: &mut Label| {
+        label.corr_id = "conversation-2".into();
+        label.content.content_id = "content-2".into();
+    };
+    let first = send(&f.broker, PORTAL, Some(KOMMUN), same).await;
+    let second = send(&f.broker, PORTAL, Some(KOMMUN), same).await;
+    let kommun = crate::broker::Caller {
+        org: KOMMUN.parse().unwrap(),
+        role: crate::config::Role::default(),
+        sub_addresses: Vec::new(),
+        products: Vec::new(),
+        subject: "CN=test".into(),
+    };
+    let mailbox: Address = format!("urn:X-shs:{KOMMUN}").parse().unwrap();
+    f.broker
+        .acknowledge(&kommun, &mailbox, &first.tx_id)
+        .await
+        .unwrap();
+
+    let store = f.broker.store();
+    let portal: Address = PORTAL.parse().unwrap();
+    let confirms = store
+        .list(&portal, &crate::store::MailboxQuery::default())
+        .await
+        .unwrap();
+    let [confirm] = confirms.as_slice() else {
+        panic!("one confirm for the portal, got {confirms:?}");
+    };
+    let acked = store.message(first.local_id).await.unwrap().unwrap();
+    assert_eq!(acked.state, State::Acknowledged);
+    let answer = acked.answer.expect("noted by the ack");
+    assert_eq!(
+        (answer.tx_id.as_str(), answer.error),
+        (confirm.tx_id.as_str(), None)
+    );
+    // The same conversation's other message is answered by the same confirm (spec §4.4).
+    let other = store.message(second.local_id).await.unwrap().unwrap();
+    assert_eq!(other.answer.map(|a| a.tx_id), Some(confirm.tx_id.clone()));
+}
+
 #[tokio::test]
 async fn a_known_product_allows_only_its_data_part_types() {
     let with_product = format!(

@@ -97,7 +97,7 @@ pub(super) async fn requeue_release_and_resend_are_audited(f: Fixture) {
     assert_eq!(depth(store).await, 1);
 
     store.mark_fetched(id).await.unwrap();
-    store.acknowledge(id, None).await.unwrap();
+    store.acknowledge(id, None, None).await.unwrap();
     assert!(listed(store).await.is_empty());
     assert_eq!(depth(store).await, 0);
     let resent = store
@@ -230,7 +230,7 @@ pub(super) async fn due_messages_follow_their_state_in_time_order(f: Fixture) {
 
     store.mark_fetched(second.local_id).await.unwrap();
     store.mark_fetched(third.local_id).await.unwrap();
-    store.acknowledge(third.local_id, None).await.unwrap();
+    store.acknowledge(third.local_id, None, None).await.unwrap();
     let due = |class| async move { store.due(class, soon(), 10).await.unwrap() };
     assert_eq!(due(Due::Unfetched).await, [first.local_id]);
     assert_eq!(due(Due::Fetched).await, [second.local_id]);
@@ -355,7 +355,7 @@ pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) 
         .0;
     deliver(store, "tx-other").await;
     let mut found: Vec<String> = store
-        .with_corr_id("shared", 10)
+        .with_corr_id("shared", 10, &[])
         .await
         .unwrap()
         .into_iter()
@@ -363,7 +363,19 @@ pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) 
         .collect();
     found.sort();
     assert_eq!(found, ["tx-corr-1", "tx-corr-2"]);
-    assert!(store.with_corr_id("share", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .with_corr_id("share", 10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let others = store
+        .with_corr_id("shared", 10, &[one.local_id, LocalId::random()])
+        .await
+        .unwrap();
+    assert_eq!(others.len(), 1);
+    assert_eq!(others[0].local_id, two.local_id);
 
     let answer = Answer {
         error: None,
@@ -384,7 +396,7 @@ pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) 
 
     // A removed message leaves the index.
     store.remove(two.local_id).await.unwrap();
-    let left = store.with_corr_id("shared", 10).await.unwrap();
+    let left = store.with_corr_id("shared", 10, &[]).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].local_id, one.local_id);
 }

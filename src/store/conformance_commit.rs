@@ -125,7 +125,7 @@ async fn failed_sync_is_reported_as_unavailable() {
     assert!(err.is_unavailable(), "{err}");
     assert!(err.to_string().contains("injected EIO"), "{err}");
     let err = store
-        .acknowledge(delivered.local_id, None)
+        .acknowledge(delivered.local_id, None, None)
         .await
         .unwrap_err();
     assert!(err.is_unavailable(), "{err}");

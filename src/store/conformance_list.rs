@@ -447,8 +447,14 @@ pub(super) async fn fetch_then_ack_with_generated_confirm(f: Fixture) {
         confirm_payload.clone(),
         Route::Mailbox(address(SENDER)),
     );
+    // The confirm is delivered here at once, so the ack notes it as the answer too.
+    let answer = Answer {
+        error: None,
+        tx_id: "tx-fetch-confirm".into(),
+        at: crate::store::record::stored_precision(chrono::Utc::now()),
+    };
     let outcome = store
-        .acknowledge(record.local_id, Some(confirm.clone()))
+        .acknowledge(record.local_id, Some(confirm.clone()), Some(answer.clone()))
         .await
         .unwrap();
     let AckOutcome::Acknowledged {
@@ -460,6 +466,7 @@ pub(super) async fn fetch_then_ack_with_generated_confirm(f: Fixture) {
         panic!("not acknowledged");
     };
     assert_eq!(acked.state, State::Acknowledged);
+    assert_eq!(acked.answer, Some(answer));
     let states: Vec<State> = acked.state_log.iter().map(|c| c.state).collect();
     assert_eq!(
         states,
@@ -497,7 +504,10 @@ pub(super) async fn ack_is_idempotent(f: Fixture) {
         record: acked,
         generated: None,
         ..
-    } = store.acknowledge(record.local_id, None).await.unwrap()
+    } = store
+        .acknowledge(record.local_id, None, None)
+        .await
+        .unwrap()
     else {
         panic!("not acknowledged");
     };
@@ -509,7 +519,7 @@ pub(super) async fn ack_is_idempotent(f: Fixture) {
         Route::Job,
     );
     let again = store
-        .acknowledge(record.local_id, Some(confirm))
+        .acknowledge(record.local_id, Some(confirm), None)
         .await
         .unwrap();
     assert_eq!(again, AckOutcome::AlreadyAcknowledged(acked.clone()));
@@ -544,7 +554,7 @@ pub(super) async fn ack_and_fetch_refuse_wrong_states(f: Fixture) {
     );
     assert_eq!(
         store
-            .acknowledge(new.local_id, Some(confirm))
+            .acknowledge(new.local_id, Some(confirm), None)
             .await
             .unwrap_err(),
         wrong(State::New, "acknowledge")
@@ -558,11 +568,14 @@ pub(super) async fn ack_and_fetch_refuse_wrong_states(f: Fixture) {
     };
     store.complete_job(job.unwrap(), outcome).await.unwrap();
     assert_eq!(
-        store.acknowledge(new.local_id, None).await.unwrap_err(),
+        store
+            .acknowledge(new.local_id, None, None)
+            .await
+            .unwrap_err(),
         wrong(State::Quarantined, "acknowledge")
     );
     let acked = deliver(store, summary("tx-acked"), MAILBOX).await;
-    store.acknowledge(acked.local_id, None).await.unwrap();
+    store.acknowledge(acked.local_id, None, None).await.unwrap();
     assert!(matches!(
         store.mark_fetched(acked.local_id).await,
         Err(StoreError::WrongState {
@@ -576,7 +589,7 @@ pub(super) async fn ack_and_fetch_refuse_wrong_states(f: Fixture) {
         StoreError::MessageNotFound(unknown)
     );
     assert_eq!(
-        store.acknowledge(unknown, None).await.unwrap_err(),
+        store.acknowledge(unknown, None, None).await.unwrap_err(),
         StoreError::MessageNotFound(unknown)
     );
 }

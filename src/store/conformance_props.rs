@@ -134,7 +134,10 @@ async fn check(specs: Vec<Spec>, queries: Vec<MailboxQuery>) -> Result<(), TestC
             store.mark_fetched(record.local_id).await.unwrap();
         }
         if spec.acked {
-            store.acknowledge(record.local_id, None).await.unwrap();
+            store
+                .acknowledge(record.local_id, None, None)
+                .await
+                .unwrap();
         }
         ids.push(record.local_id);
     }

@@ -13,12 +13,16 @@ impl<E: KvEngine> Inner<E> {
         &self,
         corr_id: &str,
         limit: usize,
+        except: &[LocalId],
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let prefix = keys::corr_prefix(corr_id);
         let mut records = Vec::new();
         for (key, _) in self.engine.scan(&prefix, None, Direction::Forward, limit)? {
             let id = keys::corr_id_of(&key)
                 .ok_or_else(|| StoreError::Corrupt("malformed corr.id key".into()))?;
+            if except.contains(&id) {
+                continue;
+            }
             if let Some(record) = self.record(id)? {
                 records.push(record);
             }

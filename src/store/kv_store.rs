@@ -246,8 +246,9 @@ impl<E: KvEngine> Store for KvStore<E> {
         &self,
         id: LocalId,
         generated: Option<NewMessage>,
+        answer: Option<Answer>,
     ) -> Result<AckOutcome, StoreError> {
-        self.run(move |inner| inner.acknowledge(id, generated))
+        self.run(move |inner| inner.acknowledge(id, generated, answer))
             .await
     }
 
@@ -325,9 +326,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         &self,
         corr_id: &str,
         limit: usize,
+        except: &[LocalId],
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let corr_id = corr_id.to_owned();
-        self.read(move |inner| inner.with_corr_id(&corr_id, limit))
+        let (corr_id, except) = (corr_id.to_owned(), except.to_vec());
+        self.read(move |inner| inner.with_corr_id(&corr_id, limit, &except))
             .await
     }
 
@@ -447,6 +449,7 @@ impl<E: KvEngine> Inner<E> {
         &self,
         id: LocalId,
         generated: Option<NewMessage>,
+        answer: Option<Answer>,
     ) -> Result<(AckOutcome, Option<Ticket>), StoreError> {
         let guard = self.lock_writes();
         let mut record = self.existing(id)?;
@@ -474,6 +477,9 @@ impl<E: KvEngine> Inner<E> {
         lifecycle::stage_unlisting(&mut staging.batch, &record);
         let before = record.clone();
         record.enter(State::Acknowledged, Utc::now());
+        if answer.is_some() {
+            record.answer = answer;
+        }
         staging.batch.put(keys::message(id), encode(&record)?);
         staging.transition(Some(&before), Some(&record));
         let (generated, generated_job) = match generated {

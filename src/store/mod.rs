@@ -127,13 +127,16 @@ pub trait Store: Send + Sync {
     async fn mark_fetched(&self, id: LocalId) -> Result<MessageRecord, StoreError>;
 
     /// Marks a delivered message ACKNOWLEDGED, removes it from its mailbox list and stores
-    /// `generated` (the confirm message, if the agreement wants one), atomically and
-    /// durably. Idempotent: a second ack changes nothing, stores nothing and discards the
-    /// payload of `generated`.
+    /// `generated` (the confirm message, if the agreement wants one) and notes `answer` on
+    /// it (the confirm, when it is delivered here at once), atomically and durably — one
+    /// write of the record instead of a second one after the confirm's delivery.
+    /// Idempotent: a second ack changes nothing, stores nothing and discards the payload
+    /// of `generated`.
     async fn acknowledge(
         &self,
         id: LocalId,
         generated: Option<NewMessage>,
+        answer: Option<Answer>,
     ) -> Result<AckOutcome, StoreError>;
 
     /// Unfinished routing jobs, oldest first, starting after `after`; at most `limit`.
@@ -241,12 +244,15 @@ pub trait Store: Send + Sync {
     /// The store's size on disk in bytes, where the engine knows it.
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError>;
 
-    /// Every message with `corr_id` (at most `limit`), through the corr.id index: the
-    /// candidates a confirm or error may answer (spec §4.4).
+    /// Every message with `corr_id` (at most `limit`) except those in `except`, through the
+    /// corr.id index: the candidates a confirm or error may answer (spec §4.4). The
+    /// exceptions (the notice itself, a message already noted) are skipped before their
+    /// records are read.
     async fn with_corr_id(
         &self,
         corr_id: &str,
         limit: usize,
+        except: &[LocalId],
     ) -> Result<Vec<MessageRecord>, StoreError>;
 
     /// Records that `answer` answered message `id`. Not synced: a lost note is only a

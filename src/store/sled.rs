@@ -49,6 +49,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::kv::{Batch, Direction, EngineError, Entry, KvEngine, Op, scan_bounds};
 
@@ -99,13 +100,12 @@ impl SledEngine {
     pub fn open(config: &SledConfig) -> Result<Self, EngineError> {
         std::fs::create_dir_all(&config.path)?;
         let segment_size = created_segment_size(&config.path)?.unwrap_or(config.segment_size);
-        let db = ::sled::Config::new()
+        let sled_config = ::sled::Config::new()
             .path(&config.path)
             .cache_capacity(config.cache_capacity)
             .segment_size(segment_size)
-            .flush_every_ms(None)
-            .open()
-            .map_err(from_sled)?;
+            .flush_every_ms(None);
+        let db = open_waiting_for_lock(&sled_config)?;
         let log = File::open(config.path.join("db"))?;
         let engine = SledEngine {
             db,
@@ -235,6 +235,29 @@ impl KvEngine for SledEngine {
 
     fn next_id(&self) -> Result<u64, EngineError> {
         self.db.generate_id().map_err(from_sled)
+    }
+}
+
+/// How long [`open_waiting_for_lock`] waits for sled's lock file.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] while its lock file is held. sled releases the
+/// lock from its background threads some time after the last handle is dropped, so
+/// reopening a store in the same process (the tests do; so does a restart of the store
+/// inside a running process) can find it still held for a moment. Another process that
+/// holds the store keeps it held, and the open then fails with sled's own message.
+fn open_waiting_for_lock(config: &::sled::Config) -> Result<::sled::Db, EngineError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(::sled::Error::Io(err))
+                if err.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.map_err(from_sled),
+        }
     }
 }
 

@@ -60,7 +60,10 @@ async fn reopen_keeps_accepted_messages_jobs_and_mailboxes() {
         )
         .await
         .0;
-        store.acknowledge(delivered.local_id, None).await.unwrap();
+        store
+            .acknowledge(delivered.local_id, None, None)
+            .await
+            .unwrap();
         acked = store.message(delivered.local_id).await.unwrap().unwrap();
 
         // An upload cut off by a crash: marker and chunks written, never accepted.
@@ -204,7 +207,10 @@ async fn accept_returns_after_a_sync() {
     store.mark_fetched(record.local_id).await.unwrap();
     store.message(record.local_id).await.unwrap();
     assert_eq!(store.sync_rounds(), synced);
-    store.acknowledge(record.local_id, None).await.unwrap();
+    store
+        .acknowledge(record.local_id, None, None)
+        .await
+        .unwrap();
     assert!(store.sync_rounds() > synced);
 }
 

@@ -286,8 +286,9 @@ impl Store for PgStore {
         &self,
         id: LocalId,
         generated: Option<NewMessage>,
+        answer: Option<Answer>,
     ) -> Result<AckOutcome, StoreError> {
-        self.ack(id, generated).await
+        self.ack(id, generated, answer).await
     }
 
     async fn pending_jobs(
@@ -393,8 +394,9 @@ impl Store for PgStore {
         &self,
         corr_id: &str,
         limit: usize,
+        except: &[LocalId],
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        self.by_corr_id(corr_id, limit).await
+        self.by_corr_id(corr_id, limit, except).await
     }
 
     async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError> {

@@ -80,6 +80,7 @@ impl PgStore {
         &self,
         id: LocalId,
         generated: Option<NewMessage>,
+        answer: Option<Answer>,
     ) -> Result<AckOutcome, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
@@ -98,6 +99,9 @@ impl PgStore {
         }
         mailbox_of(&record)?;
         record.enter(State::Acknowledged, Utc::now());
+        if answer.is_some() {
+            record.answer = answer;
+        }
         update_record(&tx, &record).await?;
         let (generated, generated_job) = match generated {
             Some(message) => {

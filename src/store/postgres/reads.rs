@@ -237,12 +237,15 @@ impl PgStore {
         &self,
         corr_id: &str,
         limit: usize,
+        except: &[LocalId],
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let client = self.client().await?;
+        let except: Vec<uuid::Uuid> = except.iter().map(|id| id.0).collect();
         let rows = client
             .query(
-                "SELECT record FROM messages WHERE corr_id = $1 ORDER BY local_id LIMIT $2",
-                &[&corr_id, &to_i64(limit as u64)?],
+                "SELECT record FROM messages WHERE corr_id = $1 AND local_id <> ALL($3)
+                  ORDER BY local_id LIMIT $2",
+                &[&corr_id, &to_i64(limit as u64)?, &except],
             )
             .await
             .map_err(pg_error)?;
