@@ -8,7 +8,9 @@
 //!   timer). The brief measured this at about 7 500–9 500/s here.
 //! - Fetch+ack (phase 5), over what phase 4 stored: a list hands out the next
 //!   [`MAX_HITS`] stored messages not listed before (from memory; the product filter is
-//!   not applied, so the clients' shares are whatever the cursor gives them), a fetch
+//!   not applied, so the clients' shares are whatever the cursor gives them; once all
+//!   were handed out it starts again from the first, so that a fast ceiling never waits
+//!   on empty lists), a fetch
 //!   answers one stored body read back from the file, and an ack appends one line to the
 //!   same file and answers 200 after the group-committed fdatasync that covers it.
 //!
@@ -184,11 +186,15 @@ impl Committer {
         answer.await.unwrap_or(false)
     }
 
-    /// The next messages not listed before, as an `shs.message-list` of about the size
-    /// shsd's lists have (addressing, ids, product, size).
+    /// The next messages not listed before (from the first again once all were), as an
+    /// `shs.message-list` of about the size shsd's lists have (addressing, ids, product,
+    /// size).
     fn list(&self) -> Bytes {
         let range = {
             let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+            if stored.listed >= stored.messages.len() {
+                stored.listed = 0;
+            }
             let start = stored.listed;
             let end = stored.messages.len().min(start + MAX_HITS);
             stored.listed = end;
