@@ -404,6 +404,14 @@ pub(super) async fn list_sorts_and_limits(f: Fixture) {
     };
     let listed = store.list(&mailbox, &query).await.unwrap();
     assert_eq!(listed.iter().collect::<Vec<_>>(), thirds[..90]);
+    // A short list reads short pages first; the filter makes it read on.
+    let query = MailboxQuery {
+        corr_id: Some("third".into()),
+        max_hits: 5,
+        ..q()
+    };
+    let listed = store.list(&mailbox, &query).await.unwrap();
+    assert_eq!(listed.iter().collect::<Vec<_>>(), thirds[..5]);
     let query = MailboxQuery {
         sort: by(SortAttribute::TxId, Desc),
         max_hits: 3,

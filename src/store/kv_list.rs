@@ -40,11 +40,16 @@ impl<E: KvEngine> Inner<E> {
             Direction::Forward
         };
         let mut after: Option<Vec<u8>> = None;
+        // The first page is as long as the hits still wanted (every entry read costs its
+        // decoding, and a value in the log a read of its own); later pages, after entries
+        // that did not match, double up to [`PAGE`].
+        let mut page_size = hits.wanted().unwrap_or(PAGE).clamp(1, PAGE);
         loop {
             let page = self
                 .engine
-                .scan(&prefix, after.as_deref(), direction, PAGE)?;
-            let full = page.len() == PAGE;
+                .scan(&prefix, after.as_deref(), direction, page_size)?;
+            let full = page.len() == page_size;
+            page_size = (page_size * 2).min(PAGE);
             after = page.last().map(|(key, _)| key.clone());
             for (_, value) in page {
                 let entry: IndexEntry = decode(&value)?;

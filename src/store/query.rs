@@ -263,6 +263,15 @@ impl<'q> ListHits<'q> {
             || (self.query.sort.is_none() && self.hits.len() >= self.query.max_hits)
     }
 
+    /// How many more hits end the walk: `None` when every match must be seen (sorted by
+    /// something other than arrival).
+    pub fn wanted(&self) -> Option<usize> {
+        match self.query.sort {
+            None => Some(self.query.max_hits.saturating_sub(self.hits.len())),
+            Some(_) => None,
+        }
+    }
+
     /// Takes `record` if it matches the query.
     pub fn offer(&mut self, record: MessageRecord) {
         if !self.query.matches(&record) {
