@@ -429,6 +429,7 @@ impl<E: KvEngine> Inner<E> {
             return Ok(answer);
         }
         let mut staging = Staging::default();
+        staging.unused_tx = Some(message.summary.tx_id.clone());
         let (record, job) = self.stage_new(&mut staging, message)?;
         staging.apply(&*self.engine, &self.depths)?;
         let ticket = self.commit.request();
@@ -577,7 +578,10 @@ impl<E: KvEngine> Inner<E> {
         route: Route,
     ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
         let tx_key = keys::tx(&record.tx_id);
-        if self.engine.get(&tx_key)?.is_some() || !staging.seen_tx.insert(record.tx_id.clone()) {
+        let looked_up = staging.unused_tx.as_deref() == Some(record.tx_id.as_str());
+        if (!looked_up && self.engine.get(&tx_key)?.is_some())
+            || !staging.seen_tx.insert(record.tx_id.clone())
+        {
             return Err(StoreError::TxIdInUse(record.tx_id));
         }
         if self.engine.get(&keys::message(record.local_id))?.is_some() {

@@ -31,6 +31,10 @@ pub(super) struct Staging {
     pub batch: Batch,
     /// The tx.ids claimed by this batch (two records of one batch must not share one).
     pub seen_tx: HashSet<String>,
+    /// A tx.id the caller has just looked up, under the write lock, and found unused: its
+    /// record's staging need not read the index again (intake's look-up tells a duplicate
+    /// from a tx.id taken by another sender, so it reads first).
+    pub unused_tx: Option<String>,
     /// Mailbox depth changes to apply once the batch is applied.
     depths: Vec<(Address, i64)>,
 }
