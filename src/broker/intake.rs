@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use crate::clock;
 use crate::metrics::{Limit, Received};
 use crate::protocol::ProtocolError;
-use crate::protocol::label::{ContentParts, History, Label, TransferType, append_history};
+use crate::protocol::label::{
+    ContentParts, History, HistorySplice, Label, TransferType, append_history_at,
+};
 use crate::protocol::mime::{self, Event, MessageReader};
 use crate::protocol::validate::{Envelope, check_label, check_part_count};
 use crate::store::{
@@ -94,6 +96,8 @@ struct Upload {
 pub(super) struct CheckedLabel {
     pub(super) label: Label,
     pub(super) original: Vec<u8>,
+    /// Where the history entry goes in `original`, found while parsing it.
+    pub(super) splice: HistorySplice,
     pub(super) envelope: Envelope,
 }
 
@@ -162,7 +166,7 @@ impl Broker {
             match event {
                 Event::NeedMore => self.pull(&mut reader, &mut body, &mut received).await?,
                 Event::Label { body: original, .. } => {
-                    let label = Label::parse(&original)?;
+                    let (label, splice) = Label::parse_for_history(&original)?;
                     upload.ids = Some(LabelIds {
                         corr_id: label.corr_id.clone(),
                         content_id: label.content.content_id.clone(),
@@ -172,6 +176,7 @@ impl Broker {
                     let label = CheckedLabel {
                         label,
                         original,
+                        splice,
                         envelope,
                     };
                     if synch {
@@ -309,6 +314,7 @@ impl Broker {
         let CheckedLabel {
             label,
             original,
+            splice,
             envelope,
         } = checked;
         let local_id = LocalId::random();
@@ -327,7 +333,7 @@ impl Broker {
             sender: envelope.sender.org(),
             arrival,
             summary: summarize(&label, payload.size),
-            label: append_history(&original, &[history])?,
+            label: append_history_at(&original, &splice, &[history])?,
             payload,
             signer,
             route: Route::Job,

@@ -104,7 +104,11 @@ impl Broker {
                 sender: checked.envelope.sender.org(),
                 arrival,
                 summary: super::summary::summarize(label, 0),
-                label: crate::protocol::label::append_history(&checked.original, &[history])?,
+                label: crate::protocol::label::append_history_at(
+                    &checked.original,
+                    &checked.splice,
+                    &[history],
+                )?,
                 payload,
                 signer: None,
                 route: crate::store::Route::Logged,

@@ -46,6 +46,35 @@ impl History {
     }
 }
 
+/// Where history goes in one label's bytes: found while parsing it
+/// ([`Label::parse_for_history`]), so that intake parses a label once, not again to
+/// append its history entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySplice {
+    /// The byte offset of the closing `</shs.label>`; `None` for `<shs.label/>`.
+    at: Option<usize>,
+    encoding: xml::Encoding,
+    /// The length of the label it was found in, to refuse another label's bytes.
+    len: usize,
+}
+
+impl Label {
+    /// Parses a label as [`Label::parse`] does and notes where history entries go in
+    /// `bytes`, for [`append_history_at`].
+    pub fn parse_for_history(bytes: &[u8]) -> Result<(Label, HistorySplice), ProtocolError> {
+        let document = xml::parse("shs.label", bytes)?;
+        let label = super::read::label_from(&document.root)?;
+        let splice = HistorySplice {
+            at: document
+                .root_end
+                .map(|end| document.decoded.byte_offset(end)),
+            encoding: document.decoded.encoding,
+            len: bytes.len(),
+        };
+        Ok((label, splice))
+    }
+}
+
 /// Appends `entries` to a label without touching anything the sender wrote: the history
 /// elements are inserted as text just before the closing `</shs.label>` of `original`, in
 /// the original document's encoding (for ISO-8859-1 and US-ASCII documents, characters
@@ -56,12 +85,26 @@ impl History {
 /// `original` must be a valid label (it is parsed first); the result parses to the same
 /// label with `entries` added to its history.
 pub fn append_history(original: &[u8], entries: &[History]) -> Result<Vec<u8>, ProtocolError> {
-    let document = xml::parse("shs.label", original)?;
-    super::read::label_from(&document.root)?;
-    let end = document
-        .root_end
+    let (_, splice) = Label::parse_for_history(original)?;
+    append_history_at(original, &splice, entries)
+}
+
+/// [`append_history`] for a label already parsed by [`Label::parse_for_history`]: `splice`
+/// must come from the same bytes (a splice from a label of another length is refused).
+pub fn append_history_at(
+    original: &[u8],
+    splice: &HistorySplice,
+    entries: &[History],
+) -> Result<Vec<u8>, ProtocolError> {
+    if splice.len != original.len() {
+        return Err(error(
+            "shs.label",
+            "the history splice was found in another label",
+        ));
+    }
+    let at = splice
+        .at
         .ok_or_else(|| error("shs.label", "an empty <shs.label/> cannot take history"))?;
-    let at = document.decoded.byte_offset(end);
     let (head, tail) = original.split_at(at.min(original.len()));
 
     let mut w = XmlWriter::fragment(1);
@@ -75,7 +118,7 @@ pub fn append_history(original: &[u8], entries: &[History]) -> Result<Vec<u8>, P
     if !head.ends_with(b"\n") {
         fragment.insert(0, '\n');
     }
-    let fragment = document.decoded.encoding.encode(&fragment);
+    let fragment = splice.encoding.encode(&fragment);
 
     let mut out = Vec::with_capacity(original.len() + fragment.len());
     out.extend_from_slice(head);

@@ -18,7 +18,7 @@ mod history;
 mod read;
 mod write;
 
-pub use history::append_history;
+pub use history::{HistorySplice, append_history, append_history_at};
 pub(crate) use read::{data_from, enum_attr, meta_from};
 pub(crate) use write::{write_data, write_meta};
 

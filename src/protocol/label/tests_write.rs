@@ -217,6 +217,35 @@ fn append_history_on_compact_and_crlf_labels() {
     assert_spliced(crlf.as_bytes(), &entries, &appended);
 }
 
+/// Intake parses a label once and appends its history entry at the place found then:
+/// the same bytes as parsing again, for every encoding; a splice from other bytes is
+/// refused, and `<shs.label/>` cannot take history either way.
+#[test]
+fn a_splice_found_while_parsing_appends_as_a_fresh_parse_does() {
+    let latin1: Vec<u8> = [
+        b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n".as_slice(),
+        &MINIMAL
+            .replace("<datetime>", "<subject>\u{e5}</subject><datetime>")
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap())
+            .collect::<Vec<u8>>(),
+    ]
+    .concat();
+    let bom = [b"\xEF\xBB\xBF".as_slice(), MINIMAL.as_bytes()].concat();
+    let compact = MINIMAL.replace('\n', "").replace("  ", "");
+    let entries = [entry("n\u{e5}", "Received \u{20ac}")];
+    for original in [MINIMAL.as_bytes(), &latin1, &bom, compact.as_bytes()] {
+        let (label, splice) = Label::parse_for_history(original).unwrap();
+        assert_eq!(Ok(label), Label::parse(original));
+        assert_eq!(
+            append_history_at(original, &splice, &entries).unwrap(),
+            append_history(original, &entries).unwrap()
+        );
+    }
+    let (_, splice) = Label::parse_for_history(MINIMAL.as_bytes()).unwrap();
+    assert!(append_history_at(compact.as_bytes(), &splice, &entries).is_err());
+}
+
 #[test]
 fn append_history_finds_the_real_end_tag() {
     // A comment after the root mentions the end tag: the insertion goes before the real one.
