@@ -36,7 +36,8 @@
 //! that size and report the server's idle and peak resident memory — see `huge`),
 //! `LOAD_HANDSHAKES` (unset; `1`: instead of phases 2 and 3, `LOAD_SENDERS` clients open a
 //! fresh connection with a full mutual-TLS handshake per request for `LOAD_SECONDS` — see
-//! `handshake`).
+//! `handshake`), `LOAD_CACHE_MIB` (unset: shsd's default; a number of MiB, ≤ 4096: the
+//! server's `[store] cache_mib`, sled's page cache).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
 //! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
@@ -117,6 +118,8 @@ struct Params {
     handshakes: bool,
     /// Measure the ceiling server's intake too (phase 4).
     ceiling: bool,
+    /// sled's cache for the server; `None`: shsd's default.
+    cache_mib: Option<u64>,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -138,6 +141,7 @@ impl Params {
                 huge: None,
                 handshakes: false,
                 ceiling: false,
+                cache_mib: None,
                 dir: None,
                 notes: Vec::new(),
             });
@@ -151,6 +155,10 @@ impl Params {
         let disk = env_number("LOAD_DISK_SECONDS", 3.0, 0.1, 10.0, &mut notes)?;
         let rate = match std::env::var_os("LOAD_RATE") {
             Some(_) => Some(env_number("LOAD_RATE", 1000.0, 1.0, 100_000.0, &mut notes)?),
+            None => None,
+        };
+        let cache_mib = match std::env::var_os("LOAD_CACHE_MIB") {
+            Some(_) => Some(env_number("LOAD_CACHE_MIB", 64.0, 1.0, 4096.0, &mut notes)? as u64),
             None => None,
         };
         let huge = match std::env::var_os("LOAD_HUGE") {
@@ -175,6 +183,7 @@ impl Params {
             huge: huge.map(|bytes| bytes as usize),
             handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
             ceiling: !std::env::var("LOAD_CEILING").is_ok_and(|v| v.trim() == "0"),
+            cache_mib,
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
         })
@@ -188,13 +197,16 @@ impl Params {
         let huge = self
             .huge
             .map_or(String::new(), |bytes| format!("LOAD_HUGE={bytes} "));
+        let cache = self
+            .cache_mib
+            .map_or(String::new(), |mib| format!("LOAD_CACHE_MIB={mib} "));
         let handshakes = if self.handshakes {
             "LOAD_HANDSHAKES=1 "
         } else {
             ""
         };
         format!(
-            "{handshakes}{huge}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{cache}{handshakes}{huge}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -251,7 +263,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     let disk = raw_disk(dir.path(), params.disk).map_err(|err| format!("raw disk: {err}"))?;
 
     let identity_limit = params.senders.max(params.fetchers).max(64);
-    let setup = server::prepare(dir.path(), identity_limit)?;
+    let setup = server::prepare(dir.path(), identity_limit, params.cache_mib)?;
 
     let server = Server::start(binary, &setup.config)?;
     let url = format!("https://127.0.0.1:{}", server.port);
