@@ -277,7 +277,8 @@ impl<'a, S: Sink> Writer<'a, S> {
                 self.out.put(b"-->");
                 true
             }
-            Node::Pi(target, data) => {
+            Node::Pi(pi) => {
+                let (target, data) = &**pi;
                 self.out.put(b"<?");
                 self.out.put(target.as_bytes());
                 if !data.is_empty() {
