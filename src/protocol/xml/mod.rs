@@ -73,6 +73,10 @@ impl Encoding {
                 Encoding::Ascii,
             ),
         ];
+        // The label nearly every document carries, without splitting the lists.
+        if name.eq_ignore_ascii_case("UTF-8") {
+            return Some(Encoding::Utf8);
+        }
         let known = |names: &str| names.split(' ').any(|n| n.eq_ignore_ascii_case(name));
         NAMES
             .iter()
@@ -239,10 +243,18 @@ fn declared_encoding<'a>(
         // `<?xml-stylesheet …?>` and the like are processing instructions, not a declaration.
         return Ok(None);
     }
-    let end = rest
-        .windows(2)
-        .position(|w| w == b"?>")
-        .ok_or_else(|| error(document, "unterminated XML declaration"))?;
+    // The end is the first `?` followed by `>`; found with `memchr`, as this runs for
+    // every signed part.
+    let mut end = None;
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'?', &rest[from..]) {
+        if rest.get(from + i + 1) == Some(&b'>') {
+            end = Some(from + i);
+            break;
+        }
+        from += i + 1;
+    }
+    let end = end.ok_or_else(|| error(document, "unterminated XML declaration"))?;
     let decl = std::str::from_utf8(&rest[..end])
         .ok()
         .filter(|d| d.is_ascii())

@@ -277,7 +277,8 @@ impl<'a, S: Sink> Writer<'a, S> {
                 self.out.put(b"-->");
                 true
             }
-            Node::Pi(target, data) => {
+            Node::Pi(pi) => {
+                let (target, data) = &**pi;
                 self.out.put(b"<?");
                 self.out.put(target.as_bytes());
                 if !data.is_empty() {
@@ -457,32 +458,55 @@ impl<'a, S: Sink> Writer<'a, S> {
 
 /// Writes text content escaped as C14N says: `&`, `<`, `>` and CR.
 fn escape_text(text: &str, out: &mut impl Sink) {
-    escape(text, out, |b| match b {
-        b'&' => Some(b"&amp;"),
-        b'<' => Some(b"&lt;"),
-        b'>' => Some(b"&gt;"),
-        b'\r' => Some(b"&#xD;"),
-        _ => None,
-    });
+    escape(
+        text,
+        out,
+        |b| matches!(b, b'&' | b'<' | b'>' | b'\r'),
+        |b| match b {
+            b'&' => Some(b"&amp;"),
+            b'<' => Some(b"&lt;"),
+            b'>' => Some(b"&gt;"),
+            b'\r' => Some(b"&#xD;"),
+            _ => None,
+        },
+    );
 }
 
 /// Writes an attribute value escaped as C14N says: `&`, `<`, `"`, tab, LF and CR.
 fn escape_attr(text: &str, out: &mut impl Sink) {
-    escape(text, out, |b| match b {
-        b'&' => Some(b"&amp;"),
-        b'<' => Some(b"&lt;"),
-        b'"' => Some(b"&quot;"),
-        b'\t' => Some(b"&#x9;"),
-        b'\n' => Some(b"&#xA;"),
-        b'\r' => Some(b"&#xD;"),
-        _ => None,
-    });
+    escape(
+        text,
+        out,
+        |b| matches!(b, b'&' | b'<' | b'"' | b'\t' | b'\n' | b'\r'),
+        |b| match b {
+            b'&' => Some(b"&amp;"),
+            b'<' => Some(b"&lt;"),
+            b'"' => Some(b"&quot;"),
+            b'\t' => Some(b"&#x9;"),
+            b'\n' => Some(b"&#xA;"),
+            b'\r' => Some(b"&#xD;"),
+            _ => None,
+        },
+    );
 }
 
 /// Copies `text` to `out`, replacing the ASCII bytes `replacement` maps (never part of a
-/// multi-byte UTF-8 sequence) and passing runs of other bytes through in one piece.
-fn escape(text: &str, out: &mut impl Sink, replacement: impl Fn(u8) -> Option<&'static [u8]>) {
+/// multi-byte UTF-8 sequence; `special` says which those are) and passing runs of other
+/// bytes through in one piece. Most names, URIs and values need no escaping at all: a
+/// first pass without an early exit (so that it vectorises) tells, and such text goes out
+/// in one piece.
+#[inline(always)]
+fn escape(
+    text: &str,
+    out: &mut impl Sink,
+    special: impl Fn(u8) -> bool,
+    replacement: impl Fn(u8) -> Option<&'static [u8]>,
+) {
     let bytes = text.as_bytes();
+    if !bytes.iter().fold(false, |found, &b| found | special(b)) {
+        out.put(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if let Some(rep) = replacement(b) {

@@ -52,11 +52,18 @@ pub(crate) enum Node<'t> {
     Element(usize),
     /// Character data (adjacent text, references and CDATA sections merged).
     Text(Cow<'t, str>),
-    /// A comment's text.
-    Comment(Cow<'t, str>),
+    /// A comment's text (boxed as [`Node::Pi`] is, and for the same reason: only one
+    /// variant of three words leaves room for the others beside it).
+    Comment(Box<Cow<'t, str>>),
     /// A processing instruction: target and data (without the leading white space).
-    Pi(Cow<'t, str>, Cow<'t, str>),
+    /// Boxed, as processing instructions are rare: the other variants fit in 24 bytes,
+    /// and every node is pushed and moved (twice) while reading, which a 48-byte node
+    /// made several times dearer.
+    Pi(Box<(Cow<'t, str>, Cow<'t, str>)>),
 }
+
+// A node is three words (see [`Node::Pi`]).
+const _: () = assert!(size_of::<Node<'static>>() <= 3 * size_of::<usize>());
 
 /// One element: its expanded name, and where its namespace declarations, attributes and
 /// children are in the document's arenas.
@@ -205,8 +212,11 @@ impl<'t> Document<'t> {
             match node {
                 Node::Element(i) => Node::Element(i),
                 Node::Text(t) => Node::Text(own(t)),
-                Node::Comment(t) => Node::Comment(own(t)),
-                Node::Pi(target, data) => Node::Pi(own(target), own(data)),
+                Node::Comment(t) => Node::Comment(Box::new(own(*t))),
+                Node::Pi(pi) => {
+                    let (target, data) = *pi;
+                    Node::Pi(Box::new((own(target), own(data))))
+                }
             }
         }
         Document {
@@ -375,8 +385,10 @@ impl<'t> Builder<'t> {
         while let Some(token) = tokens.next_token()? {
             match token {
                 Token::Declaration => {}
-                Token::Pi(target, data) => self.push_node(Node::Pi(Cow::Borrowed(target), data)),
-                Token::Comment(text) => self.push_node(Node::Comment(text)),
+                Token::Pi(target, data) => {
+                    self.push_node(Node::Pi(Box::new((Cow::Borrowed(target), data))))
+                }
+                Token::Comment(text) => self.push_node(Node::Comment(Box::new(text))),
                 Token::Start(name) => {
                     self.start_element(name, tokens.attributes_mut())?;
                     if self.open.len() > MAX_DEPTH {

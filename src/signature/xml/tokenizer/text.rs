@@ -66,6 +66,11 @@ pub(super) enum AttrValueError {
 pub(super) fn attribute_value(raw: &str, offset: usize) -> Result<Cow<'_, str>, AttrValueError> {
     let bytes = raw.as_bytes();
     let special = |b: &u8| matches!(b, b'&' | b'<' | b'\t' | b'\n' | b'\r');
+    // Most values (names, URIs, identifiers) hold none of these: a pass without an early
+    // exit, which vectorises, tells before the byte-by-byte search.
+    if !bytes.iter().fold(false, |found, b| found | special(b)) {
+        return Ok(Cow::Borrowed(raw));
+    }
     let Some(first) = bytes.iter().position(special) else {
         return Ok(Cow::Borrowed(raw));
     };

@@ -95,11 +95,11 @@ pub(super) fn parse_str(input: &str) -> Result<Document<'_>, SignatureError> {
                     Some(owned) => Cow::Owned(owned),
                     None => reborrow(input, data),
                 };
-                let node = Node::Pi(reborrow(input, pi.target()), data);
+                let node = Node::Pi(Box::new((reborrow(input, pi.target()), data)));
                 b.push_node(node);
             }
             Event::Comment(c) => {
-                let node = Node::Comment(reborrow_cow(input, c.xml10_content()));
+                let node = Node::Comment(Box::new(reborrow_cow(input, c.xml10_content())));
                 b.push_node(node);
             }
             Event::Start(tag) | Event::Empty(tag) if b.done => {
