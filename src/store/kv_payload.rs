@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use super::chunker::{Chunk, Chunker};
 use super::codec::encode;
@@ -106,7 +105,7 @@ impl<E: KvEngine> KvPayloadWriter<E> {
     pub(super) fn begin(inner: Arc<Inner<E>>) -> Self {
         KvPayloadWriter {
             inner,
-            id: PayloadId(Uuid::new_v4()),
+            id: PayloadId::fresh(),
             chunker: Chunker::default(),
             held: Vec::new(),
             held_bytes: 0,

@@ -7,7 +7,6 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
-use uuid::Uuid;
 
 use super::pg_error;
 use crate::store::chunker::{Chunk, Chunker};
@@ -26,7 +25,7 @@ pub(super) struct PgPayloadWriter {
 impl PgPayloadWriter {
     /// Inserts the pending row of a fresh payload.
     pub(super) async fn begin(pool: Pool) -> Result<Self, StoreError> {
-        let id = PayloadId(Uuid::new_v4());
+        let id = PayloadId::fresh();
         let client = pool
             .get()
             .await
