@@ -9,20 +9,30 @@ use super::kv_store::Inner;
 use super::record::{Answer, LocalId, MessageRecord};
 
 impl<E: KvEngine> Inner<E> {
-    pub(super) fn with_corr_id(
+    /// The ids of the messages with `corr_id` (at most `limit`) except those in `except`:
+    /// a scan of one conversation's keys in the `c/` index (empty values), no record read.
+    pub(super) fn corr_id_members(
         &self,
         corr_id: &str,
         limit: usize,
         except: &[LocalId],
-    ) -> Result<Vec<MessageRecord>, StoreError> {
+    ) -> Result<Vec<LocalId>, StoreError> {
         let prefix = keys::corr_prefix(corr_id);
-        let mut records = Vec::new();
+        let mut ids = Vec::new();
         for (key, _) in self.engine.scan(&prefix, None, Direction::Forward, limit)? {
             let id = keys::corr_id_of(&key)
                 .ok_or_else(|| StoreError::Corrupt("malformed corr.id key".into()))?;
-            if except.contains(&id) {
-                continue;
+            if !except.contains(&id) {
+                ids.push(id);
             }
+        }
+        Ok(ids)
+    }
+
+    /// The records of `ids` that exist, in that order.
+    pub(super) fn records(&self, ids: &[LocalId]) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut records = Vec::with_capacity(ids.len());
+        for &id in ids {
             if let Some(record) = self.record(id)? {
                 records.push(record);
             }

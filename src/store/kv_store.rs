@@ -146,7 +146,7 @@ impl<E: KvEngine> KvStore<E> {
     }
 
     /// Runs a point read at once, on the calling (runtime) thread: a record, an index
-    /// entry or a payload chunk by key. Such a read is a few microseconds of CPU when the
+    /// entry or a payload chunk by key, or the keys of one conversation's corr.id index. Such a read is a few microseconds of CPU when the
     /// data is cached and one disk read when it is not; handing it to the blocking pool
     /// cost more than the read itself (thread wake-ups were a fifth of fetch+ack's CPU,
     /// see `BENCHMARKS.md`). Reads take no lock a writer can hold for long: the write-ahead
@@ -341,9 +341,13 @@ impl<E: KvEngine> Store for KvStore<E> {
         limit: usize,
         except: &[LocalId],
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let (corr_id, except) = (corr_id.to_owned(), except.to_vec());
-        self.read(move |inner| inner.with_corr_id(&corr_id, limit, &except))
-            .await
+        // The keys at once (one conversation's, usually the message and its answer, often
+        // both in `except`); records only if any are wanted, on the blocking pool.
+        let ids = self.read_now(|inner| inner.corr_id_members(corr_id, limit, except))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |inner| inner.records(&ids)).await
     }
 
     async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError> {
