@@ -59,7 +59,7 @@ impl Broker {
             .with_corr_id(&notice.summary.corr_id, MAX_CANDIDATES, &except)
             .await?;
         for original in candidates {
-            if !parties.answer(&original) {
+            if !parties.answers(&original) {
                 continue;
             }
             let answer = Answer {
@@ -117,7 +117,7 @@ pub(super) fn answer_at_ack(acknowledged: &MessageRecord, confirm: &NewMessage) 
         answered: receiver(confirm.summary.to.as_deref(), Some(mailbox)),
         content_id: &confirm.summary.content_id,
     };
-    parties.answer(acknowledged).then(|| Answer {
+    parties.answers(acknowledged).then(|| Answer {
         error: None,
         tx_id: confirm.summary.tx_id.clone(),
         at: crate::clock::now(),
@@ -148,7 +148,7 @@ impl<'a> Parties<'a> {
 
     /// True if the notice answers `original`: a message (not a management one) the same
     /// pair of organisations exchanged the other way, about the same content.
-    fn answer(&self, original: &MessageRecord) -> bool {
+    fn answers(&self, original: &MessageRecord) -> bool {
         original.local_id != self.id
             && original.summary.sequence_type != "adm"
             && original.summary.content_id == self.content_id

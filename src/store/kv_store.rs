@@ -146,13 +146,15 @@ impl<E: KvEngine> KvStore<E> {
     }
 
     /// Runs a point read at once, on the calling (runtime) thread: a record, an index
-    /// entry or a payload chunk by key, or the keys of one conversation's corr.id index. Such a read is a few microseconds of CPU when the
-    /// data is cached and one disk read when it is not; handing it to the blocking pool
-    /// cost more than the read itself (thread wake-ups were a fifth of fetch+ack's CPU,
-    /// see `BENCHMARKS.md`). Reads take no lock a writer can hold for long: the write-ahead
-    /// log's overlay lock is held only while a batch is put in memory. Scans, which can
-    /// read many records, and writes, which can wait for room in the log, stay on the
-    /// blocking pool ([`KvStore::read`], [`KvStore::run`]).
+    /// entry or a payload chunk by key, or the keys of one conversation's corr.id index.
+    /// Such a read is a few microseconds of CPU when the data is cached and one disk read
+    /// when it is not; handing it to the blocking pool cost more than the read itself
+    /// (thread wake-ups were a fifth of fetch+ack's CPU, see `BENCHMARKS.md`). Reads take
+    /// no lock a writer holds for long: the write-ahead log's overlay lock is held while a
+    /// batch is put in memory, its log lock (for a value not yet written out) while the
+    /// buffer goes to the kernel. Scans that can read many records, and writes, which can
+    /// wait for room in the log, stay on the blocking pool ([`KvStore::read`],
+    /// [`KvStore::run`]).
     fn read_now<T>(
         &self,
         op: impl FnOnce(&Inner<E>) -> Result<T, StoreError>,

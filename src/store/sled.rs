@@ -243,9 +243,9 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Opens sled, waiting up to [`LOCK_WAIT`] while its lock file is held. sled releases the
 /// lock from its background threads some time after the last handle is dropped, so
-/// reopening a store in the same process (the tests do; so does a restart of the store
-/// inside a running process) can find it still held for a moment. Another process that
-/// holds the store keeps it held, and the open then fails with sled's own message.
+/// reopening a store in the same process (the tests do) can find it still held for a
+/// moment. Another process that holds the store keeps it held, and the open then fails
+/// with sled's own message after the wait.
 fn open_waiting_for_lock(config: &::sled::Config) -> Result<::sled::Db, EngineError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
