@@ -259,8 +259,7 @@ impl<'q> ListHits<'q> {
 
     /// True when nothing more is needed (no hits wanted, or enough in walk order).
     pub fn done(&self) -> bool {
-        self.query.max_hits == 0
-            || (self.query.sort.is_none() && self.hits.len() >= self.query.max_hits)
+        self.query.max_hits == 0 || self.wanted() == Some(0)
     }
 
     /// How many more hits end the walk: `None` when every match must be seen (sorted by
