@@ -34,6 +34,24 @@ pub(crate) fn node_folder() -> (tempfile::TempDir, ExamplePki) {
     (dir, pki)
 }
 
+/// Keeps the node folder at `0` when the test panics anywhere (a daemon that would not
+/// start, a sender that failed), not only when it reports findings: the folder is moved to
+/// `<folder>-kept` before its `TempDir` is dropped, and the path printed.
+pub(crate) struct KeptOnPanic(pub(crate) PathBuf);
+
+impl Drop for KeptOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() && self.0.exists() {
+            let mut kept = self.0.clone().into_os_string();
+            kept.push("-kept");
+            match std::fs::rename(&self.0, &kept) {
+                Ok(()) => eprintln!("store and logs kept in {}", kept.to_string_lossy()),
+                Err(err) => eprintln!("could not keep {}: {err}", self.0.display()),
+            }
+        }
+    }
+}
+
 /// Appends `serve` on the folder's configuration to `command` (the binary itself, or a
 /// tracer that runs it), with the test's log filter and its stderr to
 /// `logs/shsd-<generation>.log`.

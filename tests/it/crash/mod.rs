@@ -37,7 +37,7 @@ use shsd::protocol::urn::Address;
 use tokio::sync::watch;
 
 use crate::harness::{BYGGLOV, PORTAL, message_with_tx};
-use daemon::{Daemon, node_folder, read_logs, sigkill};
+use daemon::{Daemon, KeptOnPanic, node_folder, read_logs, sigkill};
 use senders::{Lane, Outcome, Shared, XorShift, parts_for, sender, tx_id};
 use strace::{Traced, store_syncs, thread_named, unix_now};
 use verify::{Readers, check_resend, resend_unknown, verify_mailboxes};
@@ -64,6 +64,7 @@ async fn kill_9_cycles() {
     let cycles = env_number("SHSD_CRASH_CYCLES", DEFAULT_CYCLES).max(1);
     let mut rng = XorShift::new(seed);
     let (dir, pki) = node_folder();
+    let keep_on_panic = KeptOnPanic(dir.path().to_owned());
     let shared = Arc::new(Shared::default());
     let (live, live_rx) = watch::channel(None);
     let senders: Vec<_> = (0..SENDERS)
@@ -167,6 +168,8 @@ async fn kill_9_cycles() {
         println!("  daemon log: {line}");
     }
     if !findings.is_empty() {
+        // Kept where it is, and said so in the panic message.
+        drop(keep_on_panic);
         let kept = dir.keep();
         for finding in findings.iter().take(40) {
             println!("FINDING: {finding}");
