@@ -11,6 +11,10 @@
 //! - `list/filter_matching_none_of_N`: the worst case, a filter that matches nothing, so
 //!   every record of the mailbox is read.
 //!
+//! - `codec/{encode,decode}_record`: a fetched record with a 1.5 KiB label in the stored
+//!   form (version 2, MessagePack); `codec/decode_record_json` reads the same record in the
+//!   version 1 form (JSON) that earlier builds wrote, for comparison.
+//!
 //! N is 100 000 by default; set `SHSD_BENCH_MAILBOX=1000000` for the spec's figure (§3.3).
 //! Run: `cargo bench --bench store`.
 
@@ -20,10 +24,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use shsd::protocol::urn::Address;
+use shsd::store::codec;
 use shsd::store::sled::SledConfig;
 use shsd::store::wal::{SledStoreEngine, open_sled};
 use shsd::store::{
-    Acceptance, KvStore, LocalId, MailboxQuery, MessageSummary, NewMessage, Route, Store,
+    Acceptance, KvStore, LocalId, MailboxQuery, MessageRecord, MessageSummary, NewMessage, Route,
+    Store,
 };
 use tokio::runtime::Runtime;
 
@@ -207,5 +213,38 @@ fn list_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, accept_benches, list_benches);
+fn codec_benches(c: &mut Criterion) {
+    let runtime = Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let mailbox: Address = "2120000142".parse().expect("address");
+    runtime.block_on(fill(&store, &mailbox, 1, 1));
+    let listed = runtime
+        .block_on(store.list(&mailbox, &MailboxQuery::default()))
+        .expect("list");
+    let id = listed.first().expect("one record").local_id;
+    let record = runtime.block_on(store.mark_fetched(id)).expect("fetched");
+    let stored = codec::encode(&record).expect("encode");
+    let mut json = vec![codec::JSON_VERSION];
+    json.extend(serde_json::to_vec(&record).expect("json"));
+    println!(
+        "codec: the record is {} bytes stored, {} as JSON",
+        stored.len(),
+        json.len()
+    );
+
+    let mut group = c.benchmark_group("codec");
+    group.bench_function("encode_record", |b| {
+        b.iter(|| codec::encode(std::hint::black_box(&record)).expect("encode"))
+    });
+    group.bench_function("decode_record", |b| {
+        b.iter(|| codec::decode::<MessageRecord>(std::hint::black_box(&stored)).expect("decode"))
+    });
+    group.bench_function("decode_record_json", |b| {
+        b.iter(|| codec::decode::<MessageRecord>(std::hint::black_box(&json)).expect("decode"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, accept_benches, list_benches, codec_benches);
 criterion_main!(benches);
