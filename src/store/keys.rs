@@ -3,10 +3,10 @@
 //! | key | value | purpose |
 //! |---|---|---|
 //! | `m/<local id:16>` | [`MessageRecord`](super::MessageRecord) | the record |
-//! | `t/<tx.id>` | [`TxEntry`] | duplicate detection (spec §3.1) |
+//! | `t/<tx.id>` | [`TxEntry`] | duplicate detection (spec §3.1); fetch and ack by tx.id |
 //! | `x/<mailbox>/<arrival seq:8 BE>` | [`IndexEntry`] | the mailbox list, oldest first |
 //! | `z/<mailbox>/<product>/<arrival seq:8 BE>` | [`IndexEntry`] | the same, per product |
-//! | `y/<mailbox>/<tx.id>` | local id | fetch and ack by tx.id |
+//! | `y/<mailbox>/<tx.id>` | local id | no longer written (fetch and ack use `t/`); deleted with its record |
 //! | `j/<job id:8 BE>` | [`JobEntry`] | routing jobs, oldest first |
 //! | `u/<payload:16>` | [`PendingPayload`] | an upload not yet accepted |
 //! | `p/<payload:16><part:4 BE><chunk:4 BE>` | raw bytes | payload chunks |
@@ -161,7 +161,9 @@ pub fn index_keys(mailbox: &Address, record: &MessageRecord) -> Vec<Vec<u8>> {
     keys
 }
 
-pub fn mailbox_tx(mailbox: &Address, tx_id: &str) -> Vec<u8> {
+/// The key earlier builds wrote for each delivered message (one more index write per
+/// message than `t/`, which names the same record).
+pub fn legacy_mailbox_tx(mailbox: &Address, tx_id: &str) -> Vec<u8> {
     let mut key = b"y/".to_vec();
     key.extend_from_slice(mailbox.bare().as_bytes());
     key.push(b'/');

@@ -158,8 +158,10 @@ impl<E: KvEngine> Inner<E> {
             staging.batch.delete(tx_key);
         }
         stage_unlisting(&mut staging.batch, record);
+        // Stores written before the 2026-11 builds also keyed delivered messages by mailbox
+        // and tx.id; such a key goes with its record.
         if let Some(mailbox) = &record.mailbox {
-            let key = keys::mailbox_tx(mailbox, &record.tx_id);
+            let key = keys::legacy_mailbox_tx(mailbox, &record.tx_id);
             if self.value::<LocalId>(&key)? == Some(id) {
                 staging.batch.delete(key);
             }

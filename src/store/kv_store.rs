@@ -215,9 +215,13 @@ impl<E: KvEngine> Store for KvStore<E> {
         mailbox: &Address,
         tx_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
-        let key = keys::mailbox_tx(mailbox, tx_id);
-        self.read_now(|inner| match inner.value::<LocalId>(&key)? {
-            Some(id) => inner.record(id),
+        // A tx.id names one record node-wide (`t/`), so its record is the one, if it was
+        // delivered to this mailbox.
+        let key = keys::tx(tx_id);
+        self.read_now(|inner| match inner.value::<TxEntry>(&key)? {
+            Some(used) => Ok(inner
+                .record(used.local_id)?
+                .filter(|record| record.mailbox.as_ref() == Some(mailbox))),
             None => Ok(None),
         })
     }

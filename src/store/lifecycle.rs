@@ -164,18 +164,14 @@ pub(super) fn stage_delivery(
     stage_listing(batch, record)
 }
 
-/// Lists a record that is RECEIVED in its mailbox: the index entries and the tx.id key.
-/// The caller records the transition.
+/// Lists a record that is RECEIVED in its mailbox: its index entries. (Fetch and ack find
+/// it by its tx.id key.) The caller records the transition.
 pub(super) fn stage_listing(batch: &mut Batch, record: &MessageRecord) -> Result<(), StoreError> {
     let mailbox = mailbox_of(record)?;
     let entry = encode(&IndexEntry::of(record))?;
     for key in keys::index_keys(&mailbox, record) {
         batch.put(key, entry.clone());
     }
-    batch.put(
-        keys::mailbox_tx(&mailbox, &record.tx_id),
-        encode(&record.local_id)?,
-    );
     Ok(())
 }
 

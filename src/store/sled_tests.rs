@@ -189,6 +189,50 @@ async fn open_indexes_old_records_and_finishes_removals() {
     assert_eq!(chunk, None);
 }
 
+/// What earlier builds wrote is still served and cleaned up: a record in the JSON form
+/// (format version 1) is found by tx.id and fetched, and its removal also deletes the
+/// mailbox/tx.id key those builds wrote beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_of_earlier_builds_are_served_and_removed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailbox = address("2120000142");
+    let store = open(dir.path());
+    let record = accept(
+        &store,
+        summary("tx-earlier"),
+        SENDER,
+        Route::Mailbox(mailbox.clone()),
+    )
+    .await
+    .0;
+    let legacy = keys::legacy_mailbox_tx(&mailbox, &record.tx_id);
+    let mut json = vec![crate::store::codec::JSON_VERSION];
+    json.extend(serde_json::to_vec(&record).unwrap());
+    let mut batch = Batch::default();
+    batch.put(keys::message(record.local_id), json);
+    batch.put(
+        legacy.clone(),
+        crate::store::codec::encode(&record.local_id).unwrap(),
+    );
+    store.engine().apply(batch).unwrap();
+
+    let found = store.find_in_mailbox(&mailbox, "tx-earlier").await.unwrap();
+    assert_eq!(found.as_ref(), Some(&record));
+    assert_eq!(
+        store
+            .find_in_mailbox(&address("2120000142.other"), "tx-earlier")
+            .await
+            .unwrap(),
+        None
+    );
+    let fetched = store.mark_fetched(record.local_id).await.unwrap();
+    assert_eq!(fetched.state, State::Fetched);
+
+    store.remove(record.local_id).await.unwrap();
+    assert_eq!(store.engine().get(&legacy).unwrap(), None);
+    assert_eq!(store.message(record.local_id).await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn accept_returns_after_a_sync() {
     let dir = tempfile::tempdir().unwrap();
