@@ -47,6 +47,38 @@ impl Body for ChannelBody {
     }
 }
 
+/// `body`, keeping `held` (a request slot, say) until the body is dropped: sent to its end
+/// or abandoned by the client. It says what `body` says about its size, so a whole body
+/// keeps its `Content-Length` (a mapped body would be sent chunked).
+pub fn holding<T: Send + Sync + Unpin + 'static>(body: ResponseBody, held: T) -> ResponseBody {
+    Holding { body, _held: held }.boxed()
+}
+
+struct Holding<T> {
+    body: ResponseBody,
+    _held: T,
+}
+
+impl<T: Unpin> Body for Holding<T> {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +105,20 @@ mod tests {
             .unwrap();
         drop(sender);
         assert!(body.collect().await.is_err());
+    }
+
+    /// What is held lives as long as the body; a whole body keeps its exact size.
+    #[tokio::test]
+    async fn a_held_value_goes_with_the_body_and_the_size_stays_known() {
+        let held = std::sync::Arc::new(());
+        let body = holding(full("whole"), std::sync::Arc::clone(&held));
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert_eq!(std::sync::Arc::strong_count(&held), 2);
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"whole");
+        assert_eq!(std::sync::Arc::strong_count(&held), 1);
+
+        let (_sender, streamed) = channel(1);
+        assert_eq!(holding(streamed, ()).size_hint().exact(), None);
     }
 }

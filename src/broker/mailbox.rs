@@ -80,13 +80,8 @@ impl Broker {
         record: MessageRecord,
         out: mpsc::Sender<io::Result<Bytes>>,
     ) {
-        match self.write_message(&record, &out).await {
-            Ok(true) => {
-                self.metrics.message_fetched();
-                if let Err(err) = self.store.mark_fetched(record.local_id).await {
-                    tracing::warn!(shs.txid = %record.tx_id, error = %err, "could not mark fetched");
-                }
-            }
+        match self.write_message(&record, &mut Sink::Channel(&out)).await {
+            Ok(true) => self.mark_fetched(&record).await,
             Ok(false) => tracing::info!(shs.txid = %record.tx_id, "fetch abandoned by the client"),
             Err(err) => {
                 tracing::error!(shs.txid = %record.tx_id, error = %err, "fetch failed mid-stream");
@@ -99,12 +94,34 @@ impl Broker {
         }
     }
 
+    /// A small stored message as `message/rfc822` in one buffer, marked FETCHED. For a
+    /// message of a few KiB, streaming cost a task, a channel and a body frame (and TLS
+    /// record) per piece; a store error here is an error answer instead of an aborted body.
+    pub async fn whole_message(&self, record: &MessageRecord) -> Result<Bytes, BrokerError> {
+        let capacity = usize::try_from(record.payload.size)
+            .unwrap_or(0)
+            .saturating_add(record.label.len() + 1024);
+        let mut buffer = Vec::with_capacity(capacity);
+        self.write_message(record, &mut Sink::Buffer(&mut buffer))
+            .await?;
+        self.mark_fetched(record).await;
+        Ok(buffer.into())
+    }
+
+    /// Notes a fetch: the message is FETCHED (it stays fetchable until acknowledged).
+    async fn mark_fetched(&self, record: &MessageRecord) {
+        self.metrics.message_fetched();
+        if let Err(err) = self.store.mark_fetched(record.local_id).await {
+            tracing::warn!(shs.txid = %record.tx_id, error = %err, "could not mark fetched");
+        }
+    }
+
     /// Writes the message as `message/rfc822` into `out`; `Ok(false)` when the receiver
     /// went away. Used by fetch and by push.
     pub(super) async fn write_message(
         &self,
         record: &MessageRecord,
-        out: &mpsc::Sender<io::Result<Bytes>>,
+        out: &mut Sink<'_>,
     ) -> Result<bool, BrokerError> {
         let writer = MessageWriter::new(new_boundary());
         let label_headers = PartHeaders::from_fields(&[
@@ -113,17 +130,13 @@ impl Broker {
         ]);
         let mut head = writer.message_head();
         head.extend(writer.label_part(&label_headers, &record.label));
-        if out.send(Ok(head.into())).await.is_err() {
+        if !out.put(head.into()).await {
             return Ok(false);
         }
         for (index, part) in record.payload.parts.iter().enumerate() {
             let headers = PartHeaders::parse(&part.raw_headers)
                 .map_err(|err| BrokerError::Internal(format!("stored part headers: {err}")))?;
-            if out
-                .send(Ok(writer.part_head(&headers).into()))
-                .await
-                .is_err()
-            {
+            if !out.put(writer.part_head(&headers).into()).await {
                 return Ok(false);
             }
             let part_index = u32::try_from(index)
@@ -139,12 +152,12 @@ impl Broker {
                             record.local_id
                         ))
                     })?;
-                if out.send(Ok(bytes)).await.is_err() {
+                if !out.put(bytes).await {
                     return Ok(false);
                 }
             }
         }
-        Ok(out.send(Ok(writer.end().into())).await.is_ok())
+        Ok(out.put(writer.end().into()).await)
     }
 
     /// Acknowledges `tx_id` in `mailbox` (spec §3.5): idempotent; the first acknowledgement
@@ -220,5 +233,26 @@ impl Broker {
             }
         }
         Ok(())
+    }
+}
+
+/// Where [`Broker::write_message`] puts the pieces of a message.
+pub(super) enum Sink<'a> {
+    /// A streamed response or push request body.
+    Channel(&'a mpsc::Sender<io::Result<Bytes>>),
+    /// One buffer, for a small message.
+    Buffer(&'a mut Vec<u8>),
+}
+
+impl Sink<'_> {
+    /// Hands on one piece; false once the receiver went away.
+    async fn put(&mut self, piece: Bytes) -> bool {
+        match self {
+            Sink::Channel(out) => out.send(Ok(piece)).await.is_ok(),
+            Sink::Buffer(buffer) => {
+                buffer.extend_from_slice(&piece);
+                true
+            }
+        }
     }
 }

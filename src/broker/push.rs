@@ -26,6 +26,7 @@ use crate::store::{JobOutcome, MessageRecord, Retry, RoutingJob};
 
 use super::Broker;
 use super::error::BrokerError;
+use super::mailbox::Sink;
 use super::upstream::{self, OpenError, Target};
 
 /// How many chunks may wait between the store reader and the socket.
@@ -137,7 +138,7 @@ impl Broker {
             Err(err) => return Attempt::Refused(format!("cannot build the request: {err}")),
         };
         let writer = async {
-            match self.write_message(record, &out).await {
+            match self.write_message(record, &mut Sink::Channel(&out)).await {
                 Ok(_) => {}
                 Err(err) => {
                     let _ = out

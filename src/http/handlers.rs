@@ -20,6 +20,11 @@ use crate::body::{ResponseBody, channel, full};
 /// How many store chunks may wait between the store and a slow fetching client.
 const FETCH_CHANNEL_CHUNKS: usize = 8;
 
+/// Messages whose data parts are at most this big are fetched from one buffer instead of
+/// streamed (see [`Broker::whole_message`]); larger ones stream, so memory per fetch
+/// stays bounded by this and the channel above.
+const WHOLE_FETCH_MAX: u64 = 64 * 1024;
+
 /// A handler's answer: a response, or an error with the label ids it concerns.
 pub type Answer = Result<Response<ResponseBody>, (ApiError, ErrorContext)>;
 
@@ -123,11 +128,20 @@ pub async fn fetch(
         .fetchable(caller, mailbox, tx_id)
         .await
         .map_err(|error| (error.into(), ErrorContext::default()))?;
-    let (sender, body) = channel(FETCH_CHANNEL_CHUNKS);
     let corr_id = record.summary.corr_id.clone();
     let signer = record.signer.clone();
-    let streaming = std::sync::Arc::clone(broker);
-    tokio::spawn(async move { streaming.stream_message(record, sender).await });
+    let body = if record.payload.size <= WHOLE_FETCH_MAX {
+        let whole = broker
+            .whole_message(&record)
+            .await
+            .map_err(|error| (error.into(), ErrorContext::default()))?;
+        full(whole)
+    } else {
+        let (sender, body) = channel(FETCH_CHANNEL_CHUNKS);
+        let streaming = std::sync::Arc::clone(broker);
+        tokio::spawn(async move { streaming.stream_message(record, sender).await });
+        body
+    };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(

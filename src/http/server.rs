@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -280,15 +279,7 @@ impl Connection {
         // A fetch answers as soon as its body starts streaming: the response body keeps the
         // slot until its last byte is sent (or the client goes away), so that a streaming
         // fetch counts as a request in flight.
-        answer.map(|response| {
-            response.map(|body| {
-                body.map_frame(move |frame| {
-                    let _held = &slot;
-                    frame
-                })
-                .boxed()
-            })
-        })
+        answer.map(|response| response.map(|body| crate::body::holding(body, slot)))
     }
 }
 

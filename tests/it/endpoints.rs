@@ -129,6 +129,35 @@ async fn list_answers_the_mailbox_in_every_address_form_and_by_product_segment()
     node.stop().await;
 }
 
+/// A message of a few KiB is answered from one buffer (with a length), byte for byte the
+/// same as a streamed one, and marked FETCHED before the answer.
+#[tokio::test]
+async fn a_small_message_is_fetched_in_one_piece() {
+    let node = Node::start().await;
+    let data: Vec<u8> = (0..10 * 1024).map(|i| (i % 251) as u8).collect();
+    let (body, ct, label) = message_to(Some(BYGGLOV), &data);
+    assert_eq!(post(&node, &node.portal(), body, &ct).await.status, 202);
+
+    let bygglov = node.bygglov();
+    let path = format!("/shs/ds/2120000142.bygglov/{}", label.tx_id);
+    let reply = call(bygglov.get(node.url(&path))).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), "message/rfc822");
+    assert_eq!(reply.header("x-shs-txid"), label.tx_id);
+    assert_eq!(
+        reply.header("content-length"),
+        reply.body.len().to_string(),
+        "assembled: {:?}",
+        reply.headers
+    );
+    let noack = list(&node, &bygglov, "2120000142.bygglov?filter=noack").await;
+    assert_eq!(tx_ids(&noack), [label.tx_id.as_str()]);
+    let split = fetch(&node, &bygglov, "2120000142.bygglov", &label.tx_id).await;
+    assert!(split.parts[0].1 == data, "data part byte for byte");
+    assert_eq!(Label::parse(&split.label).unwrap().history.len(), 1);
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn fetch_streams_the_message_and_can_repeat_until_acknowledged() {
     let node = Node::start().await;
