@@ -129,21 +129,27 @@ async fn list_answers_the_mailbox_in_every_address_form_and_by_product_segment()
     node.stop().await;
 }
 
+/// Sends `data` from the portal to bygglov and fetches it as bygglov: the raw answer,
+/// checked to be a 200 `message/rfc822` of that tx.id, and the label sent.
+async fn send_and_fetch(node: &Node, data: &[u8]) -> (Reply, Label) {
+    let (body, ct, label) = message_to(Some(BYGGLOV), data);
+    assert_eq!(post(node, &node.portal(), body, &ct).await.status, 202);
+    let path = format!("/shs/ds/2120000142.bygglov/{}", label.tx_id);
+    let reply = call(node.bygglov().get(node.url(&path))).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), "message/rfc822");
+    assert_eq!(reply.header("x-shs-txid"), label.tx_id);
+    (reply, label)
+}
+
 /// A message of a few KiB is answered from one buffer (with a length), byte for byte the
 /// same as a streamed one, and marked FETCHED before the answer.
 #[tokio::test]
 async fn a_small_message_is_fetched_in_one_piece() {
     let node = Node::start().await;
     let data: Vec<u8> = (0..10 * 1024).map(|i| (i % 251) as u8).collect();
-    let (body, ct, label) = message_to(Some(BYGGLOV), &data);
-    assert_eq!(post(&node, &node.portal(), body, &ct).await.status, 202);
-
+    let (reply, label) = send_and_fetch(&node, &data).await;
     let bygglov = node.bygglov();
-    let path = format!("/shs/ds/2120000142.bygglov/{}", label.tx_id);
-    let reply = call(bygglov.get(node.url(&path))).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), "message/rfc822");
-    assert_eq!(reply.header("x-shs-txid"), label.tx_id);
     assert_eq!(
         reply.header("content-length"),
         reply.body.len().to_string(),
@@ -163,15 +169,9 @@ async fn fetch_streams_the_message_and_can_repeat_until_acknowledged() {
     let node = Node::start().await;
     // Large enough to need many store chunks and socket writes.
     let data: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    let (body, ct, label) = message_to(Some(BYGGLOV), &data);
-    assert_eq!(post(&node, &node.portal(), body, &ct).await.status, 202);
-
+    let (reply, label) = send_and_fetch(&node, &data).await;
     let bygglov = node.bygglov();
     let path = format!("/shs/ds/2120000142.bygglov/{}", label.tx_id);
-    let reply = call(bygglov.get(node.url(&path))).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("content-type"), "message/rfc822");
-    assert_eq!(reply.header("x-shs-txid"), label.tx_id);
     assert_eq!(reply.header("x-shs-corrid"), label.corr_id);
     assert!(
         reply.headers.get("content-length").is_none(),
