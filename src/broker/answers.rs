@@ -150,7 +150,7 @@ impl<'a> Parties<'a> {
     /// pair of organisations exchanged the other way, about the same content.
     fn answers(&self, original: &MessageRecord) -> bool {
         original.local_id != self.id
-            && original.summary.sequence_type != "adm"
+            && !original.summary.is_management()
             && original.summary.content_id == self.content_id
             && Some(original.sender) == self.answered
             && receiver(original.summary.to.as_deref(), original.mailbox.as_ref())

@@ -354,6 +354,11 @@ pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) 
         .await
         .0;
     deliver(store, "tx-other").await;
+    // A confirm in the same conversation answers; it is never a candidate itself.
+    let mut confirm = summary("tx-corr-confirm");
+    confirm.corr_id = "shared".into();
+    confirm.sequence_type = "adm".into();
+    accept(store, confirm, SENDER, Route::Mailbox(address(MAILBOX))).await;
     let mut found: Vec<String> = store
         .with_corr_id("shared", 10, &[])
         .await

@@ -12,7 +12,7 @@
 //! | `p/<payload:16><part:4 BE><chunk:4 BE>` | raw bytes | payload chunks |
 //! | `h/<class:1>/<since µs:8 BE><local id:16>` | empty | housekeeping: `r` unfetched, `f` fetched, `d` done (acked, sent, expired), by the time the state was entered |
 //! | `a/<seq:8 BE>` | [`AuditRecord`](super::AuditRecord) | the admin audit log |
-//! | `c/<corr.id>\0<local id:16>` | empty | messages by corr.id, for answers (spec §4.4) |
+//! | `c/<corr.id>\0<local id:16>` | empty | messages by corr.id, for answers (spec §4.4); management messages are left out |
 //! | `k/<name>` | marker | one-time migrations done |
 //!
 //! A mailbox is written in its bare form (`5565317129.bygglov`), which never contains `/`,

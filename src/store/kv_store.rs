@@ -353,7 +353,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.read(move |inner| inner.records(&ids)).await
+        let mut records = self.read(move |inner| inner.records(&ids)).await?;
+        // Keys of management messages written before they were left out of the index.
+        records.retain(|record| !record.summary.is_management());
+        Ok(records)
     }
 
     async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError> {

@@ -45,10 +45,13 @@ impl Staging {
     /// the record's own writes are staged.
     pub fn transition(&mut self, before: Option<&MessageRecord>, after: Option<&MessageRecord>) {
         match (before, after) {
-            (None, Some(new)) => {
+            // Management messages are not indexed (no answer looks for one): one index
+            // write less for every confirm an ack makes.
+            (None, Some(new)) if !new.summary.is_management() => {
                 let key = keys::corr(&new.summary.corr_id, new.local_id);
                 self.batch.put(key, Vec::new());
             }
+            // Unconditional: stores written before 2026-11-23 indexed management messages.
             (Some(old), None) => {
                 self.batch
                     .delete(keys::corr(&old.summary.corr_id, old.local_id));
@@ -215,10 +218,12 @@ pub(super) fn index_for_housekeeping<E: KvEngine + ?Sized>(engine: &E) -> Result
         let mut batch = Batch::default();
         for (_, value) in page {
             let record: MessageRecord = super::codec::decode(value)?;
-            batch.put(
-                keys::corr(&record.summary.corr_id, record.local_id),
-                Vec::new(),
-            );
+            if !record.summary.is_management() {
+                batch.put(
+                    keys::corr(&record.summary.corr_id, record.local_id),
+                    Vec::new(),
+                );
+            }
             if let Some(key) = housekeeping_key(&record) {
                 batch.put(key, Vec::new());
             }

@@ -244,10 +244,10 @@ pub trait Store: Send + Sync {
     /// The store's size on disk in bytes, where the engine knows it.
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError>;
 
-    /// Every message with `corr_id` (at most `limit`) except those in `except`, through the
-    /// corr.id index: the candidates a confirm or error may answer (spec §4.4). The
-    /// exceptions (the notice itself, a message already noted) are skipped before their
-    /// records are read.
+    /// Every message with `corr_id` (at most `limit`) except those in `except` and except
+    /// management messages ([`MessageSummary::is_management`]), through the corr.id index:
+    /// the candidates a confirm or error may answer (spec §4.4). The exceptions (the notice
+    /// itself, a message already noted) are skipped before their records are read.
     async fn with_corr_id(
         &self,
         corr_id: &str,

@@ -201,6 +201,15 @@ pub struct MessageSummary {
     pub data: Vec<DataPartSummary>,
 }
 
+impl MessageSummary {
+    /// A management message (`sequence-type` `adm`: a confirm, an error) answers others
+    /// and is never answered itself (spec §4.4), so the corr.id look-up for answers leaves
+    /// it out.
+    pub fn is_management(&self) -> bool {
+        self.sequence_type == "adm"
+    }
+}
+
 /// One stored data part: its MIME header block exactly as received, and its body length.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PartInfo {

@@ -233,6 +233,34 @@ async fn records_of_earlier_builds_are_served_and_removed_whole() {
     assert_eq!(store.message(record.local_id).await.unwrap(), None);
 }
 
+/// A management message (a confirm) gets no corr.id key: no answer looks for one. One
+/// that an earlier build indexed is not returned, and its key goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn management_messages_stay_out_of_the_corr_id_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut confirm = summary("tx-confirm");
+    confirm.corr_id = "conversation".into();
+    confirm.sequence_type = "adm".into();
+    let mailbox = Route::Mailbox(address("5565317129"));
+    let record = accept(&store, confirm.clone(), SENDER, mailbox.clone())
+        .await
+        .0;
+    let key = keys::corr("conversation", record.local_id);
+    assert_eq!(store.engine().get(&key).unwrap(), None);
+
+    confirm.tx_id = "tx-confirm-earlier".into();
+    let earlier = accept(&store, confirm, SENDER, mailbox).await.0;
+    let legacy = keys::corr("conversation", earlier.local_id);
+    let mut batch = Batch::default();
+    batch.put(legacy.clone(), Vec::new());
+    store.engine().apply(batch).unwrap();
+    let found = store.with_corr_id("conversation", 10, &[]).await.unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    store.remove(earlier.local_id).await.unwrap();
+    assert_eq!(store.engine().get(&legacy).unwrap(), None);
+}
+
 #[tokio::test]
 async fn accept_returns_after_a_sync() {
     let dir = tempfile::tempdir().unwrap();

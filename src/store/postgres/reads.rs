@@ -249,9 +249,12 @@ impl PgStore {
             )
             .await
             .map_err(pg_error)?;
-        rows.into_iter()
+        let mut records = rows
+            .into_iter()
             .map(|row| decode_record(row.get(0)))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        records.retain(|record| !record.summary.is_management());
+        Ok(records)
     }
 
     /// Counted through the partial index of listed messages: one index-only pass, not a
