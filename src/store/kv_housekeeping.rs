@@ -158,7 +158,7 @@ impl<E: KvEngine> Inner<E> {
             staging.batch.delete(tx_key);
         }
         stage_unlisting(&mut staging.batch, record);
-        // Stores written before the 2026-11 builds also keyed delivered messages by mailbox
+        // Stores written before 2026-11-23 also keyed delivered messages by mailbox
         // and tx.id; such a key goes with its record.
         if let Some(mailbox) = &record.mailbox {
             let key = keys::legacy_mailbox_tx(mailbox, &record.tx_id);
