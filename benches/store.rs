@@ -6,6 +6,8 @@
 //!   per message; the syncs per accept are printed.
 //! - `list/200_of_N`: the default list (200 oldest) of a mailbox holding N messages (filled
 //!   with 64-byte payloads: the payload size does not matter to listing).
+//! - `list/200_summaries_of_N`: the same list as summaries only (what the broker's
+//!   `shs.message-list` shows), answered from the index entries without reading records.
 //! - `list/10_beside_N`: a 10-message mailbox next to the N-message one: the index is per
 //!   mailbox, so its size does not matter.
 //! - `list/filter_matching_none_of_N`: the worst case, a filter that matches nothing, so
@@ -189,6 +191,15 @@ fn list_benches(c: &mut Criterion) {
     group.bench_function(format!("200_of_{size}"), |b| {
         b.iter(|| {
             let listed = runtime.block_on(store.list(&big, &query)).expect("list");
+            assert_eq!(listed.len(), 200);
+        })
+    });
+    // What the broker's list answer reads: the summaries, from the index entries alone.
+    group.bench_function(format!("200_summaries_of_{size}"), |b| {
+        b.iter(|| {
+            let listed = runtime
+                .block_on(store.list_summaries(&big, &query))
+                .expect("list");
             assert_eq!(listed.len(), 200);
         })
     });

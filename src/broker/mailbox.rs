@@ -41,9 +41,9 @@ impl Broker {
                 }
             }
         }
-        let records = self.store.list(mailbox, &query).await?;
+        let summaries = self.store.list_summaries(mailbox, &query).await?;
         Ok(MessageList {
-            messages: records.iter().map(listed).collect(),
+            messages: summaries.iter().map(listed).collect(),
         })
     }
 

@@ -3,7 +3,7 @@
 
 use crate::protocol::label::Label;
 use crate::protocol::message_list::ListedMessage;
-use crate::store::{DataPartSummary, MessageRecord, MessageSummary, MetaEntry};
+use crate::store::{DataPartSummary, MessageSummary, MetaEntry};
 
 /// The summary of `label` for a message of `size` payload bytes.
 pub fn summarize(label: &Label, size: u64) -> MessageSummary {
@@ -42,9 +42,8 @@ pub fn summarize(label: &Label, size: u64) -> MessageSummary {
     }
 }
 
-/// The `message` element of a list answer for a stored record.
-pub fn listed(record: &MessageRecord) -> ListedMessage {
-    let s = &record.summary;
+/// The `message` element of a list answer for a stored message's summary.
+pub fn listed(s: &MessageSummary) -> ListedMessage {
     ListedMessage {
         tx_id: s.tx_id.clone(),
         timestamp: s.timestamp.clone(),

@@ -23,8 +23,15 @@ fn txs(records: &[MessageRecord]) -> Vec<&str> {
     records.iter().map(|r| r.tx_id.as_str()).collect()
 }
 
+/// The tx.ids a list answers, checked to be the same through `list_summaries`.
 async fn list(store: &dyn Store, query: &MailboxQuery) -> Vec<String> {
     let records = store.list(&address(MAILBOX), query).await.unwrap();
+    let summaries = store
+        .list_summaries(&address(MAILBOX), query)
+        .await
+        .unwrap();
+    let expected: Vec<&MessageSummary> = records.iter().map(|r| &r.summary).collect();
+    assert_eq!(summaries.iter().collect::<Vec<_>>(), expected, "{query:?}");
     txs(&records).into_iter().map(str::to_owned).collect()
 }
 

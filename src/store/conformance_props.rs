@@ -156,6 +156,14 @@ async fn check(specs: Vec<Spec>, queries: Vec<MailboxQuery>) -> Result<(), TestC
             expected.truncate(query.max_hits);
             let listed = store.list(&mailbox, query).await.unwrap();
             prop_assert_eq!(txs(&listed), txs(&expected), "{:?}", query);
+            let summaries = store.list_summaries(&mailbox, query).await.unwrap();
+            let expected: Vec<&MessageSummary> = expected.iter().map(|r| &r.summary).collect();
+            prop_assert_eq!(
+                summaries.iter().collect::<Vec<_>>(),
+                expected,
+                "{:?}",
+                query
+            );
         }
     }
     Ok(())

@@ -140,6 +140,12 @@ pub fn mailbox_entry(mailbox: &Address, arrival_seq: u64) -> Vec<u8> {
     key
 }
 
+/// The arrival sequence a mailbox or product index key ends with.
+pub fn arrival_seq_of(index_key: &[u8]) -> Option<u64> {
+    let tail = index_key.len().checked_sub(8).map(|at| &index_key[at..])?;
+    Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
 pub fn product_prefix(mailbox: &Address, product: &ProductId) -> Vec<u8> {
     let mut key = b"z/".to_vec();
     key.extend_from_slice(mailbox.bare().as_bytes());

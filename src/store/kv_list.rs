@@ -2,14 +2,17 @@
 //! and the routing jobs. Both page through the engine in bounded steps, so memory stays
 //! flat however long the mailbox or the job queue is. Mailbox index entries carry the
 //! message summary ([`IndexEntry`]), so filtering reads the index sequentially and loads
-//! only the records it returns.
+//! only the records it returns, and a list of summaries (what the `shs.message-list`
+//! shows) loads none.
+
+use chrono::{DateTime, Utc};
 
 use super::codec::decode;
 use super::keys::{self, IndexEntry, JobEntry};
 use super::kv::{Direction, KvEngine};
 use super::kv_store::Inner;
-use super::query::{ListHits, MailboxQuery};
-use super::record::{JobId, MessageRecord};
+use super::query::{ListHits, Listed, MailboxQuery};
+use super::record::{JobId, MessageRecord, MessageSummary, State};
 use super::{Retry, RoutingJob, StoreError};
 use crate::protocol::urn::Address;
 
@@ -17,12 +20,59 @@ use crate::protocol::urn::Address;
 /// mailboxes already cross page boundaries.
 const PAGE: usize = if cfg!(test) { 7 } else { 256 };
 
+/// A mailbox index entry with the arrival sequence of its key: all a list answer needs.
+struct Entry {
+    seq: u64,
+    entry: IndexEntry,
+}
+
+impl Listed for Entry {
+    fn summary(&self) -> &MessageSummary {
+        &self.entry.summary
+    }
+
+    fn state(&self) -> State {
+        self.entry.state()
+    }
+
+    fn arrival(&self) -> DateTime<Utc> {
+        self.entry.arrival
+    }
+
+    fn arrival_seq(&self) -> u64 {
+        self.seq
+    }
+}
+
 impl<E: KvEngine> Inner<E> {
+    /// The records of a list: each match's record is read (the record is the truth; the
+    /// index can only disagree through a bug).
     pub(super) fn list(
         &self,
         mailbox: &Address,
         query: &MailboxQuery,
     ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.walk_list(mailbox, query, |entry| self.record(entry.entry.local_id))
+    }
+
+    /// The summaries of a list, from the index entries alone: no record is read.
+    pub(super) fn list_summaries(
+        &self,
+        mailbox: &Address,
+        query: &MailboxQuery,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let entries = self.walk_list(mailbox, query, |entry| Ok(Some(entry)))?;
+        Ok(entries.into_iter().map(|e| e.entry.summary).collect())
+    }
+
+    /// Walks the mailbox's index (or one product's) in the query's order and offers what
+    /// `load` makes of each matching entry (`None`: gone, skip it).
+    fn walk_list<L: Listed>(
+        &self,
+        mailbox: &Address,
+        query: &MailboxQuery,
+        mut load: impl FnMut(Entry) -> Result<Option<L>, StoreError>,
+    ) -> Result<Vec<L>, StoreError> {
         let mut hits = ListHits::new(query);
         if hits.done() {
             return Ok(hits.finish());
@@ -51,16 +101,17 @@ impl<E: KvEngine> Inner<E> {
             let full = page.len() == page_size;
             page_size = (page_size * 2).min(PAGE);
             after = page.last().map(|(key, _)| key.clone());
-            for (_, value) in page {
+            for (key, value) in page {
                 let entry: IndexEntry = decode(&value)?;
                 if !query.matches_summary(entry.state(), entry.arrival, &entry.summary) {
                     continue;
                 }
-                let Some(record) = self.record(entry.local_id)? else {
+                let seq = keys::arrival_seq_of(&key)
+                    .ok_or_else(|| StoreError::Corrupt("malformed mailbox index key".into()))?;
+                let Some(item) = load(Entry { seq, entry })? else {
                     continue;
                 };
-                // The record is the truth (the index can only disagree through a bug).
-                hits.offer(record);
+                hits.offer(item);
                 if hits.done() {
                     return Ok(hits.finish());
                 }

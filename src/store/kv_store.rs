@@ -25,7 +25,7 @@ use super::kv::{Batch, KvEngine};
 use super::kv_payload::{HeldPayloads, KvPayloadWriter};
 use super::lifecycle::{self, MailboxDepths, Staging, mailbox_of, stage_delivery, wrong_state};
 use super::query::MailboxQuery;
-use super::record::{JobId, LocalId, MessageRecord, PayloadId, State};
+use super::record::{JobId, LocalId, MessageRecord, MessageSummary, PayloadId, State};
 use super::search::AdminSearch;
 use super::{
     Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due, Expiry,
@@ -233,6 +233,16 @@ impl<E: KvEngine> Store for KvStore<E> {
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let (mailbox, query) = (mailbox.clone(), query.clone());
         self.read(move |inner| inner.list(&mailbox, &query)).await
+    }
+
+    async fn list_summaries(
+        &self,
+        mailbox: &Address,
+        query: &MailboxQuery,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let (mailbox, query) = (mailbox.clone(), query.clone());
+        self.read(move |inner| inner.list_summaries(&mailbox, &query))
+            .await
     }
 
     async fn search(&self, search: &AdminSearch) -> Result<Vec<MessageRecord>, StoreError> {

@@ -107,6 +107,18 @@ pub trait Store: Send + Sync {
         query: &MailboxQuery,
     ) -> Result<Vec<MessageRecord>, StoreError>;
 
+    /// The summaries of what [`Store::list`] returns, in its order: all that the
+    /// `shs.message-list` shows. An engine whose mailbox index carries the summaries
+    /// answers from the index alone, without reading a record per listed message.
+    async fn list_summaries(
+        &self,
+        mailbox: &Address,
+        query: &MailboxQuery,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let records = self.list(mailbox, query).await?;
+        Ok(records.into_iter().map(|record| record.summary).collect())
+    }
+
     /// The messages that match an administrator's `search` (spec §11), newest first, at
     /// most [`AdminSearch::limit`]. Filtering happens here, not in the caller, so an
     /// engine with indexes can push it down; see [`AdminSearch::matches`].

@@ -175,14 +175,46 @@ impl MailboxQuery {
     }
 
     /// The answer order: the sort attribute (if any), then arrival order.
-    pub fn compare(&self, a: &MessageRecord, b: &MessageRecord) -> Ordering {
+    pub fn compare<L: Listed>(&self, a: &L, b: &L) -> Ordering {
         let by_attribute = self.sort.map_or(Ordering::Equal, |sort| {
             directed(
                 sort.order,
-                compare_attribute(sort.attribute, &a.summary, &b.summary),
+                compare_attribute(sort.attribute, a.summary(), b.summary()),
             )
         });
-        by_attribute.then_with(|| directed(self.arrival_order, a.arrival_seq.cmp(&b.arrival_seq)))
+        by_attribute
+            .then_with(|| directed(self.arrival_order, a.arrival_seq().cmp(&b.arrival_seq())))
+    }
+}
+
+/// What a list is decided on: a stored record, or a mailbox index entry that carries the
+/// same parts (so a list can be answered from the index alone).
+pub trait Listed {
+    /// The message-list view of the label.
+    fn summary(&self) -> &MessageSummary;
+    /// The message's state.
+    fn state(&self) -> State;
+    /// When the node accepted it.
+    fn arrival(&self) -> DateTime<Utc>;
+    /// The store's arrival order.
+    fn arrival_seq(&self) -> u64;
+}
+
+impl Listed for MessageRecord {
+    fn summary(&self) -> &MessageSummary {
+        &self.summary
+    }
+
+    fn state(&self) -> State {
+        self.state
+    }
+
+    fn arrival(&self) -> DateTime<Utc> {
+        self.arrival
+    }
+
+    fn arrival_seq(&self) -> u64 {
+        self.arrival_seq
     }
 }
 
@@ -238,12 +270,12 @@ fn compare_attribute(attribute: SortAttribute, a: &MessageSummary, b: &MessageSu
 /// reference for every engine. Without a sort attribute the walk order is the answer
 /// order and the walk stops at `max_hits`; with one every match is seen and at most
 /// 2 × `max_hits` are kept, trimmed as they come.
-pub(super) struct ListHits<'q> {
+pub(super) struct ListHits<'q, L> {
     query: &'q MailboxQuery,
-    hits: Vec<MessageRecord>,
+    hits: Vec<L>,
 }
 
-impl<'q> ListHits<'q> {
+impl<'q, L: Listed> ListHits<'q, L> {
     /// An empty answer to `query`.
     pub fn new(query: &'q MailboxQuery) -> Self {
         ListHits {
@@ -271,19 +303,22 @@ impl<'q> ListHits<'q> {
         }
     }
 
-    /// Takes `record` if it matches the query.
-    pub fn offer(&mut self, record: MessageRecord) {
-        if !self.query.matches(&record) {
+    /// Takes `item` if it matches the query.
+    pub fn offer(&mut self, item: L) {
+        if !self
+            .query
+            .matches_summary(item.state(), item.arrival(), item.summary())
+        {
             return;
         }
-        self.hits.push(record);
+        self.hits.push(item);
         if self.query.sort.is_some() && self.hits.len() >= 2 * self.query.max_hits {
             self.trim();
         }
     }
 
     /// The answer: in the query's order, at most `max_hits`.
-    pub fn finish(mut self) -> Vec<MessageRecord> {
+    pub fn finish(mut self) -> Vec<L> {
         self.trim();
         self.hits
     }
