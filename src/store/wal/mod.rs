@@ -10,7 +10,7 @@
 //!
 //! # How
 //! - [`WalEngine::apply`] appends the batch to the log (as a record of absolute writes)
-//!   and puts it into the [`Overlay`] (what readers see on top of the index), both under
+//!   and puts it into the `Overlay` (what readers see on top of the index), both under
 //!   one lock, so the log's order is the order in which batches became visible.
 //! - [`WalEngine::sync`] (the group committer) hands the buffered records to the kernel
 //!   and fdatasyncs the current segment: every batch applied before it is durable.
@@ -21,9 +21,9 @@
 //!   is synced (`flush` + fdatasync, see `sled.rs`) only before log segments are removed
 //!   and at shutdown: a crash before that means a longer replay, not a loss.
 //! - Large values (payload chunks, message records) are not copied into the overlay or
-//!   the index: they keep a pointer to the value's bytes in the log ([`value`]). A segment
+//!   the index: they keep a pointer to the value's bytes in the log (`value.rs`). A segment
 //!   file goes once the index has all its records and no stored value points into it
-//!   (found by a scan of the index, [`gc`]).
+//!   (found by a scan of the index, `gc.rs`).
 //! - At open the log is replayed into the overlay from the LSN after `w/applied`. Replaying
 //!   over an index that has part of a checkpoint is harmless: every write is absolute and
 //!   records are replayed in order, so each key ends with its last logged value.
