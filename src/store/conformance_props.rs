@@ -149,7 +149,7 @@ async fn check(specs: Vec<Spec>, queries: Vec<MailboxQuery>) -> Result<(), TestC
         for query in &queries {
             let mut expected: Vec<MessageRecord> = all
                 .iter()
-                .filter(|r| r.mailbox.as_ref() == Some(&mailbox) && query.matches(r))
+                .filter(|r| r.mailbox.as_ref() == Some(&mailbox) && query.matches(*r))
                 .cloned()
                 .collect();
             expected.sort_by(|a, b| query.compare(a, b));

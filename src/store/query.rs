@@ -132,9 +132,10 @@ pub enum SortAttribute {
 }
 
 impl MailboxQuery {
-    /// True when `record` belongs in the answer (state included).
-    pub fn matches(&self, record: &MessageRecord) -> bool {
-        self.matches_summary(record.state, record.arrival, &record.summary)
+    /// True when `item` (a record or an index entry) belongs in the answer (state
+    /// included).
+    pub fn matches<L: Listed>(&self, item: &L) -> bool {
+        self.matches_summary(item.state(), item.arrival(), item.summary())
     }
 
     /// [`MailboxQuery::matches`] on the parts a mailbox index can carry, so that an index
@@ -305,10 +306,7 @@ impl<'q, L: Listed> ListHits<'q, L> {
 
     /// Takes `item` if it matches the query.
     pub fn offer(&mut self, item: L) {
-        if !self
-            .query
-            .matches_summary(item.state(), item.arrival(), item.summary())
-        {
+        if !self.query.matches(&item) {
             return;
         }
         self.hits.push(item);
