@@ -14,8 +14,9 @@
 //!   every record of the mailbox is read.
 //!
 //! - `codec/{encode,decode}_record`: a fetched record with a 1.5 KiB label in the stored
-//!   form (version 2, MessagePack); `codec/decode_record_json` reads the same record in the
-//!   version 1 form (JSON) that earlier builds wrote, for comparison.
+//!   form (version 3, MessagePack, fields by position); `codec/decode_record_named` and
+//!   `codec/decode_record_json` read the same record in the forms earlier builds wrote
+//!   (version 2, MessagePack with field names; version 1, JSON), for comparison.
 //!
 //! N is 100 000 by default; set `SHSD_BENCH_MAILBOX=1000000` for the spec's figure (§3.3).
 //! Run: `cargo bench --bench store`.
@@ -236,11 +237,18 @@ fn codec_benches(c: &mut Criterion) {
     let id = listed.first().expect("one record").local_id;
     let record = runtime.block_on(store.mark_fetched(id)).expect("fetched");
     let stored = codec::encode(&record).expect("encode");
+    let mut named = vec![codec::NAMED_VERSION];
+    serde::Serialize::serialize(
+        &record,
+        &mut rmp_serde::Serializer::new(&mut named).with_struct_map(),
+    )
+    .expect("named");
     let mut json = vec![codec::JSON_VERSION];
     json.extend(serde_json::to_vec(&record).expect("json"));
     println!(
-        "codec: the record is {} bytes stored, {} as JSON",
+        "codec: the record is {} bytes stored, {} with field names, {} as JSON",
         stored.len(),
+        named.len(),
         json.len()
     );
 
@@ -250,6 +258,9 @@ fn codec_benches(c: &mut Criterion) {
     });
     group.bench_function("decode_record", |b| {
         b.iter(|| codec::decode::<MessageRecord>(std::hint::black_box(&stored)).expect("decode"))
+    });
+    group.bench_function("decode_record_named", |b| {
+        b.iter(|| codec::decode::<MessageRecord>(std::hint::black_box(&named)).expect("decode"))
     });
     group.bench_function("decode_record_json", |b| {
         b.iter(|| codec::decode::<MessageRecord>(std::hint::black_box(&json)).expect("decode"))

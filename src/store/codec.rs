@@ -2,14 +2,20 @@
 //!
 //! The version byte lets a later shsd read what an older one wrote (decode the old body,
 //! convert) and lets an older shsd refuse clearly, instead of misreading, what a newer one
-//! wrote. Version 2 bodies are MessagePack with named fields: records are decoded several
-//! times per fetch and ack, and JSON's text (RFC 3339 times, escaped labels) cost about a
-//! tenth of the server's time there. Named fields keep the format self-describing, so
-//! fields can be added with `#[serde(default)]` as with JSON. Version 1 bodies (JSON, what
-//! shsd wrote before) are still read; they are rewritten as version 2 when next written.
-//! Payload chunks are raw bytes and not framed here.
+//! wrote. Version 3 bodies are MessagePack with fields by position: records are decoded
+//! several times per fetch and ack, and JSON's text (RFC 3339 times, escaped labels) cost
+//! about a tenth of the server's time there; field names (version 2) made a mailbox index
+//! entry 513 bytes instead of 311, which is more than what the log keeps apart
+//! (`wal::value`), so every listed entry cost a log read, and more of sled's cache and
+//! checkpoint work per message.
 //!
-//! The `as_*` adapters write compact binary forms (bytes, microseconds) for version 2 and
+//! Because fields are positional, **a field is only ever added at the end of its struct,
+//! with `#[serde(default)]`** (serde then fills it in for shorter, older bodies), and never
+//! reordered or removed; `version_3_layout_is_fixed` holds a body written by this build.
+//! Versions 2 (MessagePack with named fields) and 1 (JSON) are still read; a value is
+//! rewritten as version 3 when next written. Payload chunks are raw bytes and not framed.
+//!
+//! The `as_*` adapters write compact binary forms (bytes, microseconds) for MessagePack and
 //! the readable forms (Latin-1 strings, RFC 3339) for JSON, which the admin API also uses.
 
 use serde::Serialize;
@@ -17,8 +23,12 @@ use serde::de::DeserializeOwned;
 
 use super::error::StoreError;
 
-/// The format version written by this build: a MessagePack body.
-pub const FORMAT_VERSION: u8 = 2;
+/// The format version written by this build: a MessagePack body, fields by position.
+pub const FORMAT_VERSION: u8 = 3;
+
+/// The format version of a MessagePack body with named fields, written by earlier builds
+/// and still read.
+pub const NAMED_VERSION: u8 = 2;
 
 /// The format version of a JSON body, written by earlier builds and still read.
 pub const JSON_VERSION: u8 = 1;
@@ -31,13 +41,13 @@ pub enum CodecError {
     Empty,
     /// Written by another (newer) shsd, or not by shsd at all.
     #[error(
-        "unknown format version {0} (this build reads versions {JSON_VERSION} and {FORMAT_VERSION})"
+        "unknown format version {0} (this build reads versions {JSON_VERSION} to {FORMAT_VERSION})"
     )]
     UnknownVersion(u8),
     /// A version 1 body that does not match the structure.
     #[error("malformed body: {0}")]
     Json(#[from] serde_json::Error),
-    /// A version 2 body that does not match the structure.
+    /// A MessagePack body (version 2 or 3) that does not match the structure.
     #[error("malformed body: {0}")]
     Read(#[from] rmp_serde::decode::Error),
     /// A value that cannot be written (a map with non-string keys, say): a bug, not data.
@@ -51,11 +61,11 @@ impl From<CodecError> for StoreError {
     }
 }
 
-/// Writes `value` as version byte + MessagePack body.
+/// Writes `value` as version byte + MessagePack body, structs as arrays of their fields.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(256);
     out.push(FORMAT_VERSION);
-    value.serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())?;
+    value.serialize(&mut rmp_serde::Serializer::new(&mut out))?;
     Ok(out)
 }
 
@@ -64,7 +74,8 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&FORMAT_VERSION, body)) => Ok(rmp_serde::from_slice(body)?),
+        // serde's derived structs read both arrays (version 3) and maps (version 2).
+        Some((&FORMAT_VERSION | &NAMED_VERSION, body)) => Ok(rmp_serde::from_slice(body)?),
         Some((&JSON_VERSION, body)) => Ok(serde_json::from_slice(body)?),
         Some((&other, _)) => Err(CodecError::UnknownVersion(other)),
     }
@@ -276,13 +287,58 @@ mod tests {
         assert_eq!(back, original);
     }
 
+    /// Stores written by builds of 2026-11-23 hold version 2 (named fields); they stay
+    /// readable, and shorter than JSON but longer than version 3.
+    #[test]
+    fn version_2_named_fields_are_still_read() {
+        let original = record();
+        let mut bytes = vec![NAMED_VERSION];
+        original
+            .serialize(&mut rmp_serde::Serializer::new(&mut bytes).with_struct_map())
+            .unwrap();
+        let back: MessageRecord = decode(&bytes).unwrap();
+        assert_eq!(back, original);
+        assert!(encode(&original).unwrap().len() < bytes.len());
+    }
+
+    /// Fields are positional in version 3: a body written by this build must read back the
+    /// same forever. If this fails, a field was reordered, removed, or added in the middle.
+    #[test]
+    fn version_3_layout_is_fixed() {
+        let written = hex_decode(VERSION_3_RECORD);
+        let back: MessageRecord = decode(&written).unwrap();
+        assert_eq!(back, record());
+        assert_eq!(encode(&record()).unwrap(), written);
+    }
+
+    /// `record()` as this build writes it.
+    const VERSION_3_RECORD: &str = concat!(
+        "03dc0010c41000000000000000000000000000000001a474782d31aa35353635333137313239b232",
+        "3132303030303134322e627967676c6f76ab51554152414e54494e45449292a34e4557cf000618a2",
+        "284a720092ab51554152414e54494e4544cf000618a2284a7200cf000618a2284a720007c4493c3f",
+        "786d6c2076657273696f6e3d22312e302220656e636f64696e673d2249534f2d383835392d31223f",
+        "3e0d0a3c7368732e6c6162656c3ee5e4f600ff3c2f7368732e6c6162656c3e9fa474782d31a0a0a0",
+        "00c0c0c0c0a0a0a090ae427967676c6f7620c3a5c3a4c3b69093c410000000000000000000000000",
+        "000000029193c439436f6e74656e742d446973706f736974696f6e3a206174746163686d656e743b",
+        "2066696c656e616d653d2272e46b6e696e672e706466220d0a03010392b04d697373696e67416772",
+        "65656d656e74ac6e6f2061677265656d656e74c0c091c41000000000000000000000000000000003",
+        "c0",
+    );
+
+    fn hex_decode(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).unwrap())
+            .collect()
+    }
+
     #[test]
     fn unknown_version_is_a_clear_error() {
         let mut bytes = encode(&record()).unwrap();
-        bytes[0] = 3;
+        bytes[0] = 4;
         let err = decode::<MessageRecord>(&bytes).unwrap_err();
-        assert!(matches!(err, CodecError::UnknownVersion(3)));
-        assert!(err.to_string().contains("unknown format version 3"));
+        assert!(matches!(err, CodecError::UnknownVersion(4)));
+        assert!(err.to_string().contains("unknown format version 4"));
         let store_err: StoreError = err.into();
         assert!(matches!(store_err, StoreError::Corrupt(_)));
         assert!(matches!(
@@ -321,7 +377,7 @@ mod tests {
         assert_eq!(json["error"]["code"], "MissingAgreement");
     }
 
-    /// Version 2 keeps the label as raw bytes (no per-byte escaping or UTF-8 expansion) and
+    /// MessagePack keeps the label as raw bytes (no per-byte escaping or UTF-8 expansion) and
     /// is smaller than the JSON form.
     #[test]
     fn binary_form_keeps_bytes_raw() {
