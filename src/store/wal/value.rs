@@ -7,8 +7,12 @@
 //! pointer. The checksum is checked on every read, since a read through a pointer does
 //! not go through the log record's own checksum.
 
-/// Values of at least this many bytes stay in the log.
-pub(super) const SEPARATE_AT: usize = 512;
+/// Values of at least this many bytes stay in the log: records, chunks and the mailbox
+/// index entries (about 300 bytes for a real label), while tx.id entries, jobs and markers
+/// (tens of bytes) stay in place. sled's cost per write and its memory grow with the bytes
+/// in its leaves: with the index entries in place, intake took about 15 % more CPU per
+/// message (see `BENCHMARKS.md`); a listed entry costs a read from the log instead.
+pub(super) const SEPARATE_AT: usize = 128;
 
 const IN_PLACE: u8 = 0;
 const POINTER: u8 = 1;
