@@ -260,7 +260,7 @@ fn default_store_path() -> String {
     "data".to_owned()
 }
 fn default_cache_mib() -> u64 {
-    64
+    crate::store::sled::DEFAULT_CACHE_CAPACITY >> 20
 }
 
 #[derive(Debug, Deserialize)]

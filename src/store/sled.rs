@@ -53,8 +53,10 @@ use std::time::{Duration, Instant};
 
 use super::kv::{Batch, Direction, EngineError, Entry, KvEngine, Op, scan_bounds};
 
-/// The default cache: 64 MiB, not sled's 1 GiB.
-pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+/// The default cache: 16 MiB, not sled's 1 GiB. The index holds keys and small values only
+/// (the log keeps the rest), and 16 MiB measured as fast as 64 MiB with 60–120 MiB less
+/// resident memory (`BENCHMARKS.md`, issue 7).
+pub const DEFAULT_CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
 
 /// sled's segment size when it holds payload chunks: 8 MiB keeps 32 KiB chunks inside the
 /// synced log (module doc).
