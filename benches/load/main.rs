@@ -37,7 +37,10 @@
 //! `LOAD_HANDSHAKES` (unset; `1`: instead of phases 2 and 3, `LOAD_SENDERS` clients open a
 //! fresh connection with a full mutual-TLS handshake per request for `LOAD_SECONDS` — see
 //! `handshake`), `LOAD_CACHE_MIB` (unset: shsd's default; a number of MiB, ≤ 4096: the
-//! server's `[store] cache_mib`, sled's page cache).
+//! server's `[store] cache_mib`, sled's page cache), `LOAD_MIXED` (unset: fetch+ack alone; a
+//! number of messages per second, ≤ 50 000: during phases 3 and 5 the senders keep sending
+//! open loop at that rate, as `LOAD_RATE` does, after a `LOAD_WARMUP` of their own, so
+//! fetch+ack is measured with durable intake alongside and ends at time-up — see `mixed`).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
 //! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
@@ -45,12 +48,14 @@
 //!
 //! Layout: this file holds the parameters and runs the phases in order; `disk` probes
 //! fdatasync, `server` starts and stops `shsd` (PKI, configuration, port), `phases` drives
-//! the clients, `stats` records and summarises, `proc` reads /proc, `report` prints.
+//! the clients, `mixed` runs fetch+ack with intake alongside, `stats` records and
+//! summarises, `proc` reads /proc, `report` prints.
 
 mod ceiling;
 mod disk;
 mod handshake;
 mod huge;
+mod mixed;
 mod phases;
 mod proc;
 mod report;
@@ -62,9 +67,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use disk::raw_disk;
-use phases::{fetch_ack, intake};
+use phases::intake;
 use proc::read_trimmed;
-use report::Report;
+use report::{Measured, Report};
 use server::{Server, server_binary};
 
 fn main() -> ExitCode {
@@ -112,6 +117,8 @@ struct Params {
     disk: Duration,
     /// Messages started per second in all (open loop); `None`: closed loop.
     rate: Option<f64>,
+    /// Intake at this many messages per second during fetch+ack; `None`: fetch+ack alone.
+    mixed: Option<f64>,
     /// One message of this many data bytes instead of phases 2 and 3.
     huge: Option<usize>,
     /// New connections with full handshakes instead of phases 2 and 3.
@@ -138,6 +145,7 @@ impl Params {
                 size: 10 * 1024,
                 disk: Duration::from_millis(300),
                 rate: None,
+                mixed: None,
                 huge: None,
                 handshakes: false,
                 ceiling: false,
@@ -155,6 +163,10 @@ impl Params {
         let disk = env_number("LOAD_DISK_SECONDS", 3.0, 0.1, 10.0, &mut notes)?;
         let rate = match std::env::var_os("LOAD_RATE") {
             Some(_) => Some(env_number("LOAD_RATE", 1000.0, 1.0, 100_000.0, &mut notes)?),
+            None => None,
+        };
+        let mixed = match std::env::var_os("LOAD_MIXED") {
+            Some(_) => Some(env_rate("LOAD_MIXED", 50_000.0, &mut notes)?),
             None => None,
         };
         let cache_mib = match std::env::var_os("LOAD_CACHE_MIB") {
@@ -180,6 +192,7 @@ impl Params {
             size: size as usize,
             disk: Duration::from_secs_f64(disk),
             rate,
+            mixed,
             huge: huge.map(|bytes| bytes as usize),
             handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
             ceiling: !std::env::var("LOAD_CEILING").is_ok_and(|v| v.trim() == "0"),
@@ -194,6 +207,9 @@ impl Params {
         let rate = self
             .rate
             .map_or(String::new(), |rate| format!("LOAD_RATE={rate} "));
+        let mixed = self
+            .mixed
+            .map_or(String::new(), |rate| format!("LOAD_MIXED={rate} "));
         let huge = self
             .huge
             .map_or(String::new(), |bytes| format!("LOAD_HUGE={bytes} "));
@@ -206,7 +222,7 @@ impl Params {
             ""
         };
         format!(
-            "{cache}{handshakes}{huge}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{cache}{handshakes}{huge}{mixed}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -242,6 +258,19 @@ fn env_number(
         ));
     }
     Ok(clamped)
+}
+
+/// A rate per second from the environment, set: unparsable, zero or negative is an error
+/// (a rate of nothing is not a mode), above `max` is clamped.
+fn env_rate(name: &str, max: f64, notes: &mut Vec<String>) -> Result<f64, String> {
+    let text = std::env::var(name).unwrap_or_default();
+    let rate = env_number(name, 0.0, 0.0, max, notes)?;
+    if rate <= 0.0 {
+        return Err(format!(
+            "{name}={text:?} is not a rate: give messages per second above 0, or unset it"
+        ));
+    }
+    Ok(rate)
 }
 
 /// The three phases in order, then the report. Progress goes to stderr and the report to
@@ -333,16 +362,21 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     let products = phases::products(params.fetchers);
     eprintln!("load: phase 2, intake on {url} (server pid {pid})");
     let intake = runtime.block_on(intake(params, &url, &setup.portal_tls, &products, pid))?;
-    eprintln!("load: phase 3, fetch+ack");
-    let expected = intake.accepted_per_product.clone();
-    let fetch = runtime.block_on(fetch_ack(
+    eprintln!("load: phase 3, fetch+ack{}", alongside(params));
+    let (fetch, mixed) = runtime.block_on(mixed::fetch_ack(
         params,
         &url,
+        &setup.portal_tls,
         &setup.bygglov_tls,
         &products,
-        &expected,
+        &intake.accepted_per_product,
         pid,
     ))?;
+    let shsd = Measured {
+        intake,
+        fetch,
+        mixed,
+    };
     let stopped = server.stop();
     let ceiling = if params.ceiling {
         eprintln!("load: phase 4, the same intake on the ceiling server");
@@ -356,17 +390,25 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
             &products,
             pid,
         ))?;
-        eprintln!("load: phase 5, the same fetch+ack on the ceiling server");
-        let fetch = runtime.block_on(fetch_ack(
+        eprintln!(
+            "load: phase 5, the same fetch+ack on the ceiling server{}",
+            alongside(params)
+        );
+        let (fetch, mixed) = runtime.block_on(mixed::fetch_ack(
             params,
             &url,
+            &setup.portal_tls,
             &setup.bygglov_tls,
             &products,
             &intake.accepted_per_product,
             pid,
         ))?;
         drop(ceiling);
-        Some((intake, fetch))
+        Some(Measured {
+            intake,
+            fetch,
+            mixed,
+        })
     } else {
         None
     };
@@ -383,9 +425,8 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         disk_dir: dir.path(),
         disk: &disk,
         disk_after: &disk_after,
-        intake: &intake,
-        fetch: &fetch,
-        ceiling: ceiling.as_ref().map(|(intake, fetch)| (intake, fetch)),
+        shsd: &shsd,
+        ceiling: ceiling.as_ref(),
         identity_limit,
     };
     report.print();
@@ -394,8 +435,15 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     if !status.success() {
         return Err(format!("shsd exited with {status}"));
     }
-    if params.smoke && (intake.accepted_total == 0 || fetch.pairs == 0) {
+    if params.smoke && (shsd.intake.accepted_total == 0 || shsd.fetch.pairs == 0) {
         return Err("the smoke run moved no message".to_owned());
     }
     Ok(())
+}
+
+/// ", with intake at N/s alongside" for the progress lines of phases 3 and 5.
+fn alongside(params: &Params) -> String {
+    params.mixed.map_or(String::new(), |rate| {
+        format!(", with intake at {rate}/s alongside")
+    })
 }

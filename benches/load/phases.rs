@@ -1,4 +1,4 @@
-//! Phases 2 and 3, the client side of the load: concurrent [`ShsClient`]s (one keep-alive
+//! Phases 2 and 3 (and 4 and 5), the client side of the load: concurrent [`ShsClient`]s (one keep-alive
 //! connection each, as a portal or a business system holds) that send, then list, fetch
 //! and acknowledge, recording latencies and error tallies per client and merging them.
 //!
@@ -61,10 +61,28 @@ struct Sender {
     accepted: u64,
 }
 
-/// `params.senders` portal clients send, for the warm-up and then the measured window: as
-/// fast as they are answered (closed loop), or at `params.rate` messages per second in all
-/// (open loop: message `n` is due at `n / rate` seconds after the start; a sender takes the
-/// next due message when it is free, and its latency counts from when it was due).
+/// When senders send: from `start` (the warm-up), counted from `measured` until `end`.
+#[derive(Clone, Copy)]
+pub struct Window {
+    pub start: Instant,
+    pub measured: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    /// A warm-up starting now, then the measured window.
+    pub fn from_now(warmup: Duration, seconds: Duration) -> Window {
+        let start = Instant::now();
+        Window {
+            start,
+            measured: start + warmup,
+            end: start + warmup + seconds,
+        }
+    }
+}
+
+/// Phases 2 and 4: [`send`] over the warm-up and the measured window, with the server's
+/// usage during the window.
 pub async fn intake(
     params: &Params,
     url: &str,
@@ -73,23 +91,46 @@ pub async fn intake(
     pid: u32,
 ) -> Result<Intake, String> {
     let peak_reset = reset_peak(pid);
-    let start = Instant::now();
-    let window_start = start + params.warmup;
-    let window_end = window_start + params.seconds;
+    let window = Window::from_now(params.warmup, params.seconds);
     let monitor = tokio::spawn(async move {
-        tokio::time::sleep_until(window_start.into()).await;
+        tokio::time::sleep_until(window.measured.into()).await;
         let before = Sample::take(pid);
-        tokio::time::sleep_until(window_end.into()).await;
+        tokio::time::sleep_until(window.end.into()).await;
         (before, Sample::take(pid))
     });
-    let rss = RssTrace::start(pid, window_start, window_end);
+    let rss = RssTrace::start(pid, window.measured, window.end);
+    let mut result = send(params, params.rate, window, url, tls, products).await?;
+    let (before, after) = monitor.await.map_err(|err| err.to_string())?;
+    result.usage = Usage::between(&before, &after, pid, peak_reset);
+    result.usage.rss_trace_kib = rss.finish().await;
+    Ok(result)
+}
+
+/// `params.senders` portal clients send during `window`: as fast as they are answered
+/// (closed loop, `rate` `None`), or at `rate` messages per second in all (open loop: message
+/// `n` is due at `n / rate` seconds after the start; a sender takes the next due message
+/// when it is free, and its latency counts from when it was due). The server's usage is
+/// left to the caller.
+pub async fn send(
+    params: &Params,
+    rate: Option<f64>,
+    window: Window,
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    products: &[String],
+) -> Result<Intake, String> {
+    let Window {
+        start,
+        measured: window_start,
+        end: window_end,
+    } = window;
     let part = OutgoingPart {
         datapart_type: "xml".to_owned(),
         content_type: "text/xml".to_owned(),
         filename: Some("bygglovsansökan.xml".to_owned()),
         bytes: filler(params.size),
     };
-    let schedule = params.rate.map(|rate| Schedule {
+    let schedule = rate.map(|rate| Schedule {
         start,
         interval: Duration::from_secs_f64(1.0 / rate),
         next: Arc::new(AtomicU64::new(0)),
@@ -157,7 +198,7 @@ pub async fn intake(
     }
     let mut result = Intake {
         accepted_per_product: vec![0; products.len()],
-        window: params.seconds,
+        window: window_end - window_start,
         ..Intake::default()
     };
     for task in tasks {
@@ -169,9 +210,6 @@ pub async fn intake(
         merge_errors(&mut result.errors, sender.errors);
         result.errors_outside += sender.errors_outside;
     }
-    let (before, after) = monitor.await.map_err(|err| err.to_string())?;
-    result.usage = Usage::between(&before, &after, pid, peak_reset);
-    result.usage.rss_trace_kib = rss.finish().await;
     Ok(result)
 }
 
@@ -210,7 +248,8 @@ fn filler(size: usize) -> Vec<u8> {
 #[derive(Default)]
 pub struct Fetch {
     pub pairs: u64,
-    pub expected: u64,
+    /// The messages there were to fetch; `None` with intake alongside (until time-up).
+    pub expected: Option<u64>,
     pub elapsed: Duration,
     pub list: Vec<Duration>,
     pub fetch: Vec<Duration>,
@@ -222,8 +261,8 @@ pub struct Fetch {
     pub usage: Usage,
 }
 
-/// One business-system client per product lists its product, fetches and acknowledges
-/// what it listed, until it has its `expected` share or `params.seconds` are up.
+/// Phases 3 and 5: [`connect`], then [`fetch_until`] each client has its `expected` share
+/// or `params.seconds` are up.
 pub async fn fetch_ack(
     params: &Params,
     url: &str,
@@ -232,8 +271,26 @@ pub async fn fetch_ack(
     expected: &[u64],
     pid: u32,
 ) -> Result<Fetch, String> {
-    let mailbox: Address = BYGGLOV.parse().map_err(|_| "bad mailbox address")?;
-    // Connect every client first, so that no TLS handshake is measured (as in intake).
+    let clients = connect(url, tls, products).await?;
+    fetch_until(
+        params,
+        clients,
+        products,
+        Some(expected),
+        Instant::now(),
+        pid,
+    )
+    .await
+}
+
+/// One business-system client per product, each connected (by an empty list), so that no
+/// TLS handshake is measured (as in intake).
+pub async fn connect(
+    url: &str,
+    tls: &Arc<rustls::ClientConfig>,
+    products: &[String],
+) -> Result<Vec<ShsClient>, String> {
+    let mailbox = mailbox()?;
     let mut connecting = Vec::new();
     for _ in products {
         let client = ShsClient::new(url, Arc::clone(tls)).map_err(|err| err.to_string())?;
@@ -251,13 +308,31 @@ pub async fn fetch_ack(
             (_, Err(_)) => return Err("a fetch client timed out connecting".to_owned()),
         }
     }
+    Ok(clients)
+}
+
+/// Client `j` of `clients` lists product `j`, fetches and acknowledges what it listed,
+/// from `start` until it has its share of `expected` (without `expected`: until time-up)
+/// or `params.seconds` after `start`; with the server's usage over that time.
+pub async fn fetch_until(
+    params: &Params,
+    clients: Vec<ShsClient>,
+    products: &[String],
+    expected: Option<&[u64]>,
+    start: Instant,
+    pid: u32,
+) -> Result<Fetch, String> {
+    let mailbox = mailbox()?;
+    let shares: Vec<u64> = match expected {
+        Some(expected) => expected.to_vec(),
+        None => vec![u64::MAX; products.len()],
+    };
     let peak_reset = reset_peak(pid);
     let before = Sample::take(pid);
-    let start = Instant::now();
     let deadline = start + params.seconds;
     let rss = RssTrace::start(pid, start, deadline);
     let mut tasks = Vec::new();
-    for ((client, product), &expected) in clients.into_iter().zip(products).zip(expected) {
+    for ((client, product), &expected) in clients.into_iter().zip(products).zip(&shares) {
         let query = format!("producttype={product}&maxhits={MAX_HITS}");
         let (mailbox, min_size) = (mailbox.clone(), params.size);
         tasks.push(tokio::spawn(async move {
@@ -323,7 +398,7 @@ pub async fn fetch_ack(
         }));
     }
     let mut result = Fetch {
-        expected: expected.iter().sum(),
+        expected: expected.map(|expected| expected.iter().sum()),
         ..Fetch::default()
     };
     for task in tasks {
@@ -340,4 +415,11 @@ pub async fn fetch_ack(
     result.usage = Usage::between(&before, &Sample::take(pid), pid, peak_reset);
     result.usage.rss_trace_kib = rss.finish().await;
     Ok(result)
+}
+
+/// The business system's mailbox, which every fetch client lists.
+fn mailbox() -> Result<Address, String> {
+    BYGGLOV
+        .parse()
+        .map_err(|_| "bad mailbox address".to_owned())
 }

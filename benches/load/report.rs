@@ -1,6 +1,7 @@
 //! The run's result as Markdown, ready to paste into `BENCHMARKS.md`: a header naming the
 //! command, the machine and the conditions that shape the numbers, one table row per
-//! phase (and per request kind of phase 3), then notes on throughput, usage and errors.
+//! phase (and per request kind of phase 3, and for the intake alongside it with
+//! `LOAD_MIXED`), then notes on throughput, usage and errors.
 
 use std::path::Path;
 use std::process::ExitStatus;
@@ -22,11 +23,18 @@ pub struct Report<'a> {
     pub disk_dir: &'a Path,
     pub disk: &'a Disk,
     pub disk_after: &'a Disk,
-    pub intake: &'a Intake,
-    pub fetch: &'a Fetch,
+    pub shsd: &'a Measured,
     /// The same intake and fetch+ack against the ceiling server, if measured.
-    pub ceiling: Option<(&'a Intake, &'a Fetch)>,
+    pub ceiling: Option<&'a Measured>,
     pub identity_limit: usize,
+}
+
+/// What one server (shsd or the ceiling) did: intake, then fetch+ack, with the intake that
+/// ran alongside fetch+ack under `LOAD_MIXED`.
+pub struct Measured {
+    pub intake: Intake,
+    pub fetch: Fetch,
+    pub mixed: Option<Intake>,
 }
 
 impl Report<'_> {
@@ -100,10 +108,22 @@ impl Report<'_> {
             );
             println!();
         }
+        if let Some(rate) = p.mixed {
+            println!(
+                "Fetch+ack runs with intake alongside (`LOAD_MIXED`): after the fetch+ack \
+                 clients connect, the senders start {rate:.0} messages per second in all on a \
+                 fixed schedule to the same mailbox and products, for a {:.1} s warm-up alone \
+                 and then for the whole fetch+ack window, so fetch+ack ends at time-up; the \
+                 server columns of the fetch+ack rows cover both together.",
+                p.warmup.as_secs_f64()
+            );
+            println!();
+        }
     }
 
     fn table(&self) {
-        let (p, disk, intake, fetch) = (self.params, self.disk, self.intake, self.fetch);
+        let (p, disk) = (self.params, self.disk);
+        let (intake, fetch) = (&self.shsd.intake, &self.shsd.fetch);
         println!(
             "| phase | ops/s | p50 ms | p90 ms | p99 ms | max ms | ops | errors | server CPU | server peak RSS |"
         );
@@ -141,7 +161,7 @@ impl Report<'_> {
             intake_errors,
             Some(&intake.usage),
         );
-        if let Some((ceiling, _)) = self.ceiling {
+        if let Some(ceiling) = self.ceiling.map(|c| &c.intake) {
             let ceiling_rate = ceiling.latencies.len() as f64 / ceiling.window.as_secs_f64();
             row(
                 &format!(
@@ -157,8 +177,13 @@ impl Report<'_> {
         }
         let fetch_rate = fetch.pairs as f64 / fetch.elapsed.as_secs_f64().max(1e-9);
         let fetch_errors = fetch.errors.values().sum();
+        let both = if p.mixed.is_some() {
+            " with the intake below alongside (server CPU and RSS: both together)"
+        } else {
+            ""
+        };
         row(
-            &format!("fetch+ack pairs, {} clients", p.fetchers),
+            &format!("fetch+ack pairs, {} clients{both}", p.fetchers),
             Some(fetch_rate),
             &fetch.pair,
             fetch_errors,
@@ -179,25 +204,65 @@ impl Report<'_> {
             0,
             None,
         );
-        if let Some((_, ceiling)) = self.ceiling {
-            let ceiling_rate = ceiling.pairs as f64 / ceiling.elapsed.as_secs_f64().max(1e-9);
+        let mixed_rate = self.shsd.mixed.as_ref().map(|mixed| {
+            let rate = intake_rate_of(mixed);
             row(
                 &format!(
-                    "ceiling: the same fetch+ack, TLS + list from memory + body read back + \
-                     group-committed fdatasync per ack only (shsd reaches {:.2}× of it)",
-                    fetch_rate / ceiling_rate
+                    "intake during fetch+ack (LOAD_MIXED={}/s), {} B, {} senders (server \
+                     columns: in the fetch+ack row)",
+                    offered_rate(p),
+                    p.size,
+                    p.senders
                 ),
-                Some(ceiling_rate),
-                &ceiling.pair,
-                ceiling.errors.values().sum(),
-                Some(&ceiling.usage),
+                Some(rate),
+                &mixed.latencies,
+                mixed.errors.values().sum(),
+                None,
+            );
+            rate
+        });
+        let Some(ceiling) = self.ceiling else {
+            println!();
+            return;
+        };
+        let fetch = &ceiling.fetch;
+        let ceiling_rate = fetch.pairs as f64 / fetch.elapsed.as_secs_f64().max(1e-9);
+        row(
+            &format!(
+                "ceiling: the same fetch+ack{}, TLS + list from memory + body read back + \
+                 group-committed fdatasync per ack only (shsd reaches {:.2}× of it)",
+                if p.mixed.is_some() {
+                    " with the same intake alongside (server CPU and RSS: both together)"
+                } else {
+                    ""
+                },
+                fetch_rate / ceiling_rate
+            ),
+            Some(ceiling_rate),
+            &fetch.pair,
+            fetch.errors.values().sum(),
+            Some(&fetch.usage),
+        );
+        if let (Some(mixed), Some(shsd_rate)) = (&ceiling.mixed, mixed_rate) {
+            let rate = intake_rate_of(mixed);
+            row(
+                &format!(
+                    "ceiling: intake during fetch+ack (LOAD_MIXED={}/s) (shsd reaches {:.2}× \
+                     of it; server columns: in the row above)",
+                    offered_rate(p),
+                    shsd_rate / rate.max(1e-9)
+                ),
+                Some(rate),
+                &mixed.latencies,
+                mixed.errors.values().sum(),
+                None,
             );
         }
         println!();
     }
 
     fn notes(&self) {
-        let (intake, fetch) = (self.intake, self.fetch);
+        let (intake, fetch) = (&self.shsd.intake, &self.shsd.fetch);
         let seconds: Vec<String> = intake.per_second.iter().map(u64::to_string).collect();
         println!("- Intake per second of the window: {}.", seconds.join(" "));
         println!(
@@ -209,33 +274,60 @@ impl Report<'_> {
             &intake.usage,
             intake.latencies.len() as u64,
         );
-        println!(
-            "- Fetch+ack: {} of {} messages in {:.2} s{}; {} empty lists.",
-            fetch.pairs,
-            fetch.expected,
-            fetch.elapsed.as_secs_f64(),
-            if fetch.pairs == fetch.expected {
-                ", mailbox emptied"
-            } else {
-                ", time up"
-            },
-            fetch.empty_lists
-        );
-        usage_line("Fetch+ack", &fetch.usage, fetch.pairs);
-        for (kind, n) in intake.errors.iter().chain(&fetch.errors) {
-            println!("- Error ×{n}: {kind}");
-        }
-        if let Some((intake, fetch)) = self.ceiling {
-            println!(
-                "- Ceiling: intake accepted {} messages; fetch+ack {} pairs in {:.2} s, {} empty lists.",
-                intake.accepted_total,
+        match (fetch.expected, &self.shsd.mixed) {
+            (Some(expected), _) => println!(
+                "- Fetch+ack: {} of {expected} messages in {:.2} s{}; {} empty lists.",
                 fetch.pairs,
                 fetch.elapsed.as_secs_f64(),
+                if fetch.pairs == expected {
+                    ", mailbox emptied"
+                } else {
+                    ", time up"
+                },
                 fetch.empty_lists
-            );
-            for (kind, n) in intake.errors.iter().chain(&fetch.errors) {
-                println!("- Ceiling error ×{n}: {kind}");
+            ),
+            (None, mixed) => println!(
+                "- Fetch+ack: {} messages in {:.2} s, time up (intake alongside); {} empty \
+                 lists; {} messages were there before it and {} arrived alongside (warm-up \
+                 included).",
+                fetch.pairs,
+                fetch.elapsed.as_secs_f64(),
+                fetch.empty_lists,
+                intake.accepted_total,
+                mixed.as_ref().map_or(0, |mixed| mixed.accepted_total),
+            ),
+        }
+        match &self.shsd.mixed {
+            Some(mixed) => {
+                let seconds: Vec<String> = mixed.per_second.iter().map(u64::to_string).collect();
+                println!(
+                    "- Intake during fetch+ack per second of the window: {}; {} errors outside \
+                     the window.",
+                    seconds.join(" "),
+                    mixed.errors_outside
+                );
+                let ops = fetch.pairs + mixed.latencies.len() as u64;
+                usage_line("Fetch+ack with intake alongside", &fetch.usage, ops);
             }
+            None => usage_line("Fetch+ack", &fetch.usage, fetch.pairs),
+        }
+        errors("Error", self.shsd);
+        if let Some(ceiling) = self.ceiling {
+            println!(
+                "- Ceiling: intake accepted {} messages; fetch+ack {} pairs in {:.2} s, {} empty lists{}.",
+                ceiling.intake.accepted_total,
+                ceiling.fetch.pairs,
+                ceiling.fetch.elapsed.as_secs_f64(),
+                ceiling.fetch.empty_lists,
+                ceiling
+                    .mixed
+                    .as_ref()
+                    .map_or(String::new(), |mixed| format!(
+                        "; intake during fetch+ack accepted {} messages",
+                        mixed.accepted_total
+                    )),
+            );
+            errors("Ceiling error", ceiling);
         }
     }
 }
@@ -256,6 +348,26 @@ pub fn shutdown(took: Duration, status: ExitStatus, log: &[String]) {
             println!("  `{}`", line.chars().take(300).collect::<String>());
         }
     }
+}
+
+/// One error line per kind: intake's and fetch+ack's, then the intake's alongside.
+fn errors(what: &str, measured: &Measured) {
+    for (kind, n) in measured.intake.errors.iter().chain(&measured.fetch.errors) {
+        println!("- {what} ×{n}: {kind}");
+    }
+    for (kind, n) in measured.mixed.iter().flat_map(|mixed| &mixed.errors) {
+        println!("- {what} ×{n} (intake during fetch+ack): {kind}");
+    }
+}
+
+/// Messages accepted per second of an intake's measured window.
+fn intake_rate_of(intake: &Intake) -> f64 {
+    intake.latencies.len() as f64 / intake.window.as_secs_f64().max(1e-9)
+}
+
+/// `LOAD_MIXED` as given, for the row names.
+fn offered_rate(params: &Params) -> String {
+    params.mixed.map_or(String::new(), |rate| format!("{rate}"))
 }
 
 /// One table row; "–" where a column does not apply.
