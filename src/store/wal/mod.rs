@@ -20,7 +20,7 @@
 //!   last, the last LSN it covers (`w/applied`) and the id reservation together. The index
 //!   is synced (`flush` + fdatasync, see `sled.rs`) only before log segments are removed
 //!   and at shutdown: a crash before that means a longer replay, not a loss.
-//! - Large values (payload chunks, message records) are not copied into the overlay or
+//! - Large values (payload chunks, records, list entries) are not copied into the overlay or
 //!   the index: they keep a pointer to the value's bytes in the log (`value.rs`). A segment
 //!   file goes once the index has all its records and no stored value points into it
 //!   (found by a scan of the index, `gc.rs`).
