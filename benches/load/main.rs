@@ -5,9 +5,12 @@
 //!
 //! Run: `cargo build --release && cargo bench --bench load` (Linux: reads /proc).
 //!
-//! The bench builds nothing: it starts `shsd` from beside its own executable
-//! (`target/release/deps/load-…` → `target/release/shsd`). With a shared `CARGO_TARGET_DIR`
-//! that file is whatever was built last, so build right before running.
+//! It starts `shsd` from beside its own executable (`target/release/deps/load-…` →
+//! `target/release/shsd`). `cargo bench` builds that binary itself, with the bench profile
+//! (the release profile plus line tables, `debug = 1`, for profilers), so the measured
+//! binary is the one `cargo bench` just built; the `cargo build --release` before it is
+//! harmless. With a shared `CARGO_TARGET_DIR` the file is whatever was built last, so
+//! build right before running (or copy a binary there to compare builds).
 //!
 //! Phases: (1) raw disk: 4 KiB write + `sync_data` in a loop; (2) intake: `LOAD_SENDERS`
 //! portal clients send messages to `urn:X-shs:2120000142.bygglov` for a warm-up, then for
