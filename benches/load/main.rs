@@ -46,7 +46,8 @@
 //! fetch+ack is measured with durable intake alongside and ends at time-up — see `mixed`).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
-//! seconds against the binary beside it (`target/debug/shsd`), or a skip line if there is
+//! seconds, fetch+ack with intake alongside (`LOAD_MIXED=50`), against the binary beside
+//! it (`target/debug/shsd`), or a skip line if there is
 //! none.
 //!
 //! Layout: this file holds the parameters and runs the phases in order; `disk` probes
@@ -148,7 +149,8 @@ impl Params {
                 size: 10 * 1024,
                 disk: Duration::from_millis(300),
                 rate: None,
-                mixed: None,
+                // Fetch+ack with intake alongside, so the smoke run covers that path too.
+                mixed: Some(50.0),
                 huge: None,
                 handshakes: false,
                 ceiling: false,
@@ -438,7 +440,11 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     if !status.success() {
         return Err(format!("shsd exited with {status}"));
     }
-    if params.smoke && (shsd.intake.accepted_total == 0 || shsd.fetch.pairs == 0) {
+    let mixed_moved = shsd
+        .mixed
+        .as_ref()
+        .is_none_or(|mixed| mixed.accepted_total > 0);
+    if params.smoke && (shsd.intake.accepted_total == 0 || shsd.fetch.pairs == 0 || !mixed_moved) {
         return Err("the smoke run moved no message".to_owned());
     }
     Ok(())
