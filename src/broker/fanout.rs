@@ -26,7 +26,7 @@ pub fn copies(
         .iter()
         .map(|recipient| {
             let mut copy = label.clone();
-            copy.tx_id = uuid::Uuid::new_v4().to_string();
+            copy.tx_id = super::new_tx_id();
             copy.to = Some(To {
                 value: recipient.address.to_string(),
                 common_name: None,

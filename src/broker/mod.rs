@@ -40,6 +40,14 @@ pub use error::BrokerError;
 pub use intake::{Answer, BodyError, BodySource, IntakeError, LabelIds, Receipt};
 pub use synch::SynchReply;
 
+/// A fresh tx.id for a message this node makes (confirm, error, fan-out copy, pong): a
+/// UUID v7, whose text sorts by creation time, so the store's tx.id key of a stored one
+/// goes to the end of its index, on a page in cache, instead of to a random page that is
+/// read from disk and rewritten (spec §8; see `BENCHMARKS.md`).
+pub(crate) fn new_tx_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// What a broker routes with beyond its own configuration.
 #[derive(Default)]
 pub struct Routing {

@@ -57,7 +57,7 @@ pub async fn build(
             appinfo: Vec::new(),
         },
     };
-    let tx_id = uuid::Uuid::new_v4().to_string();
+    let tx_id = super::new_tx_id();
     let (mut label, document) = management::reply(original, body, tx_id, datetime.clone());
     // The notice comes from the original receiver's organisation, or from the original
     // sender's own when the original was product-addressed (the tx.id is fresh either way).

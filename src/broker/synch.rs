@@ -243,7 +243,7 @@ impl Broker {
     /// with one `text/plain` part.
     fn pong(&self, request: &Label) -> SynchReply {
         let mut reply = request.clone();
-        reply.tx_id = uuid::Uuid::new_v4().to_string();
+        reply.tx_id = super::new_tx_id();
         reply.sequence_type = SequenceType::Reply;
         let answering = request.to.as_ref().map(|to| to.value.clone()).or_else(|| {
             self.config
