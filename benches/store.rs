@@ -39,7 +39,8 @@ use tokio::runtime::Runtime;
 const SENDER: &str = "5565317129";
 
 fn open(dir: &std::path::Path) -> Arc<KvStore<SledStoreEngine>> {
-    let engine = open_sled(&SledConfig::new(dir.join("store"))).expect("open the store");
+    let engine =
+        open_sled(&SledConfig::new(dir.join("store")), Default::default()).expect("open the store");
     Arc::new(KvStore::open(engine).expect("open store"))
 }
 

@@ -15,6 +15,7 @@ use crate::directory::{Directory, DirectoryError, FileDirectory, LdapDirectory};
 use crate::http::Server;
 use crate::store::postgres::{PgConfig, PgStore, node_name};
 use crate::store::sled::SledConfig;
+use crate::store::wal::WalConfig;
 use crate::store::{KvStore, Store, StoreError};
 use crate::systemd;
 use crate::tls::client::{ClientTlsFiles, client_config};
@@ -24,13 +25,21 @@ use crate::tls::{ReloadableServerConfig, ServerTlsFiles, TlsError};
 /// (connects, migrates the schema).
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, AppError> {
     Ok(match &config.store {
-        StoreConfig::Sled { path, cache_bytes } => {
-            let engine = crate::store::wal::open_sled(&SledConfig {
+        StoreConfig::Sled {
+            path,
+            cache_bytes,
+            log_backlog_bytes,
+        } => {
+            let sled = SledConfig {
                 path: path.clone(),
                 cache_capacity: *cache_bytes,
                 segment_size: crate::store::sled::INDEX_SEGMENT_SIZE,
-            })
-            .map_err(|err| {
+            };
+            let log = WalConfig {
+                max_pending_bytes: *log_backlog_bytes,
+                ..WalConfig::default()
+            };
+            let engine = crate::store::wal::open_sled(&sled, log).map_err(|err| {
                 StoreError::Unavailable(format!("cannot open {}: {err}", path.display()))
             })?;
             Arc::new(KvStore::open(engine)?)

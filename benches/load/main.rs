@@ -40,7 +40,9 @@
 //! `LOAD_HANDSHAKES` (unset; `1`: instead of phases 2 and 3, `LOAD_SENDERS` clients open a
 //! fresh connection with a full mutual-TLS handshake per request for `LOAD_SECONDS` — see
 //! `handshake`), `LOAD_CACHE_MIB` (unset: shsd's default; a number of MiB, ≤ 4096: the
-//! server's `[store] cache_mib`, sled's page cache), `LOAD_MIXED` (unset: fetch+ack alone; a
+//! server's `[store] cache_mib`, sled's page cache), `LOAD_BACKLOG_MIB` (unset: shsd's
+//! default; a number of MiB, ≤ 4096: the server's `[store] log_backlog_mib`, how much the
+//! write-ahead log holds in memory until sled has it), `LOAD_MIXED` (unset: fetch+ack alone; a
 //! number of messages per second, ≤ 50 000: during phases 3 and 5 the senders keep sending
 //! open loop at that rate, as `LOAD_RATE` does, after a `LOAD_WARMUP` of their own, so
 //! fetch+ack is measured with durable intake alongside and ends at time-up — see `mixed`).
@@ -74,7 +76,7 @@ use disk::raw_disk;
 use phases::intake;
 use proc::read_trimmed;
 use report::{Measured, Report};
-use server::{Server, server_binary};
+use server::{Server, StoreSizes, server_binary};
 
 fn main() -> ExitCode {
     if let Some(dir) = std::env::var_os(ceiling::CEILING_ENV) {
@@ -129,8 +131,8 @@ struct Params {
     handshakes: bool,
     /// Measure the ceiling server's intake too (phase 4).
     ceiling: bool,
-    /// sled's cache for the server; `None`: shsd's default.
-    cache_mib: Option<u64>,
+    /// The server's store sizes (sled's cache, the log's backlog).
+    store: StoreSizes,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -154,7 +156,7 @@ impl Params {
                 huge: None,
                 handshakes: false,
                 ceiling: false,
-                cache_mib: None,
+                store: StoreSizes::default(),
                 dir: None,
                 notes: Vec::new(),
             });
@@ -176,6 +178,10 @@ impl Params {
         };
         let cache_mib = match std::env::var_os("LOAD_CACHE_MIB") {
             Some(_) => Some(env_number("LOAD_CACHE_MIB", 64.0, 1.0, 4096.0, &mut notes)? as u64),
+            None => None,
+        };
+        let backlog_mib = match std::env::var_os("LOAD_BACKLOG_MIB") {
+            Some(_) => Some(env_number("LOAD_BACKLOG_MIB", 64.0, 1.0, 4096.0, &mut notes)? as u64),
             None => None,
         };
         let huge = match std::env::var_os("LOAD_HUGE") {
@@ -201,7 +207,10 @@ impl Params {
             huge: huge.map(|bytes| bytes as usize),
             handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
             ceiling: !std::env::var("LOAD_CEILING").is_ok_and(|v| v.trim() == "0"),
-            cache_mib,
+            store: StoreSizes {
+                cache_mib,
+                backlog_mib,
+            },
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
         })
@@ -219,15 +228,20 @@ impl Params {
             .huge
             .map_or(String::new(), |bytes| format!("LOAD_HUGE={bytes} "));
         let cache = self
+            .store
             .cache_mib
             .map_or(String::new(), |mib| format!("LOAD_CACHE_MIB={mib} "));
+        let backlog = self
+            .store
+            .backlog_mib
+            .map_or(String::new(), |mib| format!("LOAD_BACKLOG_MIB={mib} "));
         let handshakes = if self.handshakes {
             "LOAD_HANDSHAKES=1 "
         } else {
             ""
         };
         format!(
-            "{cache}{handshakes}{huge}{mixed}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{cache}{backlog}{handshakes}{huge}{mixed}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -297,7 +311,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     let disk = raw_disk(dir.path(), params.disk).map_err(|err| format!("raw disk: {err}"))?;
 
     let identity_limit = params.senders.max(params.fetchers).max(64);
-    let setup = server::prepare(dir.path(), identity_limit, params.cache_mib)?;
+    let setup = server::prepare(dir.path(), identity_limit, params.store)?;
 
     let server = Server::start(binary, &setup.config)?;
     let url = format!("https://127.0.0.1:{}", server.port);

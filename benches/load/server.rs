@@ -41,13 +41,21 @@ pub struct Setup {
 
 /// Generates a fresh example PKI into `dir/certs` and writes `dir/shsd.toml`, so that the
 /// run depends on no fixture and leaves nothing behind.
-pub fn prepare(dir: &Path, identity_limit: usize, cache_mib: Option<u64>) -> Result<Setup, String> {
+/// The server's `[store]` sizes for a run; `None`: shsd's default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreSizes {
+    /// `cache_mib`, sled's page cache.
+    pub cache_mib: Option<u64>,
+    /// `log_backlog_mib`, the log's writes held until they are in sled.
+    pub backlog_mib: Option<u64>,
+}
+
+pub fn prepare(dir: &Path, identity_limit: usize, sizes: StoreSizes) -> Result<Setup, String> {
     let pki = ExamplePki::generate(PkiOptions::default()).map_err(|err| err.to_string())?;
     pki.write_to(&dir.join("certs"), false)
         .map_err(|err| err.to_string())?;
     let config = dir.join("shsd.toml");
-    std::fs::write(&config, config_text(identity_limit, cache_mib))
-        .map_err(|err| err.to_string())?;
+    std::fs::write(&config, config_text(identity_limit, sizes)).map_err(|err| err.to_string())?;
     let portal_tls = pki
         .client_config(Some(&pki.portal))
         .map_err(|e| e.to_string())?;
@@ -190,10 +198,15 @@ fn listening_port(line: &str) -> Option<u16> {
 }
 
 /// The server's configuration: the two example organisations, a sled store in the
-/// temporary folder (with sled's cache at `cache_mib`, or shsd's default), and JSON logs at
-/// warning level plus the line naming the port.
-fn config_text(identity_limit: usize, cache_mib: Option<u64>) -> String {
-    let cache = cache_mib.map_or(String::new(), |mib| format!("cache_mib = {mib}\n"));
+/// temporary folder (with the `sizes` given, or shsd's defaults), and JSON logs at warning
+/// level plus the line naming the port.
+fn config_text(identity_limit: usize, sizes: StoreSizes) -> String {
+    let cache = sizes
+        .cache_mib
+        .map_or(String::new(), |mib| format!("cache_mib = {mib}\n"));
+    let backlog = sizes
+        .backlog_mib
+        .map_or(String::new(), |mib| format!("log_backlog_mib = {mib}\n"));
     format!(
         r#"# Written by benches/load (server.rs).
 [node]
@@ -215,7 +228,7 @@ name = "Exempelportalen AB"
 [store]
 engine = "sled"
 path = "store"
-{cache}[admin]
+{cache}{backlog}[admin]
 address = "127.0.0.1:0"
 [limits]
 # All senders share the portal's identity; the default (64) would answer 503 above that.

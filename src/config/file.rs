@@ -209,6 +209,8 @@ pub(super) struct StoreSection {
     pub path: String,
     #[serde(default = "default_cache_mib")]
     pub cache_mib: u64,
+    #[serde(default = "default_log_backlog_mib")]
+    pub log_backlog_mib: u64,
     pub postgres: Option<PostgresSection>,
 }
 
@@ -248,6 +250,7 @@ impl Default for StoreSection {
             engine: default_engine(),
             path: default_store_path(),
             cache_mib: default_cache_mib(),
+            log_backlog_mib: default_log_backlog_mib(),
             postgres: None,
         }
     }
@@ -261,6 +264,9 @@ fn default_store_path() -> String {
 }
 fn default_cache_mib() -> u64 {
     crate::store::sled::DEFAULT_CACHE_CAPACITY >> 20
+}
+fn default_log_backlog_mib() -> u64 {
+    (crate::store::wal::DEFAULT_BACKLOG_BYTES >> 20) as u64
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,9 @@ pub enum StoreConfig {
         path: PathBuf,
         /// sled's page cache in bytes (sled's own default of 1 GiB is too much).
         cache_bytes: u64,
+        /// How many bytes of writes the write-ahead log holds in memory until they are in
+        /// sled; writers wait beyond it (bounds memory when sled falls behind a burst).
+        log_backlog_bytes: usize,
     },
     /// A PostgreSQL database, possibly shared with other shsd nodes.
     Postgres(PostgresConfig),
@@ -55,10 +58,10 @@ impl Checker {
                 if section.cache_mib == 0 {
                     self.problem("store.cache_mib must be at least 1".to_owned());
                 }
-                StoreConfig::Sled {
-                    path: self.path(&section.path),
-                    cache_bytes: section.cache_mib.saturating_mul(1 << 20),
+                if section.log_backlog_mib == 0 {
+                    self.problem("store.log_backlog_mib must be at least 1".to_owned());
                 }
+                sled_config(self.path(&section.path), section)
             }
             "postgres" => {
                 let Some(postgres) = &section.postgres else {
@@ -74,10 +77,7 @@ impl Checker {
                 self.problem(format!(
                     "store.engine {other:?} must be \"sled\" or \"postgres\""
                 ));
-                StoreConfig::Sled {
-                    path: self.path(&section.path),
-                    cache_bytes: section.cache_mib.saturating_mul(1 << 20),
-                }
+                sled_config(self.path(&section.path), section)
             }
         }
     }
@@ -123,6 +123,15 @@ impl Checker {
             connect_timeout: Duration::from_secs(connect_timeout),
             job_lease,
         }
+    }
+}
+
+fn sled_config(path: PathBuf, section: &StoreSection) -> StoreConfig {
+    StoreConfig::Sled {
+        path,
+        cache_bytes: section.cache_mib.saturating_mul(1 << 20),
+        log_backlog_bytes: usize::try_from(section.log_backlog_mib.saturating_mul(1 << 20))
+            .unwrap_or(usize::MAX),
     }
 }
 

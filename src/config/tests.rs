@@ -38,7 +38,8 @@ fn minimal_file_gets_the_documented_defaults() {
         config.store,
         StoreConfig::Sled {
             path: dir.path().join("data"),
-            cache_bytes: 16 << 20
+            cache_bytes: 16 << 20,
+            log_backlog_bytes: 64 << 20,
         }
     );
     assert_eq!(config.limits.max_message_bytes, 1 << 30);
@@ -77,6 +78,24 @@ fn housekeeping_periods_must_be_positive() {
     }
     let text = format!("{MINIMAL}\n[housekeeping]\nretention = 3\n");
     assert!(Config::from_toml(&text, &dir.path().join("shsd.toml")).is_err());
+}
+
+#[test]
+fn the_log_backlog_is_set_in_mib_and_must_be_positive() {
+    let dir = folder_with_files();
+    let text = format!("{MINIMAL}\n[store]\nlog_backlog_mib = 24\n");
+    let config = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap();
+    assert!(matches!(
+        config.store,
+        StoreConfig::Sled { log_backlog_bytes, .. } if log_backlog_bytes == 24 << 20
+    ));
+    let text = format!("{MINIMAL}\n[store]\nlog_backlog_mib = 0\n");
+    let errors = Config::from_toml(&text, &dir.path().join("shsd.toml")).unwrap_err();
+    assert_eq!(
+        errors.problems,
+        ["store.log_backlog_mib must be at least 1"],
+        "{errors}"
+    );
 }
 
 #[test]

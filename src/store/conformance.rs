@@ -59,7 +59,7 @@ pub(super) fn sled_config(path: &std::path::Path) -> SledConfig {
 
 pub(super) fn sled() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let engine = super::wal::open_sled(&sled_config(dir.path())).unwrap();
+    let engine = super::wal::open_sled(&sled_config(dir.path()), Default::default()).unwrap();
     Fixture {
         store: Arc::new(KvStore::open(engine).unwrap()),
         _keep: Box::new(dir),

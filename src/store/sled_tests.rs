@@ -19,7 +19,7 @@ use crate::store::{
 };
 
 fn open(dir: &Path) -> KvStore<SledStoreEngine> {
-    KvStore::open(open_sled(&sled_config(dir)).unwrap()).unwrap()
+    KvStore::open(open_sled(&sled_config(dir), Default::default()).unwrap()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -33,7 +33,7 @@ impl FullDisk {
         sync_fails: &Arc<AtomicBool>,
     ) -> FullDisk {
         FullDisk {
-            inner: open_sled(&SledConfig::new(path)).unwrap(),
+            inner: open_sled(&SledConfig::new(path), Default::default()).unwrap(),
             full: Arc::clone(full),
             sync_fails: Arc::clone(sync_fails),
         }

@@ -47,10 +47,11 @@ impl<E: KvEngine> Shared<E> {
         self.wake.notify_one();
     }
 
-    /// Back-pressure: waits while the overlay is over its limit, i.e. while the index
-    /// does not keep up. Fails if checkpoints fail or take too long.
+    /// Back-pressure: waits while the overlay (both layers: the one a checkpoint is moving
+    /// stays in memory until it ends) is over its limit, i.e. while the index does not
+    /// keep up. Fails if checkpoints fail or take too long.
     pub(super) fn wait_for_room(&self) -> Result<(), EngineError> {
-        let over = || read(&self.overlay).active_bytes() >= self.config.max_pending_bytes;
+        let over = || read(&self.overlay).held_bytes() >= self.config.max_pending_bytes;
         if !over() {
             return Ok(());
         }
@@ -146,9 +147,9 @@ impl<E: KvEngine> Shared<E> {
         Ok(())
     }
 
-    /// True once the writes waiting for the next checkpoint fill half the overlay's limit.
+    /// True once the overlay fills half its limit.
     fn falling_behind(&self) -> bool {
-        read(&self.overlay).active_bytes() >= self.config.max_pending_bytes / 2
+        read(&self.overlay).held_bytes() >= self.config.max_pending_bytes / 2
     }
 
     /// Makes the index durable up to the last checkpoint; returns the mark that is now

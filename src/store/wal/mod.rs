@@ -72,6 +72,11 @@ const ID_BLOCK: u64 = 4096;
 /// How long a writer waits for a checkpoint to make room before it fails.
 const ROOM_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The default bound of the overlay ([`WalConfig::max_pending_bytes`], `[store]
+/// log_backlog_mib`): at most about 64 MiB of writes not yet in the index, about twice that
+/// in resident memory.
+pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+
 /// Sizes and intervals of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalConfig {
@@ -81,7 +86,9 @@ pub struct WalConfig {
     pub checkpoint_bytes: usize,
     /// ...or this long after the last one, if anything was written.
     pub checkpoint_interval: Duration,
-    /// Writers wait (back-pressure) while this many bytes await a checkpoint.
+    /// Writers wait (back-pressure) while the overlay holds this many bytes: the writes
+    /// awaiting a checkpoint and those the running one is moving. This bounds the log's
+    /// memory (measured in `BENCHMARKS.md`).
     pub max_pending_bytes: usize,
     /// Unused segments are looked for this often, or less often if the scan of the whole
     /// index that it takes needs more than a twentieth of the time (a large store).
@@ -94,7 +101,7 @@ impl Default for WalConfig {
             segment_bytes: 64 * 1024 * 1024,
             checkpoint_bytes: 16 * 1024 * 1024,
             checkpoint_interval: Duration::from_secs(2),
-            max_pending_bytes: 64 * 1024 * 1024,
+            max_pending_bytes: DEFAULT_BACKLOG_BYTES,
             gc_interval: Duration::from_secs(60),
         }
     }
@@ -110,10 +117,10 @@ pub struct WalEngine<E: KvEngine> {
 /// The default store: sled as the index, the log in `<path>/wal`.
 pub type SledStoreEngine = WalEngine<SledEngine>;
 
-/// Opens the default store in `config.path`: sled, then the log, replayed.
-pub fn open_sled(config: &SledConfig) -> Result<SledStoreEngine, EngineError> {
+/// Opens the default store in `config.path`: sled, then the log (`log`), replayed.
+pub fn open_sled(config: &SledConfig, log: WalConfig) -> Result<SledStoreEngine, EngineError> {
     let index = SledEngine::open(config)?;
-    WalEngine::open(&config.path.join("wal"), index, WalConfig::default())
+    WalEngine::open(&config.path.join("wal"), index, log)
 }
 
 /// What a background thread runs, on the shared state.

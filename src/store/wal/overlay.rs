@@ -25,6 +25,9 @@ pub(super) struct Overlay {
     /// Bytes written into `active` (replaced values are not subtracted: an upper bound).
     active_bytes: usize,
     frozen: Option<Arc<Layer>>,
+    /// `active_bytes` of the layer when it was frozen: it stays in memory until the
+    /// checkpoint ends, so it counts against the back-pressure limit too.
+    frozen_bytes: usize,
 }
 
 /// What the overlay knows of a key.
@@ -86,7 +89,7 @@ impl Overlay {
             return None;
         }
         let frozen = Arc::new(std::mem::take(&mut self.active));
-        self.active_bytes = 0;
+        self.frozen_bytes = std::mem::take(&mut self.active_bytes);
         self.frozen = Some(Arc::clone(&frozen));
         Some(frozen)
     }
@@ -94,10 +97,18 @@ impl Overlay {
     /// Ends a checkpoint: the index has the frozen layer now.
     pub(super) fn drop_frozen(&mut self) {
         self.frozen = None;
+        self.frozen_bytes = 0;
     }
 
+    /// Bytes written since the last checkpoint started: what the next one will move.
     pub(super) fn active_bytes(&self) -> usize {
         self.active_bytes
+    }
+
+    /// Bytes held in both layers: what the overlay costs in memory, bounded by the
+    /// back-pressure limit.
+    pub(super) fn held_bytes(&self) -> usize {
+        self.active_bytes + self.frozen_bytes
     }
 
     /// Every stored value in both layers (for the search of unused log segments).
@@ -210,5 +221,29 @@ mod tests {
         assert_eq!(overlay.get(b"p/a"), Lookup::Unknown);
         assert!(overlay.freeze().is_some());
         assert!(overlay.freeze().is_none(), "nothing new to freeze");
+    }
+
+    #[test]
+    fn the_layer_a_checkpoint_moves_counts_until_it_ends() {
+        let mut overlay = Overlay::default();
+        overlay.apply(batch(&[("p/a", Some("1")), ("p/b", Some("1"))]));
+        let first = overlay.held_bytes();
+        assert!(first > 0);
+        assert!(overlay.freeze().is_some());
+        assert_eq!(
+            overlay.active_bytes(),
+            0,
+            "the next checkpoint has nothing yet"
+        );
+        assert_eq!(
+            overlay.held_bytes(),
+            first,
+            "the frozen layer is still in memory"
+        );
+        overlay.apply(batch(&[("p/c", None)]));
+        assert!(overlay.held_bytes() > first);
+        overlay.drop_frozen();
+        assert_eq!(overlay.held_bytes(), overlay.active_bytes());
+        assert!(overlay.held_bytes() < first);
     }
 }
