@@ -202,6 +202,7 @@ macro_rules! conformance_suite {
             list_filters_each_attribute,
             list_sorts_and_limits,
             fetch_then_ack_with_generated_confirm,
+            a_listed_message_is_found_in_its_own_mailbox_only,
             ack_is_idempotent,
             ack_and_fetch_refuse_wrong_states,
             search_filters_each_field,

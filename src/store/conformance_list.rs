@@ -428,6 +428,25 @@ pub(super) async fn list_sorts_and_limits(f: Fixture) {
     assert_eq!(txs(&listed), ["bulk-299", "bulk-298", "bulk-297"]);
 }
 
+/// Fetch and ack find a message by tx.id; after a list the sled store takes the record a
+/// list named (`tx_hints`), which must answer exactly as the `t/` look-up does.
+pub(super) async fn a_listed_message_is_found_in_its_own_mailbox_only(f: Fixture) {
+    let store = &*f.store;
+    let record = deliver(store, summary("h1"), MAILBOX).await;
+    deliver(store, summary("h2"), "2120000143").await;
+    assert_eq!(list(store, &MailboxQuery::default()).await, ["h1"]);
+    let (mailbox, elsewhere) = (address(MAILBOX), address("2120000143"));
+    let found = store.find_in_mailbox(&mailbox, "h1").await.unwrap();
+    assert_eq!(found.map(|r| r.local_id), Some(record.local_id));
+    let in_other = store.find_in_mailbox(&elsewhere, "h1").await.unwrap();
+    assert!(in_other.is_none(), "h1 is not in the other mailbox");
+    let other = store.find_in_mailbox(&mailbox, "h2").await.unwrap();
+    assert!(other.is_none(), "h2 is in another mailbox");
+    store.remove(record.local_id).await.unwrap();
+    let removed = store.find_in_mailbox(&mailbox, "h1").await.unwrap();
+    assert!(removed.is_none(), "listed, then removed");
+}
+
 pub(super) async fn fetch_then_ack_with_generated_confirm(f: Fixture) {
     let store = &*f.store;
     let record = deliver(store, summary("tx-fetch"), MAILBOX).await;

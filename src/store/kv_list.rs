@@ -52,7 +52,13 @@ impl<E: KvEngine> Inner<E> {
         mailbox: &Address,
         query: &MailboxQuery,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        self.walk_list(mailbox, query, |entry| self.record(entry.entry.local_id))
+        let records = self.walk_list(mailbox, query, |entry| self.record(entry.entry.local_id))?;
+        self.listed.remember(
+            records
+                .iter()
+                .map(|record| (record.tx_id.as_str(), record.local_id)),
+        );
+        Ok(records)
     }
 
     /// The summaries of a list, from the index entries alone: no record is read.
@@ -62,6 +68,11 @@ impl<E: KvEngine> Inner<E> {
         query: &MailboxQuery,
     ) -> Result<Vec<MessageSummary>, StoreError> {
         let entries = self.walk_list(mailbox, query, |entry| Ok(Some(entry)))?;
+        self.listed.remember(
+            entries
+                .iter()
+                .map(|e| (e.entry.summary.tx_id.as_str(), e.entry.local_id)),
+        );
         Ok(entries.into_iter().map(|e| e.entry.summary).collect())
     }
 

@@ -27,6 +27,7 @@ use super::lifecycle::{self, MailboxDepths, Staging, mailbox_of, stage_delivery,
 use super::query::MailboxQuery;
 use super::record::{JobId, LocalId, MessageRecord, MessageSummary, PayloadId, State};
 use super::search::AdminSearch;
+use super::tx_hints::TxHints;
 use super::{
     Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due, Expiry,
     JobCompletion, JobOutcome, NewMessage, PayloadWriter, Removal, Retry, Route, RoutingJob, Store,
@@ -56,6 +57,8 @@ pub(super) struct Inner<E> {
     pub(super) depths: MailboxDepths,
     /// Small finished uploads kept in memory until a batch accepts them.
     pub(super) held: HeldPayloads,
+    /// Where recently listed messages' records are, for the fetch and ack after a list.
+    pub(super) listed: TxHints,
 }
 
 impl<E: KvEngine> KvStore<E> {
@@ -81,6 +84,7 @@ impl<E: KvEngine> KvStore<E> {
                 write_lock: Mutex::new(()),
                 depths,
                 held: HeldPayloads::default(),
+                listed: TxHints::default(),
             }),
         })
     }
@@ -216,13 +220,19 @@ impl<E: KvEngine> Store for KvStore<E> {
         tx_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
         // A tx.id names one record node-wide (`t/`), so its record is the one, if it was
-        // delivered to this mailbox.
-        let key = keys::tx(tx_id);
-        self.read_now(|inner| match inner.value::<TxEntry>(&key)? {
-            Some(used) => Ok(inner
-                .record(used.local_id)?
-                .filter(|record| record.mailbox.as_ref() == Some(mailbox))),
-            None => Ok(None),
+        // delivered to this mailbox. A recent list may have said which record that is.
+        let in_mailbox = |record: &MessageRecord| record.mailbox.as_ref() == Some(mailbox);
+        self.read_now(|inner| {
+            if let Some(hinted) = inner.listed.get(tx_id) {
+                let record = inner.record(hinted)?;
+                if let Some(record) = record.filter(|r| r.tx_id == tx_id && in_mailbox(r)) {
+                    return Ok(Some(record));
+                }
+            }
+            match inner.value::<TxEntry>(&keys::tx(tx_id))? {
+                Some(used) => Ok(inner.record(used.local_id)?.filter(in_mailbox)),
+                None => Ok(None),
+            }
         })
     }
 

@@ -49,6 +49,7 @@ pub mod query;
 pub mod record;
 pub mod search;
 pub mod sled;
+mod tx_hints;
 pub mod wal;
 
 #[cfg(test)]
