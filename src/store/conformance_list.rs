@@ -428,8 +428,8 @@ pub(super) async fn list_sorts_and_limits(f: Fixture) {
     assert_eq!(txs(&listed), ["bulk-299", "bulk-298", "bulk-297"]);
 }
 
-/// Fetch and ack find a message by tx.id; after a list the sled store takes the record a
-/// list named (`tx_hints`), which must answer exactly as the `t/` look-up does.
+/// Fetch and ack find a message by tx.id; after a list the key-value store takes the record
+/// the list named (`tx_hints`), which must answer exactly as the `t/` look-up does.
 pub(super) async fn a_listed_message_is_found_in_its_own_mailbox_only(f: Fixture) {
     let store = &*f.store;
     let record = deliver(store, summary("h1"), MAILBOX).await;

@@ -73,8 +73,8 @@ const ID_BLOCK: u64 = 4096;
 const ROOM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default bound of the overlay ([`WalConfig::max_pending_bytes`], `[store]
-/// log_backlog_mib`): at most about 64 MiB of writes not yet in the index, about twice that
-/// in resident memory.
+/// log_backlog_mib`): at most about 64 MiB of writes not yet in the index, as the overlay
+/// counts them (its maps and allocations cost more than that in memory).
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 
 /// Sizes and intervals of the log.
