@@ -16,9 +16,20 @@ use shsd::config::EXIT_BAD_CONFIG;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The most threads tokio starts for blocking work (store scans such as lists, payload
+/// chunk writes). Its default, 512, let the load bench's 64 clients start a thread each
+/// when they all listed at once, each thread with its own stack and allocator cache: 20–30
+/// MiB more resident memory at the start of fetch+ack (`BENCHMARKS.md`). The work is
+/// bound by CPU or disk, so more threads than this only queue in the kernel instead.
+const BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("shsd: cannot start the runtime: {err}");

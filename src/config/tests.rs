@@ -38,7 +38,7 @@ fn minimal_file_gets_the_documented_defaults() {
         config.store,
         StoreConfig::Sled {
             path: dir.path().join("data"),
-            cache_bytes: 16 << 20,
+            cache_bytes: 8 << 20,
             log_backlog_bytes: 64 << 20,
         }
     );

@@ -53,10 +53,11 @@ use std::time::{Duration, Instant};
 
 use super::kv::{Batch, Direction, EngineError, Entry, KvEngine, Op, scan_bounds};
 
-/// The default cache: 16 MiB, not sled's 1 GiB. The index holds keys and small values only
-/// (the log keeps the rest), and 16 MiB measured as fast as 64 MiB with 60–120 MiB less
-/// resident memory (`BENCHMARKS.md`, issue 7).
-pub const DEFAULT_CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+/// The default cache: 8 MiB, not sled's 1 GiB. The index holds keys and small values only
+/// (the log keeps the rest). 16 MiB measured as fast as 64 MiB with 60–120 MiB less
+/// resident memory, and 8 MiB as fast as 16 with 20–30 MiB less (`BENCHMARKS.md`, issue
+/// 7); sled's resident memory is several times the setting.
+pub const DEFAULT_CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
 /// sled's segment size when it holds payload chunks: 8 MiB keeps 32 KiB chunks inside the
 /// synced log (module doc).
