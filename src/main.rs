@@ -18,9 +18,9 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The most threads tokio starts for blocking work (store scans such as lists, payload
 /// chunk writes). Its default, 512, let the load bench's 64 clients start a thread each
-/// when they all listed at once, each thread with its own stack and allocator cache: 20–30
-/// MiB more resident memory at the start of fetch+ack (`BENCHMARKS.md`). The work is
-/// bound by CPU or disk, so more threads than this only queue in the kernel instead.
+/// when they all listed at once, and the server held 20–30 MiB more at the start of
+/// fetch+ack than with a cap (`BENCHMARKS.md`). The work is bound by CPU or disk, so more
+/// threads than this would only queue in the kernel instead.
 const BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
