@@ -2,6 +2,7 @@
 //! (`pkcs7-mime; smime-type=signed-data`, DER and streamed BER) and detached
 //! (`multipart/signed` with `application/pkcs7-signature`), and the refusals.
 
+use std::collections::HashMap;
 use std::fs;
 
 use shsd::signature::test_pki::{TestCa, Validity};
@@ -10,7 +11,7 @@ use shsd::signature::{
     VerifiedContent, VerifyOptions, verify_part,
 };
 
-use super::{Key, Lab, ReplaceByte, find, hex, refused, replace, run, verified};
+use super::{Key, Lab, ReplaceByte, Signer, find, hex, refused, replace, run, verified};
 
 #[test]
 fn openssl_cms_and_smime_attached_and_detached_verify() {
@@ -95,7 +96,8 @@ fn openssl_cms_and_smime_attached_and_detached_verify() {
 fn openssl_cms_refusals_carry_their_reason() {
     let lab = Lab::new();
     let content = b"signed form";
-    let signer = lab.signer(&lab.ca, "signer 00", Key::P256, Validity::Current);
+    // Two trusted signers whose certificates have the same length, for the swap below.
+    let (signer, other) = same_length_signers(&lab);
     let attached = |der: &[u8]| -> Result<Option<Verified>, SignatureError> {
         let part = DataPart {
             content_type: "application/pkcs7-mime; smime-type=signed-data",
@@ -137,17 +139,6 @@ fn openssl_cms_refusals_carry_their_reason() {
 
     // A signature of one signer with another (trusted) signer's certificate swapped in.
     // (The same length, so that the DER around it stays well-formed.)
-    let other = (1..40)
-        .map(|i| {
-            lab.signer(
-                &lab.ca,
-                &format!("signer {i:02}"),
-                Key::P256,
-                Validity::Current,
-            )
-        })
-        .find(|o| o.cert.der.len() == signer.cert.der.len())
-        .expect("a certificate of the same length");
     let swapped = lab.openssl_sign("cms", &signer, content, &["-nodetach"]);
     let swapped = replace(&swapped, &signer.cert.der, &other.cert.der);
     let reason = refused(attached(&swapped), "untrusted signer");
@@ -204,4 +195,22 @@ fn openssl_cms_refusals_carry_their_reason() {
 
     // Not a CMS structure at all.
     refused(attached(b"\x30\x03\x02\x01"), "malformed");
+}
+
+/// Two P-256 signers of the lab's CA whose certificates have the same DER length. The
+/// length varies with the random serial and the CA's signature, over a few values, so
+/// some pair shares one after a handful of certificates. Searching for a match to one
+/// fixed signer instead failed when that signer's length was a rare one.
+fn same_length_signers(lab: &Lab) -> (Signer, Signer) {
+    let mut by_length: HashMap<usize, Signer> = HashMap::new();
+    for i in 0..200 {
+        let name = format!("signer {i:03}");
+        let candidate = lab.signer(&lab.ca, &name, Key::P256, Validity::Current);
+        let length = candidate.cert.der.len();
+        if let Some(first) = by_length.remove(&length) {
+            return (first, candidate);
+        }
+        by_length.insert(length, candidate);
+    }
+    panic!("200 certificates and no two of the same length");
 }
