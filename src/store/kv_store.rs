@@ -277,9 +277,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         })
     }
 
-    /// On the committer thread, as every other write: the mark needs no sync of its own
-    /// (no ticket), but on the blocking pool the 64 concurrent fetches of the load bench
-    /// queued for the write lock one thread each (70 threads, 65–80 MiB more resident).
+    /// On the committer thread, with the writes of intake and ack; the mark needs no sync
+    /// of its own (no ticket). On the blocking pool each of the load bench's 64 concurrent
+    /// fetches held a thread while it queued for the write lock; here fetch+ack made about
+    /// 39 % more pairs/s (`BENCHMARKS.md`).
     async fn mark_fetched(&self, id: LocalId) -> Result<MessageRecord, StoreError> {
         self.run(move |inner| Ok((inner.mark_fetched(id)?, None)))
             .await
