@@ -220,14 +220,14 @@ impl<E: KvEngine> Store for KvStore<E> {
         tx_id: &str,
     ) -> Result<Option<MessageRecord>, StoreError> {
         // A tx.id names one record node-wide (`t/`), so its record is the one, if it was
-        // delivered to this mailbox. A recent list may have said which record that is.
+        // delivered to this mailbox. A recent list may have said which record that is: if
+        // that record still has the tx.id, it is the one `t/` names, so no look-up.
         let in_mailbox = |record: &MessageRecord| record.mailbox.as_ref() == Some(mailbox);
         self.read_now(|inner| {
-            if let Some(hinted) = inner.listed.get(tx_id) {
-                let record = inner.record(hinted)?;
-                if let Some(record) = record.filter(|r| r.tx_id == tx_id && in_mailbox(r)) {
-                    return Ok(Some(record));
-                }
+            if let Some(hinted) = inner.listed.get(tx_id)
+                && let Some(record) = inner.record(hinted)?.filter(|r| r.tx_id == tx_id)
+            {
+                return Ok(Some(record).filter(in_mailbox));
             }
             match inner.value::<TxEntry>(&keys::tx(tx_id))? {
                 Some(used) => Ok(inner.record(used.local_id)?.filter(in_mailbox)),
