@@ -79,10 +79,15 @@ impl AdminServer {
         }
     }
 
-    /// The store's side of a scrape. A store that fails or hangs costs the gauges, not
-    /// the scrape: the counters still tell what happened.
+    /// The store's side of a scrape. A store that fails or hangs costs the gauges it
+    /// reads, not the scrape: the counters still tell what happened, and so do the disk
+    /// syncs (kept in memory), which are what to look at when the store hangs.
     async fn store_gauges(&self) -> StoreGauges {
         let store = self.broker.store();
+        let without_reads = StoreGauges {
+            syncs: store.syncs(),
+            ..StoreGauges::default()
+        };
         let read = async {
             let mailbox_depths = store
                 .mailbox_depths()
@@ -98,17 +103,18 @@ impl AdminServer {
                 size_on_disk,
                 pending_jobs: pending.len() as u64,
                 push_retries_pending: retrying as u64,
+                syncs: store.syncs(),
             })
         };
         match tokio::time::timeout(STORE_PROBE_TIMEOUT, read).await {
             Ok(Ok(gauges)) => gauges,
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "metrics: the store failed a read");
-                StoreGauges::default()
+                without_reads
             }
             Err(_) => {
                 tracing::warn!("metrics: the store did not answer in time");
-                StoreGauges::default()
+                without_reads
             }
         }
     }

@@ -5,6 +5,7 @@
 //! scrape is a walk over them. Recording never locks or allocates, so it is safe on every
 //! request path. Depends on nothing of ours but [`ErrorCode`], so every layer may record.
 
+mod histogram;
 mod labels;
 mod render;
 
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use crate::protocol::ErrorCode;
 
+use histogram::Histogram;
+pub use histogram::{HistogramSnapshot, SYNC_BUCKETS, SyncRecorder, SyncSnapshot};
 use labels::slot;
 pub use labels::{
     ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Pushed, Received, STATUS_CLASSES,
@@ -41,7 +44,7 @@ pub struct Metrics {
     tls_failures: [AtomicU64; TlsFailure::ALL.len()],
     limits: [AtomicU64; Limit::ALL.len()],
     requests: [[AtomicU64; STATUS_CLASSES.len()]; EndpointLabel::ALL.len()],
-    latency: [Histogram; EndpointLabel::ALL.len()],
+    latency: [Histogram<{ LATENCY_BUCKETS.len() }>; EndpointLabel::ALL.len()],
     open_connections: AtomicI64,
     admin_actions: [AtomicU64; ADMIN_ACTIONS.len()],
     housekept: [AtomicU64; Housekept::ALL.len()],
@@ -62,6 +65,8 @@ pub struct StoreGauges {
     pub pending_jobs: u64,
     /// Of those, the ones waiting for another push attempt.
     pub push_retries_pending: u64,
+    /// The store's disk syncs, where it runs its own (the embedded store's group commit).
+    pub syncs: Option<SyncSnapshot>,
 }
 
 impl Metrics {
@@ -118,7 +123,7 @@ impl Metrics {
     pub fn request_answered(&self, endpoint: EndpointLabel, status: u16, elapsed: Duration) {
         let endpoint = slot(&EndpointLabel::ALL, endpoint);
         bump(&self.requests[endpoint][status_class(status)]);
-        self.latency[endpoint].observe(elapsed);
+        self.latency[endpoint].observe(&LATENCY_BUCKETS, elapsed);
     }
 
     /// Counts an open connection until the returned guard drops.
@@ -218,27 +223,6 @@ impl Drop for OpenConnection<'_> {
         self.metrics
             .open_connections
             .fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A latency histogram with [`LATENCY_BUCKETS`]: per-bucket counts (made cumulative when
-/// rendered), the sum in microseconds, and the count.
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        if let Some(bucket) = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound) {
-            bump(&self.buckets[bucket]);
-        }
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        bump(&self.count);
     }
 }
 

@@ -11,7 +11,9 @@ use super::labels::{
     ADMIN_ACTIONS, EndpointLabel, Housekept, Limit, NoticeKind, Pushed, Received, STATUS_CLASSES,
     TlsFailure,
 };
-use super::{LATENCY_BUCKETS, Metrics, StoreGauges, read};
+use super::{
+    HistogramSnapshot, LATENCY_BUCKETS, Metrics, SYNC_BUCKETS, StoreGauges, SyncSnapshot, read,
+};
 
 /// A label value as the exposition format wants it: backslash, double quote and newline
 /// escaped (mailbox names come from configuration and labels).
@@ -232,6 +234,9 @@ impl Exposition {
             );
             self.series("shsd_store_size_bytes", &[], size);
         }
+        if let Some(syncs) = &store.syncs {
+            self.syncs(syncs);
+        }
     }
 
     fn family(&mut self, name: &str, kind: &str, help: &str) {
@@ -272,26 +277,62 @@ impl Exposition {
             "histogram",
             "Time from request to response head, by endpoint (a fetch's streamed body excluded).",
         );
-        let bucket = format!("{NAME}_bucket");
         for (endpoint, histogram) in EndpointLabel::ALL.iter().zip(&metrics.latency) {
-            let endpoint = endpoint.as_str();
-            let mut cumulative = 0;
-            for (bound, counter) in LATENCY_BUCKETS.iter().zip(&histogram.buckets) {
-                cumulative += read(counter);
-                let le = bound.to_string();
-                self.series(&bucket, &[("endpoint", endpoint), ("le", &le)], cumulative);
-            }
-            // Read after the buckets: a request observed mid-scrape must not make +Inf
-            // smaller than the last bucket.
-            let count = read(&histogram.count).max(cumulative);
-            self.series(&bucket, &[("endpoint", endpoint), ("le", "+Inf")], count);
-            let sum = read(&histogram.sum_micros) as f64 / 1e6;
-            self.line(
-                &format!("{NAME}_sum"),
-                &[("endpoint", endpoint)],
-                &sum.to_string(),
-            );
-            self.series(&format!("{NAME}_count"), &[("endpoint", endpoint)], count);
+            let labels = [("endpoint", endpoint.as_str())];
+            self.histogram(NAME, &labels, &LATENCY_BUCKETS, &histogram.snapshot());
         }
     }
+
+    fn syncs(&mut self, syncs: &SyncSnapshot) {
+        const NAME: &str = "shsd_store_sync_duration_seconds";
+        self.family(
+            NAME,
+            "histogram",
+            "How long the store's disk syncs (fdatasync of the write-ahead log) took; every \
+             acknowledged write waited for one.",
+        );
+        self.histogram(NAME, &[], &SYNC_BUCKETS, &syncs.durations);
+        self.family(
+            "shsd_store_synced_writes_total",
+            "counter",
+            "Writes the store's disk syncs made durable; divided by the syncs' count, the \
+             writes one sync served (group commit).",
+        );
+        self.series("shsd_store_synced_writes_total", &[], syncs.writes);
+    }
+
+    /// The `_bucket` (cumulative, with `le`), `_sum` (seconds) and `_count` series of one
+    /// histogram with `labels`.
+    fn histogram<const N: usize>(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        bounds: &[f64; N],
+        snapshot: &HistogramSnapshot<N>,
+    ) {
+        let bucket = format!("{name}_bucket");
+        let mut cumulative = 0;
+        for (bound, count) in bounds.iter().zip(&snapshot.buckets) {
+            cumulative += count;
+            let le = bound.to_string();
+            self.series(&bucket, &with_label(labels, ("le", &le)), cumulative);
+        }
+        let total = snapshot.count.max(cumulative);
+        self.series(&bucket, &with_label(labels, ("le", "+Inf")), total);
+        let sum = snapshot.sum_micros as f64 / 1e6;
+        self.line(&format!("{name}_sum"), labels, &sum.to_string());
+        self.series(&format!("{name}_count"), labels, total);
+    }
+}
+
+/// `labels` and one more.
+fn with_label<'a>(
+    labels: &[(&'a str, &'a str)],
+    more: (&'a str, &'a str),
+) -> Vec<(&'a str, &'a str)> {
+    labels
+        .iter()
+        .copied()
+        .chain(std::iter::once(more))
+        .collect()
 }

@@ -139,6 +139,7 @@ fn admin_housekeeping_and_store_gauges_are_rendered() {
         size_on_disk: Some(4096),
         pending_jobs: 2,
         push_retries_pending: 1,
+        syncs: None,
     };
     let text = metrics.render(&store);
     let get = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}"));
@@ -157,4 +158,41 @@ fn admin_housekeeping_and_store_gauges_are_rendered() {
     assert_eq!(get("shsd_store_size_bytes"), "4096");
     assert_eq!(get("shsd_routing_jobs_pending"), "2");
     assert_eq!(get("shsd_push_retries_pending"), "1");
+}
+
+#[test]
+fn the_store_syncs_render_as_a_cumulative_histogram_with_their_writes() {
+    let syncs = SyncRecorder::default();
+    syncs.synced(Duration::from_micros(300), 4);
+    syncs.synced(Duration::from_micros(900), 1);
+    syncs.synced(Duration::from_millis(40), 60);
+    syncs.synced(Duration::from_secs(30), 2);
+    let store = StoreGauges {
+        syncs: Some(syncs.snapshot()),
+        ..StoreGauges::default()
+    };
+    let text = Metrics::new().render(&store);
+    let get = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}"));
+    let bucket = |le: &str| {
+        get(&format!(
+            r#"shsd_store_sync_duration_seconds_bucket{{le="{le}"}}"#
+        ))
+    };
+    assert_eq!(bucket("0.0002"), "0");
+    assert_eq!(bucket("0.0005"), "1");
+    assert_eq!(bucket("0.001"), "2");
+    assert_eq!(bucket("0.025"), "2");
+    assert_eq!(bucket("0.05"), "3");
+    assert_eq!(bucket("10"), "3", "30 s is above the last bound");
+    assert_eq!(bucket("+Inf"), "4");
+    assert_eq!(get("shsd_store_sync_duration_seconds_count"), "4");
+    assert_eq!(get("shsd_store_sync_duration_seconds_sum"), "30.0412");
+    assert_eq!(get("shsd_store_synced_writes_total"), "67");
+    assert!(text.contains("# TYPE shsd_store_sync_duration_seconds histogram"));
+
+    let without = Metrics::new().render(&StoreGauges::default());
+    assert!(
+        !without.contains("shsd_store_sync"),
+        "a store without syncs shows none"
+    );
 }

@@ -24,13 +24,21 @@
 //! durable. The broker answers 503 and the operator restarts once the disk is fixed; the
 //! engine replays its log at open.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::error::StoreError;
+use crate::metrics::{SyncRecorder, SyncSnapshot};
+
+/// A sync at least this slow is logged: every write acknowledged after it waited as long.
+const SLOW_SYNC: Duration = Duration::from_millis(500);
+/// At most one slow-sync warning per this long, so that a failing disk does not flood the
+/// log; the syncs in between are counted into the next warning (and all are in the
+/// `shsd_store_sync_duration_seconds` histogram).
+const SLOW_SYNC_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// A request for durability: durable once the committer has synced past it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,7 +68,7 @@ struct Shared {
     requests: Mutex<Requests>,
     wake: Condvar,
     progress: watch::Sender<Progress>,
-    rounds: AtomicU64,
+    syncs: SyncRecorder,
 }
 
 struct Requests {
@@ -97,7 +105,7 @@ impl GroupCommit {
             }),
             wake: Condvar::new(),
             progress,
-            rounds: AtomicU64::new(0),
+            syncs: SyncRecorder::default(),
         });
         let thread = std::thread::Builder::new()
             .name("shsd-store-sync".into())
@@ -164,9 +172,14 @@ impl GroupCommit {
         self.wait(ticket).await
     }
 
-    /// How many syncs ran (for metrics and tests).
+    /// How many syncs ran.
     pub fn rounds(&self) -> u64 {
-        self.shared.rounds.load(Ordering::Relaxed)
+        self.syncs().durations.count
+    }
+
+    /// The syncs so far: how long they took and how many writes they made durable.
+    pub fn syncs(&self) -> SyncSnapshot {
+        self.shared.syncs.snapshot()
     }
 }
 
@@ -195,6 +208,7 @@ fn lock(requests: &Mutex<Requests>) -> std::sync::MutexGuard<'_, Requests> {
 
 fn run(shared: &Shared, mut sync: SyncFn) {
     let mut durable = 0;
+    let mut slow = SlowSyncs::default();
     loop {
         let work = {
             let mut requests = lock(&shared.requests);
@@ -218,10 +232,21 @@ fn run(shared: &Shared, mut sync: SyncFn) {
         if waiting.is_empty() && target <= durable {
             continue;
         }
+        let started = Instant::now();
         match sync() {
             Ok(()) => {
+                let took = started.elapsed();
+                // Every write that waits for durability took one ticket.
+                shared.syncs.synced(took, target - durable);
+                if let Some((syncs, slowest)) = slow.note(took, Instant::now()) {
+                    tracing::warn!(
+                        syncs,
+                        slowest_ms = slowest.as_millis() as u64,
+                        "the disk was slow to make writes durable; the requests waiting for \
+                         them waited as long (shsd_store_sync_duration_seconds)"
+                    );
+                }
                 durable = target;
-                shared.rounds.fetch_add(1, Ordering::Relaxed);
                 shared.progress.send_modify(|p| p.durable = target);
                 for after in waiting {
                     after(Ok(()));
@@ -251,10 +276,40 @@ fn run(shared: &Shared, mut sync: SyncFn) {
     }
 }
 
+/// The slow syncs not yet warned of, and when the last warning was.
+#[derive(Debug, Default)]
+struct SlowSyncs {
+    last_warning: Option<Instant>,
+    unreported: u64,
+    slowest: Duration,
+}
+
+impl SlowSyncs {
+    /// Notes a sync that took `took`, ending at `now`; returns what to warn of now, if
+    /// anything: how many slow syncs there were since the last warning, and the slowest.
+    fn note(&mut self, took: Duration, now: Instant) -> Option<(u64, Duration)> {
+        if took < SLOW_SYNC {
+            return None;
+        }
+        self.unreported += 1;
+        self.slowest = self.slowest.max(took);
+        if self
+            .last_warning
+            .is_some_and(|at| now.duration_since(at) < SLOW_SYNC_WARNING_EVERY)
+        {
+            return None;
+        }
+        self.last_warning = Some(now);
+        let report = (self.unreported, self.slowest);
+        self.unreported = 0;
+        self.slowest = Duration::ZERO;
+        Some(report)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-    use std::time::{Duration, Instant};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use super::*;
 
@@ -288,6 +343,42 @@ mod tests {
         assert!(syncs >= 1);
         assert!(syncs < writers / 4, "{syncs} syncs for {writers} writers");
         assert_eq!(commit.rounds(), syncs);
+        // The metrics: each writer's ticket counted once, each sync timed (2 ms each).
+        let recorded = commit.syncs();
+        assert_eq!(recorded.writes, writers);
+        assert_eq!(recorded.durations.count, syncs);
+        assert!(recorded.durations.sum_micros >= 2_000 * syncs);
+        assert_eq!(
+            recorded.durations.buckets[..3],
+            [0, 0, 0],
+            "none under 2 ms"
+        );
+    }
+
+    #[test]
+    fn slow_syncs_are_warned_of_at_most_once_a_minute_with_a_count() {
+        let mut slow = SlowSyncs::default();
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        assert_eq!(
+            slow.note(Duration::from_millis(20), at(0)),
+            None,
+            "not slow"
+        );
+        let first = Duration::from_millis(700);
+        assert_eq!(slow.note(first, at(1)), Some((1, first)));
+        assert_eq!(
+            slow.note(Duration::from_secs(3), at(10)),
+            None,
+            "warned a minute ago"
+        );
+        assert_eq!(slow.note(first, at(30)), None);
+        assert_eq!(
+            slow.note(Duration::from_millis(600), at(62)),
+            Some((3, Duration::from_secs(3))),
+            "the ones in between, counted, with the slowest"
+        );
+        assert_eq!(slow.note(Duration::from_millis(100), at(200)), None);
     }
 
     #[tokio::test]

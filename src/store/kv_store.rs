@@ -366,6 +366,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         Ok(self.inner.depths.snapshot())
     }
 
+    fn syncs(&self) -> Option<crate::metrics::SyncSnapshot> {
+        Some(self.inner.commit.syncs())
+    }
+
     async fn with_corr_id(
         &self,
         corr_id: &str,

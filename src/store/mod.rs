@@ -257,6 +257,13 @@ pub trait Store: Send + Sync {
     /// The store's size on disk in bytes, where the engine knows it.
     async fn size_on_disk(&self) -> Result<Option<u64>, StoreError>;
 
+    /// The disk syncs this node runs for durability (the embedded store's group commit),
+    /// for the metrics; `None` for a store that makes writes durable its own way (a
+    /// PostgreSQL server commits them).
+    fn syncs(&self) -> Option<crate::metrics::SyncSnapshot> {
+        None
+    }
+
     /// Every message with `corr_id` (at most `limit`) except those in `except` and except
     /// management messages ([`MessageSummary::is_management`]), through the corr.id index:
     /// the candidates a confirm or error may answer (spec §4.4). The exceptions (the notice
