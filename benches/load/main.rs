@@ -55,7 +55,8 @@
 //! Layout: this file holds the parameters and runs the phases in order; `disk` probes
 //! fdatasync, `server` starts and stops `shsd` (PKI, configuration, port), `phases` drives
 //! the clients, `mixed` runs fetch+ack with intake alongside, `stats` records and
-//! summarises, `proc` reads /proc, `report` prints.
+//! summarises, `proc` reads /proc, `syncs` reads shsd's group-commit counters, `report`
+//! prints.
 
 mod ceiling;
 mod disk;
@@ -67,6 +68,7 @@ mod proc;
 mod report;
 mod server;
 mod stats;
+mod syncs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -379,8 +381,18 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         };
     }
     let products = phases::products(params.fetchers);
+    let admin_port = server.admin_port();
+    let scrape_syncs = || {
+        admin_port.and_then(|port| {
+            syncs::scrape(port)
+                .map_err(|err| eprintln!("load: {err}"))
+                .ok()
+        })
+    };
+    let before_intake = scrape_syncs();
     eprintln!("load: phase 2, intake on {url} (server pid {pid})");
     let intake = runtime.block_on(intake(params, &url, &setup.portal_tls, &products, pid))?;
+    let after_intake = scrape_syncs();
     eprintln!("load: phase 3, fetch+ack{}", alongside(params));
     let (fetch, mixed) = runtime.block_on(mixed::fetch_ack(
         params,
@@ -391,6 +403,15 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         &intake.accepted_per_product,
         pid,
     ))?;
+    let after_fetch = scrape_syncs();
+    let group_commit = syncs::ShsdSyncs {
+        intake: before_intake
+            .zip(after_intake)
+            .map(|(before, after)| syncs::PhaseSyncs::between(before, after)),
+        fetch: after_intake
+            .zip(after_fetch)
+            .map(|(before, after)| syncs::PhaseSyncs::between(before, after)),
+    };
     let shsd = Measured {
         intake,
         fetch,
@@ -445,6 +466,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         disk: &disk,
         disk_after: &disk_after,
         shsd: &shsd,
+        group_commit: &group_commit,
         ceiling: ceiling.as_ref(),
         identity_limit,
     };

@@ -12,6 +12,7 @@ use crate::disk::Disk;
 use crate::phases::{Fetch, Intake, MAX_HITS};
 use crate::proc::{Usage, read_trimmed};
 use crate::stats::{Percentiles, ms};
+use crate::syncs::ShsdSyncs;
 
 /// Everything the report shows, gathered by `run`.
 pub struct Report<'a> {
@@ -24,6 +25,8 @@ pub struct Report<'a> {
     pub disk: &'a Disk,
     pub disk_after: &'a Disk,
     pub shsd: &'a Measured,
+    /// shsd's disk syncs per phase, from its own metrics.
+    pub group_commit: &'a ShsdSyncs,
     /// The same intake and fetch+ack against the ceiling server, if measured.
     pub ceiling: Option<&'a Measured>,
     pub identity_limit: usize,
@@ -273,6 +276,15 @@ impl Report<'_> {
             "Intake window",
             &intake.usage,
             intake.latencies.len() as u64,
+        );
+        let describe = |phase: Option<crate::syncs::PhaseSyncs>| {
+            phase.map_or("not read".to_owned(), |phase| phase.describe())
+        };
+        println!(
+            "- Group commit, from shsd's `/metrics` (whole phases, warm-up included): intake: {}; \
+             fetch+ack: {}.",
+            describe(self.group_commit.intake),
+            describe(self.group_commit.fetch)
         );
         match (fetch.expected, &self.shsd.mixed) {
             (Some(expected), _) => println!(

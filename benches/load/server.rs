@@ -75,6 +75,8 @@ pub struct Server {
     pub port: u16,
     /// Its warning and error lines (INFO is dropped), at most 1000.
     log: Arc<Mutex<Vec<String>>>,
+    /// The admin listener's port, once it said it listens (the ceiling server has none).
+    admin_port: Arc<Mutex<Option<u16>>>,
 }
 
 impl Server {
@@ -106,13 +108,19 @@ impl Server {
             .map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
         let stderr = child.stderr.take().ok_or("no stderr pipe")?;
         let log = Arc::new(Mutex::new(Vec::new()));
+        let admin_port = Arc::new(Mutex::new(None));
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let sink = Arc::clone(&log);
+        let admin_sink = Arc::clone(&admin_port);
         std::thread::spawn(move || {
             let mut port_tx = Some(port_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(port) = port_tx.as_ref().and_then(|_| listening_port(&line)) {
+                if let Some(port) = port_tx.as_ref().and_then(|_| listening_port(&line, "shs")) {
                     let _ = port_tx.take().map(|tx| tx.send(port));
+                    continue;
+                }
+                if let Some(port) = listening_port(&line, "admin") {
+                    *admin_sink.lock().unwrap_or_else(PoisonError::into_inner) = Some(port);
                     continue;
                 }
                 if line.contains(r#""level":"INFO""#) {
@@ -125,7 +133,12 @@ impl Server {
             }
         });
         match port_rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => Ok(Server { child, port, log }),
+            Ok(port) => Ok(Server {
+                child,
+                port,
+                log,
+                admin_port,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
@@ -143,6 +156,22 @@ impl Server {
     /// The server's process id, for `/proc` readings.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The admin listener's port: `None` for the ceiling server, or if shsd has not named
+    /// it within two seconds of naming its SHS port.
+    pub fn admin_port(&self) -> Option<u16> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let port = *self
+                .admin_port
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if port.is_some() || Instant::now() > deadline {
+                return port;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// SIGTERM, then waits for the drain and flush; returns the time taken, the exit status
@@ -180,13 +209,13 @@ impl Drop for Server {
     }
 }
 
-/// The port of a `listening on <address> (shs)` line (JSON or plain).
-fn listening_port(line: &str) -> Option<u16> {
+/// The port of a `listening on <address> (<listener>)` line (JSON or plain).
+fn listening_port(line: &str, listener: &str) -> Option<u16> {
     let message = serde_json::from_str::<serde_json::Value>(line)
         .ok()
         .and_then(|value| value["fields"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| line.to_owned());
-    if !message.contains("(shs)") {
+    if !message.contains(&format!("({listener})")) {
         return None;
     }
     let rest = message.split("listening on ").nth(1)?;
@@ -235,7 +264,7 @@ address = "127.0.0.1:0"
 max_requests_per_identity = {identity_limit}
 [log]
 format = "json"
-# Warnings, plus the line naming the port.
+# Warnings, plus the lines naming the ports.
 filter = "warn,shsd::app=info"
 "#
     )
