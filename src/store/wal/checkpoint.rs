@@ -136,9 +136,12 @@ impl<E: KvEngine> Shared<E> {
         batch.put(IDS_KEY.to_vec(), frozen.id_ceiling.to_le_bytes().to_vec());
         self.index.apply(batch)?;
         let upto = frozen.upto;
-        *pending = None;
-        write(&self.overlay).drop_frozen();
+        let moved = pending.take();
+        let released = write(&self.overlay).release_frozen();
         self.room.notify_all();
+        // Freed here, after the overlay's lock is released (only checkpoints take the
+        // `checkpointing` lock still held).
+        drop((moved, released));
         // Not synced here: until the index is synced (before segments are removed, and at
         // shutdown) a crash only means a longer replay, from the last durable mark.
         self.applied.store(upto, Ordering::Release);

@@ -94,10 +94,14 @@ impl Overlay {
         Some(frozen)
     }
 
-    /// Ends a checkpoint: the index has the frozen layer now.
-    pub(super) fn drop_frozen(&mut self) {
-        self.frozen = None;
+    /// Ends a checkpoint: the index has the frozen layer now. Returns the layer, for the
+    /// caller to drop once it has released the overlay's lock: freeing a layer of a
+    /// hundred thousand entries takes milliseconds, and every reader and writer waits for
+    /// that lock.
+    #[must_use = "drop the layer after releasing the overlay's lock"]
+    pub(super) fn release_frozen(&mut self) -> Option<Arc<Layer>> {
         self.frozen_bytes = 0;
+        self.frozen.take()
     }
 
     /// Bytes written since the last checkpoint started: what the next one will move.
@@ -217,7 +221,7 @@ mod tests {
         assert_eq!(keys(&reverse), ["p/c=2", "p/b-"]);
         let outside = overlay.page(b"p/", Some(b"q/"), Direction::Forward, 10);
         assert!(outside.is_empty(), "a cursor past the prefix finds nothing");
-        overlay.drop_frozen();
+        assert!(overlay.release_frozen().is_some());
         assert_eq!(overlay.get(b"p/a"), Lookup::Unknown);
         assert!(overlay.freeze().is_some());
         assert!(overlay.freeze().is_none(), "nothing new to freeze");
@@ -242,7 +246,8 @@ mod tests {
         );
         overlay.apply(batch(&[("p/c", None)]));
         assert!(overlay.held_bytes() > first);
-        overlay.drop_frozen();
+        let released = overlay.release_frozen();
+        assert_eq!(released.map(|layer| layer.len()), Some(2));
         assert_eq!(overlay.held_bytes(), overlay.active_bytes());
         assert!(overlay.held_bytes() < first);
     }
