@@ -84,8 +84,9 @@ impl AdminServer {
     /// syncs (kept in memory), which are what to look at when the store hangs.
     async fn store_gauges(&self) -> StoreGauges {
         let store = self.broker.store();
+        let syncs = store.syncs();
         let without_reads = StoreGauges {
-            syncs: store.syncs(),
+            syncs,
             ..StoreGauges::default()
         };
         let read = async {
@@ -103,7 +104,7 @@ impl AdminServer {
                 size_on_disk,
                 pending_jobs: pending.len() as u64,
                 push_retries_pending: retrying as u64,
-                syncs: store.syncs(),
+                syncs,
             })
         };
         match tokio::time::timeout(STORE_PROBE_TIMEOUT, read).await {

@@ -317,11 +317,10 @@ impl Exposition {
             let le = bound.to_string();
             self.series(&bucket, &with_label(labels, ("le", &le)), cumulative);
         }
-        let total = snapshot.count.max(cumulative);
-        self.series(&bucket, &with_label(labels, ("le", "+Inf")), total);
+        self.series(&bucket, &with_label(labels, ("le", "+Inf")), snapshot.count);
         let sum = snapshot.sum_micros as f64 / 1e6;
         self.line(&format!("{name}_sum"), labels, &sum.to_string());
-        self.series(&format!("{name}_count"), labels, total);
+        self.series(&format!("{name}_count"), labels, snapshot.count);
     }
 }
 
