@@ -238,6 +238,12 @@ fn run(shared: &Shared, mut sync: SyncFn) {
                 let took = started.elapsed();
                 // Every write that waits for durability took one ticket.
                 shared.syncs.synced(took, target - durable);
+                durable = target;
+                shared.progress.send_modify(|p| p.durable = target);
+                for after in waiting {
+                    after(Ok(()));
+                }
+                // After the waiters are answered: they have waited long enough.
                 if let Some((syncs, slowest)) = slow.note(took, Instant::now()) {
                     tracing::warn!(
                         syncs,
@@ -245,11 +251,6 @@ fn run(shared: &Shared, mut sync: SyncFn) {
                         "the disk was slow to make writes durable; the requests waiting for \
                          them waited as long (shsd_store_sync_duration_seconds)"
                     );
-                }
-                durable = target;
-                shared.progress.send_modify(|p| p.durable = target);
-                for after in waiting {
-                    after(Ok(()));
                 }
             }
             Err(reason) => {
