@@ -9,6 +9,10 @@
 //! a busy machine is not counted either. The certificates are the example PKI's (rcgen,
 //! ECDSA P-256).
 //!
+//! Two runs, each with a fresh server configuration: one client certificate reconnecting
+//! (the server verifies its chain once and remembers it, `shsd::tls::known_chains`), and a
+//! new certificate on every handshake (every chain and CRL check in full).
+//!
 //! Run: `cargo bench --bench handshake` (`HANDSHAKES`, default 3000, ≤ 100 000). Without
 //! `--bench` (as `cargo test --all-targets` runs it): 20 handshakes as a smoke run.
 
@@ -17,7 +21,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use rustls::{ClientConnection, ServerConnection};
-use shsd::pki::{ExamplePki, PkiOptions};
+use shsd::pki::{ClientSpec, ExamplePki, PkiItem, PkiOptions};
 use shsd::tls::identity::{IdentityMap, PeerIdentity};
 
 fn main() {
@@ -32,27 +36,56 @@ fn main() {
         20
     };
     let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
-    let server_config = pki.server_config().expect("server config");
-    let mut client_config = (*pki.client_config(Some(&pki.portal)).expect("client config")).clone();
-    client_config.resumption = rustls::client::Resumption::disabled();
-    let client_config = Arc::new(client_config);
+    println!("## mTLS handshakes (`cargo bench --bench handshake`)");
+    println!();
+    // A known caller: one certificate, as a business system reconnecting all day. The
+    // server verifies its chain (and the CRL) once and remembers it (`tls::known_chains`).
+    let known = vec![client_config(&pki, &pki.portal)];
+    run(&pki, "the same client certificate each time", count, known);
+    // New callers: a certificate the server has not seen on every handshake, so every
+    // chain and CRL check runs in full.
+    let new_callers = (0..count)
+        .map(|n| {
+            let org = format!("55{n:08}").parse().expect("org number");
+            let spec = ClientSpec::new(&format!("bench-{n}"), "Bench", "bench", Some(org));
+            let item = pki.issue_client(&spec).expect("client certificate");
+            client_config(&pki, &item)
+        })
+        .collect();
+    run(
+        &pki,
+        "a new client certificate each time",
+        count,
+        new_callers,
+    );
+}
 
+/// A client configuration presenting `item`, without resumption (full handshakes).
+fn client_config(pki: &ExamplePki, item: &PkiItem) -> Arc<rustls::ClientConfig> {
+    let mut config = (*pki.client_config(Some(item)).expect("client config")).clone();
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+/// `count` handshakes against a fresh server configuration, the clients taking turns with
+/// `clients`; prints the server's CPU per handshake.
+fn run(pki: &ExamplePki, what: &str, count: usize, clients: Vec<Arc<rustls::ClientConfig>>) {
+    let server_config = pki.server_config().expect("server config");
     let (to_server, from_client) = channel::<Vec<u8>>();
     let (to_client, from_server) = channel::<Vec<u8>>();
     let started = Instant::now();
     let server = std::thread::spawn(move || serve(server_config, count, from_client, to_client));
-    let version = connect(client_config, count, to_server, from_server);
+    let version = connect(&clients, count, to_server, from_server);
     let (server_cpu, identified) = server.join().expect("server thread");
     let wall = started.elapsed();
     assert_eq!(identified, count, "every handshake identified its caller");
 
     let per_core_second = count as f64 / server_cpu.as_secs_f64();
-    println!("## mTLS handshakes (`cargo bench --bench handshake`)");
-    println!();
     println!(
-        "{} full handshakes ({version}, ECDSA P-256 certificates, client certificate \
-         required and checked, no resumption): server CPU {:.3} s = {:.0} handshakes per \
-         server core-second ({:.0} µs each); wall time {:.3} s with the client in the same run",
+        "- {what}: {} full handshakes ({version}, ECDSA P-256 certificates, client \
+         certificate required and checked, no resumption): server CPU {:.3} s = {:.0} \
+         handshakes per server core-second ({:.0} µs each); wall time {:.3} s with the \
+         client in the same run",
         count,
         server_cpu.as_secs_f64(),
         per_core_second,
@@ -92,17 +125,19 @@ fn serve(
     (thread_cpu() - cpu_before, identified)
 }
 
-/// The client side: `count` handshakes; returns the negotiated protocol version.
+/// The client side: `count` handshakes, the configurations taking turns; returns the
+/// negotiated protocol version.
 fn connect(
-    config: Arc<rustls::ClientConfig>,
+    configs: &[Arc<rustls::ClientConfig>],
     count: usize,
     to_server: Sender<Vec<u8>>,
     from_server: Receiver<Vec<u8>>,
 ) -> String {
     let mut version = String::new();
-    for _ in 0..count {
+    for n in 0..count {
         let name = "localhost".try_into().expect("server name");
-        let mut client = ClientConnection::new(Arc::clone(&config), name).expect("client");
+        let config = Arc::clone(&configs[n % configs.len()]);
+        let mut client = ClientConnection::new(config, name).expect("client");
         to_server
             .send(written(|out| client.write_tls(out)))
             .expect("hello");

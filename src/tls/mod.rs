@@ -8,6 +8,7 @@
 //!
 //! - [`pem`]: loading certificates, keys and CRLs from PEM files (and from memory).
 //! - [`server`]: the listener's `rustls::ServerConfig`, with client certificates required.
+//! - [`known_chains`]: the client-certificate verifier that verifies a caller's chain once.
 //! - [`client`]: the `rustls::ClientConfig` for the CLI client and node-to-node push.
 //! - [`identity`]: [`PeerIdentity`], [`Fingerprint`] and the configured [`IdentityMap`].
 //!
@@ -23,6 +24,7 @@ use rustls::crypto::CryptoProvider;
 
 pub mod client;
 pub mod identity;
+pub mod known_chains;
 pub mod pem;
 pub mod server;
 

@@ -10,6 +10,7 @@ use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
+use super::known_chains::KnownChains;
 use super::pem::{load_certs, load_crls, load_private_key, load_roots};
 use super::{ALPN_HTTP11, PROTOCOL_VERSIONS, TlsError, crypto_provider};
 
@@ -54,7 +55,8 @@ impl ServerTlsMaterial {
 
 /// Builds the listener's configuration from files: TLS 1.2 and 1.3 with the ring provider,
 /// ALPN `http/1.1`, and a client certificate required of every caller. Only the end entity
-/// is checked against the CRLs, and a CA without a CRL is allowed.
+/// is checked against the CRLs, and a CA without a CRL is allowed. A chain verified once is
+/// remembered by this configuration ([`KnownChains`]); a reload starts afresh.
 pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     if files.client_cas.is_empty() {
         return Err(TlsError::NoClientCa);
@@ -86,6 +88,7 @@ pub fn server_config_from_material(
     .only_check_end_entity_revocation()
     .allow_unknown_revocation_status()
     .build()?;
+    let verifier = Arc::new(KnownChains::new(verifier));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)
         .map_err(TlsError::Rustls)?

@@ -1,0 +1,428 @@
+//! A client-certificate verifier that remembers the chains it has verified.
+//!
+//! Verifying a client's chain costs the server two ECDSA verifications per handshake: the
+//! certificate's signature by its CA, and the CRL's signature by the same CA (webpki checks
+//! a CRL's signature every time it consults it, rustls/webpki#81). Together they were 37 %
+//! of the server's handshake CPU (`perf`, `cargo bench --bench handshake`, see
+//! `BENCHMARKS.md`). An SHS node's callers are a few dozen business systems and portals that
+//! reconnect with the same certificate all day, so [`KnownChains`] verifies a chain with
+//! webpki once and remembers the success.
+//!
+//! What a remembered success depends on, and why it stays true:
+//! - the certificates presented: the key is a SHA-256 over the end entity and the
+//!   intermediates, each with its length, so another chain is another key;
+//! - the trust anchors and CRLs: fixed for the life of one verifier; a reload (SIGHUP with a
+//!   renewed CRL) builds a new configuration with a new, empty verifier;
+//! - the time: webpki checks every certificate of the chain against its validity period
+//!   (trust anchors excepted), so an entry holds only inside the intersection of the
+//!   presented certificates' periods, and at most [`REMEMBER_FOR`] after it was verified.
+//!   CRL expiry is not enforced by the listener (rustls' default), so it adds nothing.
+//!
+//! Only successes are remembered; a refused chain is verified again each time. The proof
+//! that the caller holds the certificate's key (its `CertificateVerify` signature) is never
+//! skipped: it is checked on every handshake by the inner verifier.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use ring::digest::{Context, SHA256};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+/// The longest a verified chain is trusted without verifying it again, in seconds: a bound
+/// on anything time-dependent not covered by the validity periods.
+pub const REMEMBER_FOR: u64 = 3600;
+
+/// The most chains remembered; when full, expired entries are dropped, and if none had
+/// expired, all are (a cache, not a record: the next handshakes verify in full again).
+pub const CAPACITY: usize = 4096;
+
+/// A [`ClientCertVerifier`] that verifies a chain with `inner` once and remembers the success
+/// until the first of the chain's certificates expires (module doc).
+pub struct KnownChains {
+    inner: Arc<dyn ClientCertVerifier>,
+    known: Mutex<HashMap<ChainKey, Window>>,
+}
+
+/// SHA-256 over the presented certificates.
+type ChainKey = [u8; 32];
+
+/// The seconds (Unix time) during which a remembered success holds: `from..until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    from: u64,
+    until: u64,
+}
+
+impl Window {
+    fn holds_at(&self, now: u64) -> bool {
+        self.from <= now && now < self.until
+    }
+}
+
+impl KnownChains {
+    /// Wraps `inner`, which decides every chain not remembered and every signature.
+    pub fn new(inner: Arc<dyn ClientCertVerifier>) -> Self {
+        KnownChains {
+            inner,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many chains are remembered now (for tests and diagnostics).
+    pub fn remembered(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChainKey, Window>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remember(&self, key: ChainKey, window: Window, now: u64) {
+        let mut known = self.lock();
+        if known.len() >= CAPACITY && !known.contains_key(&key) {
+            known.retain(|_, held| held.holds_at(now));
+            if known.len() >= CAPACITY {
+                known.clear();
+            }
+        }
+        known.insert(key, window);
+    }
+}
+
+impl fmt::Debug for KnownChains {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KnownChains")
+            .field("inner", &self.inner)
+            .field("remembered", &self.remembered())
+            .finish()
+    }
+}
+
+impl ClientCertVerifier for KnownChains {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let key = chain_key(end_entity, intermediates);
+        let seconds = now.as_secs();
+        if self
+            .lock()
+            .get(&key)
+            .is_some_and(|window| window.holds_at(seconds))
+        {
+            return Ok(ClientCertVerified::assertion());
+        }
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if let Some(window) = validity(end_entity, intermediates, seconds) {
+            self.remember(key, window, seconds);
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.inner.requires_raw_public_keys()
+    }
+}
+
+/// The key of a chain: each certificate's length, then its bytes, end entity first.
+fn chain_key(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_>]) -> ChainKey {
+    let mut digest = Context::new(&SHA256);
+    for cert in std::iter::once(end_entity).chain(intermediates) {
+        digest.update(&(cert.len() as u64).to_be_bytes());
+        digest.update(cert);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest.finish().as_ref());
+    key
+}
+
+/// When a success verified at `now` may be reused: inside every presented certificate's
+/// validity period and at most [`REMEMBER_FOR`] from now. `None` (not remembered) if a
+/// certificate does not parse here or the window is empty.
+fn validity(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: u64,
+) -> Option<Window> {
+    let mut window = Window {
+        from: now,
+        until: now.saturating_add(REMEMBER_FOR),
+    };
+    for der in std::iter::once(end_entity).chain(intermediates) {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let period = cert.validity();
+        // webpki accepts up to and including notAfter; the window's end is exclusive.
+        let not_before = u64::try_from(period.not_before.timestamp()).unwrap_or(0);
+        let not_after = u64::try_from(period.not_after.timestamp()).ok()?;
+        window.from = window.from.max(not_before);
+        window.until = window.until.min(not_after.saturating_add(1));
+    }
+    (window.from < window.until).then_some(window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use rustls::server::WebPkiClientVerifier;
+
+    use crate::pki::{ExamplePki, PkiOptions};
+    use crate::tls::crypto_provider;
+
+    /// Counts the chains the inner verifier is asked about.
+    #[derive(Debug)]
+    struct Counting {
+        inner: Arc<dyn ClientCertVerifier>,
+        asked: AtomicUsize,
+    }
+
+    impl ClientCertVerifier for Counting {
+        fn root_hint_subjects(&self) -> &[DistinguishedName] {
+            self.inner.root_hint_subjects()
+        }
+        fn verify_client_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            now: UnixTime,
+        ) -> Result<ClientCertVerified, Error> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            self.inner
+                .verify_client_cert(end_entity, intermediates, now)
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    }
+
+    struct Fixture {
+        pki: ExamplePki,
+        counting: Arc<Counting>,
+        known: KnownChains,
+    }
+
+    /// A verifier over the example PKI's client CA with its CRL (which revokes `revoked`).
+    fn fixture() -> Fixture {
+        let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca.cert_der.clone()).expect("root");
+        let webpki =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
+                .with_crls(vec![pki.crl.der.clone()])
+                .only_check_end_entity_revocation()
+                .allow_unknown_revocation_status()
+                .build()
+                .expect("verifier");
+        let counting = Arc::new(Counting {
+            inner: webpki,
+            asked: AtomicUsize::new(0),
+        });
+        let known = KnownChains::new(counting.clone());
+        Fixture {
+            pki,
+            counting,
+            known,
+        }
+    }
+
+    fn now() -> UnixTime {
+        UnixTime::now()
+    }
+
+    fn asked(fixture: &Fixture) -> usize {
+        fixture.counting.asked.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_verified_chain_is_verified_once() {
+        let f = fixture();
+        let portal = f.pki.portal.cert_der.clone();
+        for _ in 0..3 {
+            f.known
+                .verify_client_cert(&portal, &[], now())
+                .expect("portal is valid");
+        }
+        assert_eq!(asked(&f), 1);
+        assert_eq!(f.known.remembered(), 1);
+    }
+
+    #[test]
+    fn another_chain_is_verified_on_its_own() {
+        let f = fixture();
+        let portal = f.pki.portal.cert_der.clone();
+        let bygglov = f.pki.bygglov.cert_der.clone();
+        f.known
+            .verify_client_cert(&portal, &[], now())
+            .expect("portal");
+        f.known
+            .verify_client_cert(&bygglov, &[], now())
+            .expect("bygglov");
+        // The same end entity with an (unused) intermediate is another chain.
+        let with_extra = [f.pki.ca.cert_der.clone()];
+        f.known
+            .verify_client_cert(&portal, &with_extra, now())
+            .expect("portal with its CA");
+        assert_eq!(asked(&f), 3);
+    }
+
+    #[test]
+    fn a_refused_chain_is_refused_every_time() {
+        let f = fixture();
+        let revoked = f.pki.revoked.cert_der.clone();
+        for _ in 0..2 {
+            let err = f
+                .known
+                .verify_client_cert(&revoked, &[], now())
+                .expect_err("revoked");
+            assert_eq!(
+                err,
+                Error::InvalidCertificate(rustls::CertificateError::Revoked)
+            );
+        }
+        assert_eq!(asked(&f), 2);
+        assert_eq!(f.known.remembered(), 0);
+    }
+
+    #[test]
+    fn a_remembered_success_ends_with_the_certificate() {
+        let f = fixture();
+        let portal = f.pki.portal.cert_der.clone();
+        let (_, cert) = x509_parser::parse_x509_certificate(&portal).expect("parse");
+        let not_after = cert.validity().not_after.timestamp() as u64;
+        let at = |secs: u64| UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        // Verified ten seconds before the end: remembered for ten seconds, not an hour.
+        f.known
+            .verify_client_cert(&portal, &[], at(not_after - 10))
+            .expect("still valid");
+        f.known
+            .verify_client_cert(&portal, &[], at(not_after))
+            .expect("valid up to notAfter");
+        assert_eq!(asked(&f), 1);
+        let err = f
+            .known
+            .verify_client_cert(&portal, &[], at(not_after + 1))
+            .expect_err("expired by then");
+        assert!(
+            matches!(
+                err,
+                Error::InvalidCertificate(rustls::CertificateError::Expired)
+                    | Error::InvalidCertificate(rustls::CertificateError::ExpiredContext { .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(asked(&f), 2);
+    }
+
+    #[test]
+    fn a_remembered_success_is_verified_again_after_an_hour() {
+        let f = fixture();
+        let portal = f.pki.portal.cert_der.clone();
+        let start = now();
+        f.known
+            .verify_client_cert(&portal, &[], start)
+            .expect("portal");
+        let later = UnixTime::since_unix_epoch(Duration::from_secs(start.as_secs() + REMEMBER_FOR));
+        f.known
+            .verify_client_cert(&portal, &[], later)
+            .expect("still valid");
+        assert_eq!(asked(&f), 2);
+    }
+
+    #[test]
+    fn the_window_is_the_intersection_of_the_periods() {
+        let f = fixture();
+        let portal = f.pki.portal.cert_der.clone();
+        let ca = f.pki.ca.cert_der.clone();
+        let (_, leaf) = x509_parser::parse_x509_certificate(&portal).expect("leaf");
+        let (_, root) = x509_parser::parse_x509_certificate(&ca).expect("ca");
+        let now = leaf.validity().not_before.timestamp() as u64 + 10;
+        let window = validity(&portal, std::slice::from_ref(&ca), now).expect("window");
+        let earliest_end = leaf
+            .validity()
+            .not_after
+            .timestamp()
+            .min(root.validity().not_after.timestamp()) as u64;
+        assert_eq!(window.from, now);
+        assert_eq!(window.until, (now + REMEMBER_FOR).min(earliest_end + 1));
+        assert!(validity(&portal, &[], earliest_end + 5).is_none());
+    }
+
+    #[test]
+    fn a_full_cache_keeps_its_bound() {
+        let f = fixture();
+        let window = Window {
+            from: 0,
+            until: u64::MAX,
+        };
+        for n in 0..CAPACITY as u64 {
+            let mut key = [0u8; 32];
+            key[..8].copy_from_slice(&n.to_be_bytes());
+            f.known.remember(key, window, 1);
+        }
+        assert_eq!(f.known.remembered(), CAPACITY);
+        f.known.remember([0xff; 32], window, 1);
+        assert!(f.known.remembered() <= CAPACITY);
+        assert_eq!(f.known.remembered(), 1);
+    }
+}
