@@ -108,7 +108,7 @@ impl<E: KvEngine> Shared<E> {
             frozen.log_file = None;
         }
         self.room.notify_all();
-        // One write at a time: a one-write batch is a plain insert or removal in sled,
+        // One write at a time: a single write is a plain insert or removal in sled,
         // which shares its lock with readers and does not roll its I/O buffer; a large
         // batch would hold readers off for its whole length. The mark goes last, in a
         // batch of its own, so an index that has the mark has every write before it.
@@ -124,12 +124,7 @@ impl<E: KvEngine> Shared<E> {
                 }
                 slice = Instant::now();
             }
-            let mut write = Batch::default();
-            match value {
-                Some(value) => write.put(key.clone(), value.clone()),
-                None => write.delete(key.clone()),
-            }
-            self.index.apply(write)?;
+            self.index.apply_one(key, value.as_deref())?;
         }
         let mut batch = Batch::default();
         batch.put(APPLIED_KEY.to_vec(), frozen.upto.to_le_bytes().to_vec());
