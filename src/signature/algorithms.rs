@@ -249,6 +249,21 @@ impl PublicKey {
     }
 }
 
+/// Whether `signature` (DER, as in X.509) over `tbs` verifies with `spki` by the method
+/// of `alg_oid` (a certificate's or CRL's `signatureAlgorithm`). For checks made outside
+/// signed data parts, such as the listener's CRLs (`tls::revocation`).
+pub(crate) fn x509_signed_by(
+    spki: &SubjectPublicKeyInfo<'_>,
+    alg_oid: &str,
+    tbs: &[u8],
+    signature: &[u8],
+) -> bool {
+    SigAlg::from_oid(alg_oid, None).is_some_and(|alg| {
+        PublicKey::from_spki(spki)
+            .is_ok_and(|key| key.verify(alg, EcdsaEncoding::Der, tbs, signature).is_ok())
+    })
+}
+
 /// Re-encodes a fixed `r || s` ECDSA signature as DER.
 fn fixed_to_der(signature: &[u8]) -> Result<Vec<u8>, SignatureError> {
     if signature.is_empty() || !signature.len().is_multiple_of(2) || signature.len() > 132 {

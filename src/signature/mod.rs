@@ -29,6 +29,7 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 
+pub(crate) use algorithms::x509_signed_by;
 pub use cms::{CmsVerified, verify_cms};
 pub use error::SignatureError;
 pub use trust::{SignerTrust, TrustError, VerifiedSigner};

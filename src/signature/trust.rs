@@ -22,7 +22,7 @@ use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use super::SignatureError;
-use super::algorithms::{EcdsaEncoding, PublicKey, SigAlg};
+use super::algorithms::{PublicKey, x509_signed_by};
 use super::error::malformed;
 use super::xml::reuse;
 use crate::tls::identity::rfc4514;
@@ -315,10 +315,7 @@ impl SignerTrust {
         if self.lock().contains(&key) {
             return true;
         }
-        let ok = SigAlg::from_oid(alg_oid, None).is_some_and(|alg| {
-            PublicKey::from_spki(issuer.public_key())
-                .is_ok_and(|pk| pk.verify(alg, EcdsaEncoding::Der, tbs, signature).is_ok())
-        });
+        let ok = x509_signed_by(issuer.public_key(), alg_oid, tbs, signature);
         if ok {
             let mut cache = self.lock();
             if cache.len() >= CACHE_LIMIT {

@@ -1,12 +1,12 @@
 //! A client-certificate verifier that remembers the chains it has verified.
 //!
-//! Verifying a client's chain costs the server two ECDSA verifications per handshake: the
-//! certificate's signature by its CA, and the CRL's signature by the same CA (webpki checks
-//! a CRL's signature every time it consults it, rustls/webpki#81). Together they were 37 %
-//! of the server's handshake CPU (`perf`, `cargo bench --bench handshake`, see
-//! `BENCHMARKS.md`). An SHS node's callers are a few dozen business systems and portals that
-//! reconnect with the same certificate all day, so [`KnownChains`] verifies a chain with
-//! webpki once and remembers the success.
+//! Verifying a client's chain costs the server an ECDSA verification per certificate
+//! (each signature by its issuer), on top of the CRL look-up ([`super::revocation`]); with
+//! webpki also checking the CRL's signature on each use, the two were 37 % of the server's
+//! handshake CPU (`perf`, `cargo bench --bench handshake`, see `BENCHMARKS.md`). An SHS
+//! node's callers are a few dozen business systems and portals that reconnect with the
+//! same certificate all day, so [`KnownChains`] verifies a chain once (webpki, then the
+//! CRLs verified at load) and remembers the success.
 //!
 //! What a remembered success depends on, and why it stays true:
 //! - the certificates presented: the key is a SHA-256 over the end entity and the
@@ -32,6 +32,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
+use super::revocation::PreVerifiedCrls;
+
 /// The longest a verified chain is trusted without verifying it again, in seconds: a bound
 /// on anything time-dependent not covered by the validity periods.
 pub const REMEMBER_FOR: u64 = 3600;
@@ -44,6 +46,7 @@ pub const CAPACITY: usize = 4096;
 /// until the first of the chain's certificates expires (module doc).
 pub struct KnownChains {
     inner: Arc<dyn ClientCertVerifier>,
+    crls: PreVerifiedCrls,
     known: Mutex<HashMap<ChainKey, Window>>,
 }
 
@@ -64,10 +67,12 @@ impl Window {
 }
 
 impl KnownChains {
-    /// Wraps `inner`, which decides every chain not remembered and every signature.
-    pub fn new(inner: Arc<dyn ClientCertVerifier>) -> Self {
+    /// Wraps `inner`, which decides every chain not remembered and every signature; a
+    /// chain `inner` accepts is then checked against `crls`, the CRLs taken from it.
+    pub fn new(inner: Arc<dyn ClientCertVerifier>, crls: PreVerifiedCrls) -> Self {
         KnownChains {
             inner,
+            crls,
             known: Mutex::new(HashMap::new()),
         }
     }
@@ -97,6 +102,7 @@ impl fmt::Debug for KnownChains {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KnownChains")
             .field("inner", &self.inner)
+            .field("crls", &self.crls.len())
             .field("remembered", &self.remembered())
             .finish()
     }
@@ -133,6 +139,7 @@ impl ClientCertVerifier for KnownChains {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
+        self.crls.check(end_entity)?;
         if let Some(window) = validity(end_entity, intermediates, seconds) {
             self.remember(key, window, seconds);
         }
@@ -262,14 +269,18 @@ mod tests {
         known: KnownChains,
     }
 
-    /// A verifier over the example PKI's client CA with its CRL (which revokes `revoked`).
+    /// A verifier over the example PKI's client CA with its CRL (which revokes `revoked`),
+    /// built as the listener builds it.
     fn fixture() -> Fixture {
         let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pki.ca.cert_der.clone()).expect("root");
+        let (verified, others) =
+            PreVerifiedCrls::partition(&roots.roots, vec![pki.crl.der.clone()]).expect("crls");
+        assert_eq!(others.len(), 0, "the CA's own CRL is verified at load");
         let webpki =
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
-                .with_crls(vec![pki.crl.der.clone()])
+                .with_crls(others)
                 .only_check_end_entity_revocation()
                 .allow_unknown_revocation_status()
                 .build()
@@ -278,7 +289,7 @@ mod tests {
             inner: webpki,
             asked: AtomicUsize::new(0),
         });
-        let known = KnownChains::new(counting.clone());
+        let known = KnownChains::new(counting.clone(), verified);
         Fixture {
             pki,
             counting,

@@ -9,6 +9,7 @@
 //! - [`pem`]: loading certificates, keys and CRLs from PEM files (and from memory).
 //! - [`server`]: the listener's `rustls::ServerConfig`, with client certificates required.
 //! - [`known_chains`]: the client-certificate verifier that verifies a caller's chain once.
+//! - [`revocation`]: CRLs of the client CAs, their signatures checked once at load.
 //! - [`client`]: the `rustls::ClientConfig` for the CLI client and node-to-node push.
 //! - [`identity`]: [`PeerIdentity`], [`Fingerprint`] and the configured [`IdentityMap`].
 //!
@@ -26,6 +27,7 @@ pub mod client;
 pub mod identity;
 pub mod known_chains;
 pub mod pem;
+pub mod revocation;
 pub mod server;
 
 #[cfg(test)]
@@ -83,6 +85,15 @@ pub enum TlsError {
     /// A client certificate was configured without its key, or a key without a certificate.
     #[error("client certificate and key must be configured together")]
     IncompleteClientIdentity,
+    /// A CRL names a client CA as its issuer, but that CA's key does not verify it (a CRL
+    /// of another CA of the same name, or a damaged one).
+    #[error("CRL #{number} (issuer {issuer}) is not signed by the client CA of that name")]
+    CrlNotSigned {
+        /// Position of the CRL among all configured CRLs, from 1.
+        number: usize,
+        /// The issuer the CRL names.
+        issuer: String,
+    },
     /// The client CAs and CRLs do not make a verifier (for example a CRL rustls cannot use).
     #[error("client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),

@@ -12,6 +12,7 @@ use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyD
 
 use super::known_chains::KnownChains;
 use super::pem::{load_certs, load_crls, load_private_key, load_roots};
+use super::revocation::PreVerifiedCrls;
 use super::{ALPN_HTTP11, PROTOCOL_VERSIONS, TlsError, crypto_provider};
 
 /// Where the server's TLS material lives, as named in the configuration.
@@ -55,8 +56,9 @@ impl ServerTlsMaterial {
 
 /// Builds the listener's configuration from files: TLS 1.2 and 1.3 with the ring provider,
 /// ALPN `http/1.1`, and a client certificate required of every caller. Only the end entity
-/// is checked against the CRLs, and a CA without a CRL is allowed. A chain verified once is
-/// remembered by this configuration ([`KnownChains`]); a reload starts afresh.
+/// is checked against the CRLs, and a CA without a CRL is allowed. The CRLs of client CAs
+/// are verified here, once ([`PreVerifiedCrls`]); a chain verified once is remembered by
+/// this configuration ([`KnownChains`]); a reload starts afresh.
 pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     if files.client_cas.is_empty() {
         return Err(TlsError::NoClientCa);
@@ -80,15 +82,17 @@ pub fn server_config_from_material(
         return Err(TlsError::NoClientCa);
     }
     let provider = crypto_provider();
+    let (verified_crls, other_crls) =
+        PreVerifiedCrls::partition(&material.client_roots.roots, material.crls)?;
     let verifier = WebPkiClientVerifier::builder_with_provider(
         Arc::new(material.client_roots),
         provider.clone(),
     )
-    .with_crls(material.crls)
+    .with_crls(other_crls)
     .only_check_end_entity_revocation()
     .allow_unknown_revocation_status()
     .build()?;
-    let verifier = Arc::new(KnownChains::new(verifier));
+    let verifier = Arc::new(KnownChains::new(verifier, verified_crls));
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)
         .map_err(TlsError::Rustls)?
