@@ -105,6 +105,45 @@ pub enum AppError {
     Bind(SocketAddr, std::io::Error),
 }
 
+/// Loads every certificate, key and CRL that `config` names (the listener's, push's and the
+/// signer trust), as starting the daemon would, and returns what fails: `check-config`
+/// reports it, so a broken file is found before a start or a reload meets it.
+pub fn check_material(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(err) = crate::tls::server_config(&server_tls_files(config)) {
+        problems.push(format!("tls: {err}"));
+    }
+    if let Err(err) = client_config(&push_tls_files(config)) {
+        problems.push(format!("push: {err}"));
+    }
+    if let Some(signatures) = &config.signatures
+        && let Err(err) = SignatureChecks::load(signatures)
+    {
+        problems.push(format!("signatures: {err}"));
+    }
+    problems
+}
+
+/// The listener's TLS files.
+fn server_tls_files(config: &Config) -> ServerTlsFiles {
+    ServerTlsFiles {
+        cert_chain: config.tls.certificate.clone(),
+        key: config.tls.private_key.clone(),
+        client_cas: config.tls.client_cas.clone(),
+        crls: config.tls.crls.clone(),
+    }
+}
+
+/// The client side of push and of synchronous forwarding: this node's certificate, the
+/// network's CAs.
+fn push_tls_files(config: &Config) -> ClientTlsFiles {
+    ClientTlsFiles {
+        roots: config.push.cas.clone(),
+        cert_chain: Some(config.push.certificate.clone()),
+        key: Some(config.push.private_key.clone()),
+    }
+}
+
 /// A built daemon, ready to serve a bound listener.
 pub struct App {
     broker: Arc<Broker>,
@@ -123,20 +162,9 @@ impl App {
     /// Like [`App::build`] but over a store the caller opened (tests inject faults this way;
     /// the configuration's `[store]` section is not used).
     pub fn with_store(config: Config, store: Arc<dyn Store>) -> Result<App, AppError> {
-        let tls = ReloadableServerConfig::load(ServerTlsFiles {
-            cert_chain: config.tls.certificate.clone(),
-            key: config.tls.private_key.clone(),
-            client_cas: config.tls.client_cas.clone(),
-            crls: config.tls.crls.clone(),
-        })?;
+        let tls = ReloadableServerConfig::load(server_tls_files(&config))?;
         let directory = open_directory(&config)?;
-        // The client side of push and of synchronous forwarding: this node's certificate,
-        // the network's CAs.
-        let push_tls = Some(client_config(&ClientTlsFiles {
-            roots: config.push.cas.clone(),
-            cert_chain: Some(config.push.certificate.clone()),
-            key: Some(config.push.private_key.clone()),
-        })?);
+        let push_tls = Some(client_config(&push_tls_files(&config))?);
         let signatures = match &config.signatures {
             Some(signatures) => Some(Arc::new(
                 SignatureChecks::load(signatures).map_err(AppError::Signatures)?,

@@ -47,7 +47,9 @@ pub async fn serve(path: &Path) -> Result<(), Failure> {
 /// `shsd check-config`.
 pub fn check_config(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
-    // The directory's files are part of the configuration: check them too.
+    // The files the configuration names are part of it: the certificates, keys and CRLs
+    // are loaded as a start would load them, and the directory is opened.
+    let mut problems = crate::app::check_material(&config);
     if let Some(directory) = &config.directory {
         let opened = match &directory.engine {
             DirectoryEngine::File { path: file } => FileDirectory::open(file)
@@ -58,12 +60,13 @@ pub fn check_config(path: &Path) -> Result<(), Failure> {
                 .map(drop)
                 .map_err(|err| format!("directory.ldap: {err}")),
         };
-        if let Err(problem) = opened {
-            return Err(Failure::BadConfig(ConfigErrors {
-                source: path.to_owned(),
-                problems: vec![problem],
-            }));
-        }
+        problems.extend(opened.err());
+    }
+    if !problems.is_empty() {
+        return Err(Failure::BadConfig(ConfigErrors {
+            source: path.to_owned(),
+            problems,
+        }));
     }
     println!("{}: ok", path.display());
     Ok(())

@@ -96,6 +96,37 @@ fn check_config_reports_every_problem_and_exits_64() {
 }
 
 #[test]
+fn check_config_loads_the_certificates_and_crls() {
+    let dir = setup();
+    // A CRL in the CA's name, signed by another key; and a key that is no PEM key.
+    let other = ExamplePki::generate(PkiOptions::default()).unwrap();
+    std::fs::write(dir.path().join("certs/ca-crl.pem"), &other.crl.pem).unwrap();
+    std::fs::write(dir.path().join("certs/server-key.pem"), "not a key\n").unwrap();
+    let out = Command::new(SHSD)
+        .args(["check-config", "--config", &config(dir.path())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in ["2 problem(s)", "tls:", "server-key.pem", "push:"] {
+        assert!(stderr.contains(needle), "{needle:?} missing in {stderr}");
+    }
+
+    // With a good key, the CRL is what is left.
+    let dir = setup();
+    std::fs::write(dir.path().join("certs/ca-crl.pem"), &other.crl.pem).unwrap();
+    let out = Command::new(SHSD)
+        .args(["check-config", "--config", &config(dir.path())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in ["1 problem(s)", "CRL #1", "is not signed by the client CA"] {
+        assert!(stderr.contains(needle), "{needle:?} missing in {stderr}");
+    }
+}
+
+#[test]
 fn certs_writes_the_example_pki_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("pki");
