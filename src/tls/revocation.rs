@@ -186,7 +186,7 @@ fn sequence(content: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use std::time::{Duration, SystemTime};
@@ -297,6 +297,31 @@ mod tests {
         taken
             .check(&pki.portal.cert_der)
             .expect("nothing taken over");
+    }
+
+    /// A CRL of `pki`'s client CA revoking `serial`, with an issuing distribution point if
+    /// `scoped` (which leaves it to webpki).
+    pub(crate) fn client_ca_crl(
+        pki: &ExamplePki,
+        serial: &[u8],
+        scoped: bool,
+    ) -> CertificateRevocationListDer<'static> {
+        let key = KeyPair::from_pem(&pki.ca.key_pem).expect("CA key");
+        let ca = Issuer::from_ca_cert_der(&pki.ca.cert_der, key).expect("CA");
+        crl_of(&ca, serial, scoped)
+    }
+
+    #[test]
+    fn a_scoped_crl_of_the_client_ca_stays_with_webpki() {
+        let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
+        let serial = pki.portal.serial.clone();
+        let plain = client_ca_crl(&pki, &serial, false);
+        let scoped = client_ca_crl(&pki, &serial, true);
+        let (taken, rest) =
+            PreVerifiedCrls::partition(&anchors(&pki), vec![plain, scoped.clone()]).expect("ok");
+        assert_eq!(taken.len(), 1, "the plain one is taken over");
+        assert_eq!(rest, vec![scoped], "the scoped one is webpki's");
+        assert!(taken.check(&pki.portal.cert_der).is_err());
     }
 
     #[test]

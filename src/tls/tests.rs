@@ -224,6 +224,29 @@ async fn revoked_client_fails_the_handshake() {
 }
 
 #[tokio::test]
+async fn a_crl_left_to_webpki_still_revokes() {
+    // A CRL with an issuing distribution point is not taken over by `revocation`; webpki
+    // checks it during the handshake, as before.
+    let pki = pki();
+    let scoped = super::revocation::tests::client_ca_crl(pki, &pki.portal.serial, true);
+    let mut material = pki.server_material();
+    material.crls = vec![scoped];
+    let server = server_config_from_material(material).expect("server config");
+    let client = pki.client_config(Some(&pki.portal)).expect("client config");
+    let outcome = connect(server.clone(), client, "localhost", IdentityMap::new()).await;
+    assert_eq!(
+        outcome.server_refusal(),
+        &rustls::Error::InvalidCertificate(CertificateError::Revoked)
+    );
+    let bygglov = pki
+        .client_config(Some(&pki.bygglov))
+        .expect("client config");
+    connect(server, bygglov, "localhost", IdentityMap::new())
+        .await
+        .accepted();
+}
+
+#[tokio::test]
 async fn unknown_issuer_fails_the_handshake() {
     let outcome = connect_as(Some(&pki().unknown_issuer)).await;
     assert_eq!(
