@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ring::digest::{Context, SHA256};
@@ -48,6 +49,7 @@ pub struct KnownChains {
     inner: Arc<dyn ClientCertVerifier>,
     crls: PreVerifiedCrls,
     known: Mutex<HashMap<ChainKey, Window>>,
+    verified_in_full: AtomicU64,
 }
 
 /// SHA-256 over the presented certificates.
@@ -74,7 +76,13 @@ impl KnownChains {
             inner,
             crls,
             known: Mutex::new(HashMap::new()),
+            verified_in_full: AtomicU64::new(0),
         }
+    }
+
+    /// How many chains were handed to the inner verifier (not remembered, or no longer).
+    pub fn verified_in_full(&self) -> u64 {
+        self.verified_in_full.load(Ordering::Relaxed)
     }
 
     /// How many chains are remembered now (for tests and diagnostics).
@@ -136,6 +144,7 @@ impl ClientCertVerifier for KnownChains {
         {
             return Ok(ClientCertVerified::assertion());
         }
+        self.verified_in_full.fetch_add(1, Ordering::Relaxed);
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
@@ -213,59 +222,14 @@ fn validity(
 mod tests {
     use super::*;
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
-
-    use rustls::server::WebPkiClientVerifier;
 
     use crate::pki::{ExamplePki, PkiOptions};
     use crate::tls::crypto_provider;
-
-    /// Counts the chains the inner verifier is asked about.
-    #[derive(Debug)]
-    struct Counting {
-        inner: Arc<dyn ClientCertVerifier>,
-        asked: AtomicUsize,
-    }
-
-    impl ClientCertVerifier for Counting {
-        fn root_hint_subjects(&self) -> &[DistinguishedName] {
-            self.inner.root_hint_subjects()
-        }
-        fn verify_client_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            intermediates: &[CertificateDer<'_>],
-            now: UnixTime,
-        ) -> Result<ClientCertVerified, Error> {
-            self.asked.fetch_add(1, Ordering::SeqCst);
-            self.inner
-                .verify_client_cert(end_entity, intermediates, now)
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            self.inner.verify_tls12_signature(message, cert, dss)
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            self.inner.verify_tls13_signature(message, cert, dss)
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.inner.supported_verify_schemes()
-        }
-    }
+    use crate::tls::server::client_verifier;
 
     struct Fixture {
         pki: ExamplePki,
-        counting: Arc<Counting>,
         known: KnownChains,
     }
 
@@ -273,36 +237,17 @@ mod tests {
     /// built as the listener builds it.
     fn fixture() -> Fixture {
         let pki = ExamplePki::generate(PkiOptions::default()).expect("pki");
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(pki.ca.cert_der.clone()).expect("root");
-        let (verified, others) =
-            PreVerifiedCrls::partition(&roots.roots, vec![pki.crl.der.clone()]).expect("crls");
-        assert_eq!(others.len(), 0, "the CA's own CRL is verified at load");
-        let webpki =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crypto_provider())
-                .with_crls(others)
-                .only_check_end_entity_revocation()
-                .allow_unknown_revocation_status()
-                .build()
-                .expect("verifier");
-        let counting = Arc::new(Counting {
-            inner: webpki,
-            asked: AtomicUsize::new(0),
-        });
-        let known = KnownChains::new(counting.clone(), verified);
-        Fixture {
-            pki,
-            counting,
-            known,
-        }
+        let known = client_verifier(pki.roots(), vec![pki.crl.der.clone()], crypto_provider())
+            .expect("verifier");
+        Fixture { pki, known }
     }
 
     fn now() -> UnixTime {
         UnixTime::now()
     }
 
-    fn asked(fixture: &Fixture) -> usize {
-        fixture.counting.asked.load(Ordering::SeqCst)
+    fn asked(fixture: &Fixture) -> u64 {
+        fixture.known.verified_in_full()
     }
 
     #[test]

@@ -82,25 +82,33 @@ pub fn server_config_from_material(
         return Err(TlsError::NoClientCa);
     }
     let provider = crypto_provider();
-    let (verified_crls, other_crls) =
-        PreVerifiedCrls::partition(&material.client_roots.roots, material.crls)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(
-        Arc::new(material.client_roots),
-        provider.clone(),
-    )
-    .with_crls(other_crls)
-    .only_check_end_entity_revocation()
-    .allow_unknown_revocation_status()
-    .build()?;
-    let verifier = Arc::new(KnownChains::new(verifier, verified_crls));
+    let verifier = client_verifier(material.client_roots, material.crls, provider.clone())?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(PROTOCOL_VERSIONS)
         .map_err(TlsError::Rustls)?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(material.cert_chain, material.key)
         .map_err(TlsError::KeyPair)?;
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The listener's client-certificate verifier: webpki with `roots` and the CRLs it keeps,
+/// the client CAs' own CRLs verified here ([`PreVerifiedCrls`]), verified chains
+/// remembered ([`KnownChains`]). Only the end entity is checked against the CRLs, and a CA
+/// without a CRL is allowed.
+pub(crate) fn client_verifier(
+    roots: RootCertStore,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<KnownChains, TlsError> {
+    let (verified_crls, other_crls) = PreVerifiedCrls::partition(&roots.roots, crls)?;
+    let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .with_crls(other_crls)
+        .only_check_end_entity_revocation()
+        .allow_unknown_revocation_status()
+        .build()?;
+    Ok(KnownChains::new(webpki, verified_crls))
 }
 
 /// A server configuration that can be rebuilt from its files while the listener runs

@@ -29,13 +29,18 @@ fn config(dir: &Path) -> String {
     dir.join("shsd.toml").to_string_lossy().into_owned()
 }
 
+/// Runs `shsd check-config` on the configuration in `dir`.
+fn check_config(dir: &Path) -> std::process::Output {
+    Command::new(SHSD)
+        .args(["check-config", "--config", &config(dir)])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_config_accepts_a_good_file() {
     let dir = setup();
-    let out = Command::new(SHSD)
-        .args(["check-config", "--config", &config(dir.path())])
-        .output()
-        .unwrap();
+    let out = check_config(dir.path());
     assert!(
         out.status.success(),
         "{}",
@@ -53,10 +58,7 @@ fn check_config_refuses_an_exposed_admin_listener_without_admin_identities() {
     );
     assert_ne!(exposed, cli_config());
     std::fs::write(dir.path().join("shsd.toml"), exposed).unwrap();
-    let out = Command::new(SHSD)
-        .args(["check-config", "--config", &config(dir.path())])
-        .output()
-        .unwrap();
+    let out = check_config(dir.path());
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("1 problem(s)"), "{stderr}");
@@ -73,10 +75,7 @@ fn check_config_reports_every_problem_and_exits_64() {
         .replacen("address = \"127.0.0.1:0\"", "address = \"nowhere\"", 1)
         .replace("certs/server.pem", "certs/missing.pem");
     std::fs::write(dir.path().join("shsd.toml"), bad).unwrap();
-    let out = Command::new(SHSD)
-        .args(["check-config", "--config", &config(dir.path())])
-        .output()
-        .unwrap();
+    let out = check_config(dir.path());
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in [
@@ -102,10 +101,7 @@ fn check_config_loads_the_certificates_and_crls() {
     let other = ExamplePki::generate(PkiOptions::default()).unwrap();
     std::fs::write(dir.path().join("certs/ca-crl.pem"), &other.crl.pem).unwrap();
     std::fs::write(dir.path().join("certs/server-key.pem"), "not a key\n").unwrap();
-    let out = Command::new(SHSD)
-        .args(["check-config", "--config", &config(dir.path())])
-        .output()
-        .unwrap();
+    let out = check_config(dir.path());
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in ["2 problem(s)", "tls:", "server-key.pem", "push:"] {
@@ -115,10 +111,7 @@ fn check_config_loads_the_certificates_and_crls() {
     // With a good key, the CRL is what is left.
     let dir = setup();
     std::fs::write(dir.path().join("certs/ca-crl.pem"), &other.crl.pem).unwrap();
-    let out = Command::new(SHSD)
-        .args(["check-config", "--config", &config(dir.path())])
-        .output()
-        .unwrap();
+    let out = check_config(dir.path());
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in ["1 problem(s)", "CRL #1", "is not signed by the client CA"] {
