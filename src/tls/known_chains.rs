@@ -30,8 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ring::digest::{Context, SHA256};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_parser::certificate::X509Certificate;
 
 use super::revocation::PreVerifiedCrls;
 
@@ -65,6 +66,19 @@ struct Window {
 impl Window {
     fn holds_at(&self, now: u64) -> bool {
         self.from <= now && now < self.until
+    }
+
+    /// The part of this window inside `cert`'s validity period; `None` if its end is
+    /// before 1970.
+    fn within(self, cert: &X509Certificate<'_>) -> Option<Window> {
+        let period = cert.validity();
+        // webpki accepts up to and including notAfter; the window's end is exclusive.
+        let not_before = u64::try_from(period.not_before.timestamp()).unwrap_or(0);
+        let not_after = u64::try_from(period.not_after.timestamp()).ok()?;
+        Some(Window {
+            from: self.from.max(not_before),
+            until: self.until.min(not_after.saturating_add(1)),
+        })
     }
 }
 
@@ -148,8 +162,11 @@ impl ClientCertVerifier for KnownChains {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        self.crls.check(end_entity)?;
-        if let Some(window) = validity(end_entity, intermediates, seconds) {
+        // Parsed once here for both: webpki keeps its own parse to itself.
+        let (_, end_entity) = x509_parser::parse_x509_certificate(end_entity)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        self.crls.check(&end_entity)?;
+        if let Some(window) = validity(&end_entity, intermediates, seconds) {
             self.remember(key, window, seconds);
         }
         Ok(verified)
@@ -198,22 +215,18 @@ fn chain_key(end_entity: &CertificateDer<'_>, intermediates: &[CertificateDer<'_
 /// validity period and at most [`REMEMBER_FOR`] from now. `None` (not remembered) if a
 /// certificate does not parse here or the window is empty.
 fn validity(
-    end_entity: &CertificateDer<'_>,
+    end_entity: &X509Certificate<'_>,
     intermediates: &[CertificateDer<'_>],
     now: u64,
 ) -> Option<Window> {
     let mut window = Window {
         from: now,
         until: now.saturating_add(REMEMBER_FOR),
-    };
-    for der in std::iter::once(end_entity).chain(intermediates) {
+    }
+    .within(end_entity)?;
+    for der in intermediates {
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-        let period = cert.validity();
-        // webpki accepts up to and including notAfter; the window's end is exclusive.
-        let not_before = u64::try_from(period.not_before.timestamp()).unwrap_or(0);
-        let not_after = u64::try_from(period.not_after.timestamp()).ok()?;
-        window.from = window.from.max(not_before);
-        window.until = window.until.min(not_after.saturating_add(1));
+        window = window.within(&cert)?;
     }
     (window.from < window.until).then_some(window)
 }
@@ -353,7 +366,7 @@ mod tests {
         let (_, leaf) = x509_parser::parse_x509_certificate(&portal).expect("leaf");
         let (_, root) = x509_parser::parse_x509_certificate(&ca).expect("ca");
         let now = leaf.validity().not_before.timestamp() as u64 + 10;
-        let window = validity(&portal, std::slice::from_ref(&ca), now).expect("window");
+        let window = validity(&leaf, std::slice::from_ref(&ca), now).expect("window");
         let earliest_end = leaf
             .validity()
             .not_after
@@ -361,7 +374,7 @@ mod tests {
             .min(root.validity().not_after.timestamp()) as u64;
         assert_eq!(window.from, now);
         assert_eq!(window.until, (now + REMEMBER_FOR).min(earliest_end + 1));
-        assert!(validity(&portal, &[], earliest_end + 5).is_none());
+        assert!(validity(&leaf, &[], earliest_end + 5).is_none());
     }
 
     #[test]

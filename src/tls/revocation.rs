@@ -22,8 +22,9 @@
 
 use std::collections::HashSet;
 
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, TrustAnchor};
+use rustls::pki_types::{CertificateRevocationListDer, TrustAnchor};
 use rustls::{CertificateError, Error};
+use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
@@ -87,14 +88,9 @@ impl PreVerifiedCrls {
     }
 
     /// Refuses `end_entity` if a taken-over CRL of its issuer lists its serial number.
-    /// Call it after webpki has verified the chain (a certificate that does not parse
-    /// here is refused as webpki would refuse it).
-    pub fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), Error> {
-        if self.lists.is_empty() {
-            return Ok(());
-        }
-        let (_, cert) = x509_parser::parse_x509_certificate(end_entity)
-            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    /// Call it after webpki has verified the chain.
+    pub fn check(&self, end_entity: &X509Certificate<'_>) -> Result<(), Error> {
+        let cert = end_entity;
         let issuer = cert.issuer().as_raw();
         let serial = cert.raw_serial();
         let revoked = self
@@ -199,6 +195,12 @@ pub(crate) mod tests {
 
     use crate::pki::{ExamplePki, PkiOptions};
 
+    fn parsed(der: &[u8]) -> X509Certificate<'_> {
+        x509_parser::parse_x509_certificate(der)
+            .expect("certificate")
+            .1
+    }
+
     fn anchors(pki: &ExamplePki) -> Vec<TrustAnchor<'static>> {
         pki.roots().roots
     }
@@ -255,16 +257,16 @@ pub(crate) mod tests {
             PreVerifiedCrls::partition(&anchors(&pki), vec![pki.crl.der.clone()]).expect("ok");
         assert_eq!((taken.len(), rest.len()), (1, 0));
         assert_eq!(
-            taken.check(&pki.revoked.cert_der),
+            taken.check(&parsed(&pki.revoked.cert_der)),
             Err(Error::InvalidCertificate(CertificateError::Revoked))
         );
         taken
-            .check(&pki.portal.cert_der)
+            .check(&parsed(&pki.portal.cert_der))
             .expect("portal is not revoked");
         let more = pki.crl_revoking(&[&pki.portal]).expect("crl");
         let (taken, _) = PreVerifiedCrls::partition(&anchors(&pki), vec![more.der]).expect("ok");
-        assert!(taken.check(&pki.portal.cert_der).is_err());
-        assert!(taken.check(&pki.bygglov.cert_der).is_ok());
+        assert!(taken.check(&parsed(&pki.portal.cert_der)).is_err());
+        assert!(taken.check(&parsed(&pki.bygglov.cert_der)).is_ok());
     }
 
     #[test]
@@ -295,7 +297,7 @@ pub(crate) mod tests {
         assert!(taken.is_empty());
         assert_eq!(rest, vec![foreign, scoped]);
         taken
-            .check(&pki.portal.cert_der)
+            .check(&parsed(&pki.portal.cert_der))
             .expect("nothing taken over");
     }
 
@@ -321,7 +323,7 @@ pub(crate) mod tests {
             PreVerifiedCrls::partition(&anchors(&pki), vec![plain, scoped.clone()]).expect("ok");
         assert_eq!(taken.len(), 1, "the plain one is taken over");
         assert_eq!(rest, vec![scoped], "the scoped one is webpki's");
-        assert!(taken.check(&pki.portal.cert_der).is_err());
+        assert!(taken.check(&parsed(&pki.portal.cert_der)).is_err());
     }
 
     #[test]
@@ -336,11 +338,11 @@ pub(crate) mod tests {
         let (_, portal) = x509_parser::parse_x509_certificate(&pki.portal.cert_der).expect("cert");
         assert!(
             listed(portal.issuer().as_raw().to_vec())
-                .check(&pki.portal.cert_der)
+                .check(&parsed(&pki.portal.cert_der))
                 .is_err()
         );
         listed(b"another issuer".to_vec())
-            .check(&pki.portal.cert_der)
+            .check(&parsed(&pki.portal.cert_der))
             .expect("not this issuer's list");
     }
 
