@@ -38,6 +38,24 @@ impl Broker {
         }
     }
 
+    /// As [`Broker::correlate_except`] for the confirm that acknowledging `acknowledged`
+    /// made. Skipped when the store knows `acknowledged` is the only indexed message with
+    /// the confirm's corr.id: the look-up would find only it, and it is either `noted`
+    /// already or not a message the confirm answers ([`answer_at_ack`] decided that).
+    pub(super) async fn correlate_ack_confirm(
+        &self,
+        acknowledged: &MessageRecord,
+        confirm: &MessageRecord,
+        noted: Option<LocalId>,
+    ) {
+        let alone = !acknowledged.summary.is_management()
+            && acknowledged.summary.corr_id == confirm.summary.corr_id
+            && !self.store.corr_id_may_be_shared(&confirm.summary.corr_id);
+        if !alone {
+            self.correlate_except(confirm, noted).await;
+        }
+    }
+
     async fn note_on_originals(
         &self,
         notice: &MessageRecord,

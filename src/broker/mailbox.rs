@@ -217,7 +217,7 @@ impl Broker {
                             tracing::info!(shs.txid = %record.tx_id, answer = %confirm.tx_id,
                                 kind = "confirm", "answer noted");
                         }
-                        self.correlate_except(confirm, noted).await;
+                        self.correlate_ack_confirm(&record, confirm, noted).await;
                     }
                 }
                 tracing::info!(

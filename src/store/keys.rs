@@ -32,6 +32,7 @@ pub const PENDING_PREFIX: &[u8] = b"u/";
 pub const JOB_PREFIX: &[u8] = b"j/";
 pub const AUDIT_PREFIX: &[u8] = b"a/";
 pub const MAILBOX_PREFIX: &[u8] = b"x/";
+pub const CORR_PREFIX: &[u8] = b"c/";
 
 /// The housekeeping classes of `h/` keys.
 pub const UNFETCHED: u8 = b'r';
@@ -233,7 +234,7 @@ pub fn housekeeping_of(key: &[u8]) -> Option<(DateTime<Utc>, LocalId)> {
 }
 
 pub fn corr_prefix(corr_id: &str) -> Vec<u8> {
-    let mut key = b"c/".to_vec();
+    let mut key = CORR_PREFIX.to_vec();
     key.extend_from_slice(corr_id.as_bytes());
     key.push(0);
     key
@@ -250,6 +251,12 @@ pub fn corr(corr_id: &str, id: LocalId) -> Vec<u8> {
 pub fn corr_id_of(key: &[u8]) -> Option<LocalId> {
     let id: [u8; 16] = key.get(key.len().checked_sub(16)?..)?.try_into().ok()?;
     Some(LocalId(uuid::Uuid::from_bytes(id)))
+}
+
+/// The corr.id of a `c/` key, as bytes.
+pub fn corr_id_bytes(key: &[u8]) -> Option<&[u8]> {
+    let rest = key.strip_prefix(CORR_PREFIX)?;
+    rest.get(..rest.len().checked_sub(17)?)
 }
 
 pub fn audit(seq: u64) -> Vec<u8> {

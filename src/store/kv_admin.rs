@@ -61,7 +61,7 @@ impl<E: KvEngine> Inner<E> {
             detail,
         };
         staging.batch.put(keys::audit(audit.seq), encode(&audit)?);
-        staging.apply(&*self.engine, &self.depths)?;
+        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
         let ticket = self.commit_ticket();
         drop(guard);
         let answer = Administered {

@@ -27,6 +27,7 @@ use super::lifecycle::{self, MailboxDepths, Staging, mailbox_of, stage_delivery,
 use super::query::MailboxQuery;
 use super::record::{JobId, LocalId, MessageRecord, MessageSummary, PayloadId, State};
 use super::search::AdminSearch;
+use super::shared_corr_ids::SharedCorrIds;
 use super::tx_hints::TxHints;
 use super::{
     Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due, Expiry,
@@ -59,6 +60,8 @@ pub(super) struct Inner<E> {
     pub(super) held: HeldPayloads,
     /// Where recently listed messages' records are, for the fetch and ack after a list.
     pub(super) listed: TxHints,
+    /// Which corr.ids more than one indexed message may share.
+    pub(super) corr_ids: SharedCorrIds,
 }
 
 impl<E: KvEngine> KvStore<E> {
@@ -72,6 +75,8 @@ impl<E: KvEngine> KvStore<E> {
         }
         lifecycle::index_for_housekeeping(&*engine)?;
         let depths = MailboxDepths::count(&*engine)?;
+        let corr_ids = SharedCorrIds::default();
+        lifecycle::note_corr_ids(&*engine, &corr_ids)?;
         let sync_engine = Arc::clone(&engine);
         let commit = GroupCommit::start(Box::new(move || {
             sync_engine.sync().map_err(|err| err.to_string())
@@ -85,6 +90,7 @@ impl<E: KvEngine> KvStore<E> {
                 depths,
                 held: HeldPayloads::default(),
                 listed: TxHints::default(),
+                corr_ids,
             }),
         })
     }
@@ -388,6 +394,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         Ok(records)
     }
 
+    fn corr_id_may_be_shared(&self, corr_id: &str) -> bool {
+        self.inner.corr_ids.may_be_shared(corr_id.as_bytes())
+    }
+
     async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError> {
         self.read(move |inner| inner.note_answer(id, answer)).await
     }
@@ -473,7 +483,7 @@ impl<E: KvEngine> Inner<E> {
         let mut staging = Staging::default();
         staging.unused_tx = Some(message.summary.tx_id.clone());
         let (record, job) = self.stage_new(&mut staging, message)?;
-        staging.apply(&*self.engine, &self.depths)?;
+        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
         let ticket = self.commit.request();
         drop(guard);
         Ok((Acceptance::Accepted { record, job }, Some(ticket)))
@@ -497,7 +507,7 @@ impl<E: KvEngine> Inner<E> {
         }
         staging.batch.put(keys::message(id), encode(&record)?);
         staging.transition(Some(&before), Some(&record));
-        staging.apply(&*self.engine, &self.depths)?;
+        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
         Ok(record)
     }
 
@@ -545,7 +555,7 @@ impl<E: KvEngine> Inner<E> {
             }
             None => (None, None),
         };
-        staging.apply(&*self.engine, &self.depths)?;
+        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
         let ticket = self.commit.request();
         drop(guard);
         let outcome = AckOutcome::Acknowledged {
@@ -576,7 +586,7 @@ impl<E: KvEngine> Inner<E> {
             // Someone (an administrator) moved the message on; the job is stale.
             tracing::warn!(job = %job, local_id = %record.local_id, state = ?record.state,
                 "dropping routing job of a message that is no longer new");
-            staging.apply(&*self.engine, &self.depths)?;
+            staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
             return Ok(JobCompletion::AlreadyCompleted);
         }
         let before = record.clone();
@@ -595,7 +605,7 @@ impl<E: KvEngine> Inner<E> {
             .batch
             .put(keys::message(record.local_id), encode(&record)?);
         staging.transition(Some(&before), Some(&record));
-        staging.apply(&*self.engine, &self.depths)?;
+        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
         drop(guard);
         Ok(JobCompletion::Applied { record, created })
     }

@@ -18,6 +18,7 @@ use super::codec::encode;
 use super::keys::{self, IndexEntry};
 use super::kv::{Batch, Direction, Entry, KvEngine};
 use super::record::{MessageRecord, State};
+use super::shared_corr_ids::SharedCorrIds;
 use super::{StoreError, record::LocalId};
 use crate::protocol::urn::Address;
 
@@ -37,6 +38,8 @@ pub(super) struct Staging {
     pub unused_tx: Option<String>,
     /// Mailbox depth changes to apply once the batch is applied.
     depths: Vec<(Address, i64)>,
+    /// The corr.ids of the `c/` keys this batch adds.
+    corr_ids: Vec<String>,
 }
 
 impl Staging {
@@ -50,6 +53,7 @@ impl Staging {
             (None, Some(new)) if !new.summary.is_management() => {
                 let key = keys::corr(&new.summary.corr_id, new.local_id);
                 self.batch.put(key, Vec::new());
+                self.corr_ids.push(new.summary.corr_id.clone());
             }
             // Unconditional: stores written before 2026-11-23 indexed management messages.
             (Some(old), None) => {
@@ -76,12 +80,17 @@ impl Staging {
         }
     }
 
-    /// Applies the batch; on success moves `depths` by what it did.
+    /// Applies the batch; on success moves `depths` by what it did. The corr.ids are
+    /// noted first: a failed batch only leaves bits that cost a look-up.
     pub fn apply<E: KvEngine + ?Sized>(
         self,
         engine: &E,
         depths: &MailboxDepths,
+        corr_ids: &SharedCorrIds,
     ) -> Result<(), StoreError> {
+        self.corr_ids
+            .iter()
+            .for_each(|corr_id| corr_ids.note(corr_id.as_bytes()));
         engine.apply(self.batch)?;
         depths.shift(self.depths);
         Ok(())
@@ -195,6 +204,21 @@ pub(super) fn mailbox_of(record: &MessageRecord) -> Result<Address, StoreError> 
             "message {} is {:?} without a mailbox",
             record.local_id, record.state
         ))
+    })
+}
+
+/// Notes every corr.id of the `c/` index (at open, after [`index_for_housekeeping`]).
+pub(super) fn note_corr_ids<E: KvEngine + ?Sized>(
+    engine: &E,
+    corr_ids: &SharedCorrIds,
+) -> Result<(), StoreError> {
+    for_each_page(engine, keys::CORR_PREFIX, |page| {
+        for (key, _) in page {
+            let corr_id = keys::corr_id_bytes(key)
+                .ok_or_else(|| StoreError::Corrupt("malformed corr.id key".into()))?;
+            corr_ids.note(corr_id);
+        }
+        Ok(())
     })
 }
 

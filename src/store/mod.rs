@@ -48,6 +48,7 @@ pub mod postgres;
 pub mod query;
 pub mod record;
 pub mod search;
+mod shared_corr_ids;
 pub mod sled;
 mod tx_hints;
 pub mod wal;
@@ -274,6 +275,13 @@ pub trait Store: Send + Sync {
         limit: usize,
         except: &[LocalId],
     ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// False only if at most one message indexed for answers (see [`Store::with_corr_id`])
+    /// has had `corr_id` since the store opened, so a look-up can be skipped when that one
+    /// is known. A hint: true when the store does not know.
+    fn corr_id_may_be_shared(&self, _corr_id: &str) -> bool {
+        true
+    }
 
     /// Records that `answer` answered message `id`. Not synced: a lost note is only a
     /// missing annotation. An unknown id is left alone.

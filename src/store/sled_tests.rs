@@ -512,3 +512,39 @@ fn a_store_keeps_the_segment_size_it_was_created_with() {
         Some(INDEX_SEGMENT_SIZE)
     );
 }
+
+/// The store knows which corr.ids only one indexed message has, also after a reopen (the
+/// filters are rebuilt from the `c/` index); management messages are not indexed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailbox = || Route::Mailbox(address("2120000142"));
+    let with_corr = |tx_id: &str, corr_id: &str| {
+        let mut summary = summary(tx_id);
+        summary.corr_id = corr_id.into();
+        summary
+    };
+    {
+        let store = open(dir.path());
+        accept(&store, with_corr("tx-1", "shared"), SENDER, mailbox()).await;
+        accept(&store, with_corr("tx-2", "alone"), SENDER, mailbox()).await;
+        assert!(!store.corr_id_may_be_shared("shared"));
+        accept(&store, with_corr("tx-3", "shared"), SENDER, mailbox()).await;
+        let mut confirm = with_corr("tx-4", "alone");
+        confirm.sequence_type = "adm".into();
+        confirm.product = "urn:X-shs:confirm".into();
+        assert!(confirm.is_management());
+        accept(&store, confirm, SENDER, mailbox()).await;
+        assert!(store.corr_id_may_be_shared("shared"));
+        assert!(
+            !store.corr_id_may_be_shared("alone"),
+            "a confirm is not indexed"
+        );
+        assert!(!store.corr_id_may_be_shared("never"));
+    }
+    let store = open(dir.path());
+    assert!(store.corr_id_may_be_shared("shared"));
+    assert!(!store.corr_id_may_be_shared("alone"));
+    accept(&store, with_corr("tx-5", "alone"), SENDER, mailbox()).await;
+    assert!(store.corr_id_may_be_shared("alone"));
+}
