@@ -33,6 +33,7 @@ pub const JOB_PREFIX: &[u8] = b"j/";
 pub const AUDIT_PREFIX: &[u8] = b"a/";
 pub const MAILBOX_PREFIX: &[u8] = b"x/";
 pub const CORR_PREFIX: &[u8] = b"c/";
+pub const TX_PREFIX: &[u8] = b"t/";
 
 /// The housekeeping classes of `h/` keys.
 pub const UNFETCHED: u8 = b'r';
@@ -125,7 +126,7 @@ pub fn message(id: LocalId) -> Vec<u8> {
 }
 
 pub fn tx(tx_id: &str) -> Vec<u8> {
-    with_prefix(b"t/", tx_id.as_bytes())
+    with_prefix(TX_PREFIX, tx_id.as_bytes())
 }
 
 pub fn mailbox_prefix(mailbox: &Address) -> Vec<u8> {

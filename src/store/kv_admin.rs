@@ -61,7 +61,7 @@ impl<E: KvEngine> Inner<E> {
             detail,
         };
         staging.batch.put(keys::audit(audit.seq), encode(&audit)?);
-        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+        staging.apply(&*self.engine, &self.digest)?;
         let ticket = self.commit_ticket();
         drop(guard);
         let answer = Administered {

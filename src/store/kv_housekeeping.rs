@@ -69,7 +69,7 @@ impl<E: KvEngine> Inner<E> {
             }
             None => (None, None),
         };
-        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+        staging.apply(&*self.engine, &self.digest)?;
         let ticket = self.commit_ticket();
         drop(guard);
         let expiry = Expiry::Expired {
@@ -91,7 +91,7 @@ impl<E: KvEngine> Inner<E> {
         }
         let mut staging = Staging::default();
         let removal = self.stage_removal(&mut staging, &record)?;
-        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+        staging.apply(&*self.engine, &self.digest)?;
         let ticket = self.commit_ticket();
         drop(guard);
         Ok((removal, Some(ticket)))

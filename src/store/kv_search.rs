@@ -12,7 +12,7 @@
 
 use super::StoreError;
 use super::codec::decode;
-use super::keys::{self, TxEntry};
+use super::keys;
 use super::kv::{Direction, KvEngine};
 use super::kv_store::Inner;
 use super::record::MessageRecord;
@@ -30,7 +30,7 @@ impl<E: KvEngine> Inner<E> {
         }
         if let Some(tx_id) = &search.tx_id {
             // tx.ids are unique per node (the duplicate key), so this is the whole answer.
-            let Some(entry) = self.value::<TxEntry>(&keys::tx(tx_id))? else {
+            let Some(entry) = self.tx_entry(tx_id)? else {
                 return Ok(Vec::new());
             };
             let found = self.record(entry.local_id)?;

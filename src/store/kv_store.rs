@@ -23,11 +23,10 @@ use super::group_commit::{AfterSync, GroupCommit, Ticket};
 use super::keys::{self, IndexEntry, JobEntry, TxEntry};
 use super::kv::{Batch, KvEngine};
 use super::kv_payload::{HeldPayloads, KvPayloadWriter};
-use super::lifecycle::{self, MailboxDepths, Staging, mailbox_of, stage_delivery, wrong_state};
+use super::lifecycle::{self, Digest, Staging, mailbox_of, stage_delivery, wrong_state};
 use super::query::MailboxQuery;
 use super::record::{JobId, LocalId, MessageRecord, MessageSummary, PayloadId, State};
 use super::search::AdminSearch;
-use super::shared_corr_ids::SharedCorrIds;
 use super::tx_hints::TxHints;
 use super::{
     Acceptance, AckOutcome, AdminChange, Administered, Answer, AuditNote, AuditRecord, Due, Expiry,
@@ -54,14 +53,12 @@ pub(super) struct Inner<E> {
     commit: GroupCommit,
     /// Serialises read-check-write sequences; held for microseconds, never across await.
     write_lock: Mutex<()>,
-    /// Messages listed per mailbox, moved by every committed batch.
-    pub(super) depths: MailboxDepths,
+    /// Mailbox depths and filters of the index's keys, moved by every committed batch.
+    pub(super) digest: Digest,
     /// Small finished uploads kept in memory until a batch accepts them.
     pub(super) held: HeldPayloads,
     /// Where recently listed messages' records are, for the fetch and ack after a list.
     pub(super) listed: TxHints,
-    /// Which corr.ids more than one indexed message may share.
-    pub(super) corr_ids: SharedCorrIds,
 }
 
 impl<E: KvEngine> KvStore<E> {
@@ -74,9 +71,7 @@ impl<E: KvEngine> KvStore<E> {
             tracing::info!(count = orphans, "removed interrupted payload uploads");
         }
         lifecycle::index_for_housekeeping(&*engine)?;
-        let depths = MailboxDepths::count(&*engine)?;
-        let corr_ids = SharedCorrIds::default();
-        lifecycle::note_corr_ids(&*engine, &corr_ids)?;
+        let digest = Digest::build(&*engine)?;
         let sync_engine = Arc::clone(&engine);
         let commit = GroupCommit::start(Box::new(move || {
             sync_engine.sync().map_err(|err| err.to_string())
@@ -87,10 +82,9 @@ impl<E: KvEngine> KvStore<E> {
                 engine,
                 commit,
                 write_lock: Mutex::new(()),
-                depths,
+                digest,
                 held: HeldPayloads::default(),
                 listed: TxHints::default(),
-                corr_ids,
             }),
         })
     }
@@ -235,7 +229,7 @@ impl<E: KvEngine> Store for KvStore<E> {
             {
                 return Ok(Some(record).filter(in_mailbox));
             }
-            match inner.value::<TxEntry>(&keys::tx(tx_id))? {
+            match inner.tx_entry(tx_id)? {
                 Some(used) => Ok(inner.record(used.local_id)?.filter(in_mailbox)),
                 None => Ok(None),
             }
@@ -369,7 +363,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     async fn mailbox_depths(&self) -> Result<Vec<(Address, u64)>, StoreError> {
-        Ok(self.inner.depths.snapshot())
+        Ok(self.inner.digest.depths.snapshot())
     }
 
     fn syncs(&self) -> Option<crate::metrics::SyncSnapshot> {
@@ -395,7 +389,7 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn corr_id_may_be_shared(&self, corr_id: &str) -> bool {
-        self.inner.corr_ids.may_be_shared(corr_id.as_bytes())
+        self.inner.digest.corr_ids.may_be_shared(corr_id.as_bytes())
     }
 
     async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError> {
@@ -457,6 +451,14 @@ impl<E: KvEngine> Inner<E> {
         }
     }
 
+    /// The `t/` entry of `tx_id`; a tx.id the filter does not hold is not looked up.
+    pub(super) fn tx_entry(&self, tx_id: &str) -> Result<Option<TxEntry>, StoreError> {
+        if !self.digest.tx_ids.may_contain(tx_id.as_bytes()) {
+            return Ok(None);
+        }
+        self.value::<TxEntry>(&keys::tx(tx_id))
+    }
+
     pub(super) fn record(&self, id: LocalId) -> Result<Option<MessageRecord>, StoreError> {
         self.value(&keys::message(id))
     }
@@ -467,7 +469,7 @@ impl<E: KvEngine> Inner<E> {
 
     fn accept(&self, message: NewMessage) -> Result<(Acceptance, Option<Ticket>), StoreError> {
         let guard = self.lock_writes();
-        if let Some(used) = self.value::<TxEntry>(&keys::tx(&message.summary.tx_id))? {
+        if let Some(used) = self.tx_entry(&message.summary.tx_id)? {
             drop(guard);
             let answer = if used.sender == message.sender {
                 // The original may still be waiting for its sync: a duplicate answer is an
@@ -483,7 +485,7 @@ impl<E: KvEngine> Inner<E> {
         let mut staging = Staging::default();
         staging.unused_tx = Some(message.summary.tx_id.clone());
         let (record, job) = self.stage_new(&mut staging, message)?;
-        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+        staging.apply(&*self.engine, &self.digest)?;
         let ticket = self.commit.request();
         drop(guard);
         Ok((Acceptance::Accepted { record, job }, Some(ticket)))
@@ -507,7 +509,7 @@ impl<E: KvEngine> Inner<E> {
         }
         staging.batch.put(keys::message(id), encode(&record)?);
         staging.transition(Some(&before), Some(&record));
-        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+        staging.apply(&*self.engine, &self.digest)?;
         Ok(record)
     }
 
@@ -555,7 +557,7 @@ impl<E: KvEngine> Inner<E> {
             }
             None => (None, None),
         };
-        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+        staging.apply(&*self.engine, &self.digest)?;
         let ticket = self.commit.request();
         drop(guard);
         let outcome = AckOutcome::Acknowledged {
@@ -586,7 +588,7 @@ impl<E: KvEngine> Inner<E> {
             // Someone (an administrator) moved the message on; the job is stale.
             tracing::warn!(job = %job, local_id = %record.local_id, state = ?record.state,
                 "dropping routing job of a message that is no longer new");
-            staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+            staging.apply(&*self.engine, &self.digest)?;
             return Ok(JobCompletion::AlreadyCompleted);
         }
         let before = record.clone();
@@ -605,7 +607,7 @@ impl<E: KvEngine> Inner<E> {
             .batch
             .put(keys::message(record.local_id), encode(&record)?);
         staging.transition(Some(&before), Some(&record));
-        staging.apply(&*self.engine, &self.depths, &self.corr_ids)?;
+        staging.apply(&*self.engine, &self.digest)?;
         drop(guard);
         Ok(JobCompletion::Applied { record, created })
     }
@@ -629,9 +631,8 @@ impl<E: KvEngine> Inner<E> {
         mut record: MessageRecord,
         route: Route,
     ) -> Result<(MessageRecord, Option<JobId>), StoreError> {
-        let tx_key = keys::tx(&record.tx_id);
         let looked_up = staging.unused_tx.as_deref() == Some(record.tx_id.as_str());
-        if (!looked_up && self.engine.get(&tx_key)?.is_some())
+        if (!looked_up && self.tx_entry(&record.tx_id)?.is_some())
             || !staging.seen_tx.insert(record.tx_id.clone())
         {
             return Err(StoreError::TxIdInUse(record.tx_id));
@@ -651,7 +652,9 @@ impl<E: KvEngine> Inner<E> {
             sender: record.sender,
             local_id: record.local_id,
         };
-        staging.batch.put(tx_key, encode(&tx_entry)?);
+        staging
+            .batch
+            .put(keys::tx(&record.tx_id), encode(&tx_entry)?);
         record.arrival_seq = self.engine.next_id()?;
         let job = match route {
             Route::Job => {

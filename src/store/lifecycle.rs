@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
+use super::bloom::Bloom;
 use super::codec::encode;
 use super::keys::{self, IndexEntry};
 use super::kv::{Batch, Direction, Entry, KvEngine};
@@ -80,20 +81,67 @@ impl Staging {
         }
     }
 
-    /// Applies the batch; on success moves `depths` by what it did. The corr.ids are
-    /// noted first: a failed batch only leaves bits that cost a look-up.
+    /// Applies the batch; on success moves the depths by what it did. The new tx.ids and
+    /// corr.ids are noted first: a failed batch only leaves bits that cost a look-up.
     pub fn apply<E: KvEngine + ?Sized>(
         self,
         engine: &E,
-        depths: &MailboxDepths,
-        corr_ids: &SharedCorrIds,
+        digest: &Digest,
     ) -> Result<(), StoreError> {
-        self.corr_ids
-            .iter()
-            .for_each(|corr_id| corr_ids.note(corr_id.as_bytes()));
+        for tx_id in &self.seen_tx {
+            digest.tx_ids.insert(tx_id.as_bytes());
+        }
+        for corr_id in &self.corr_ids {
+            digest.corr_ids.note(corr_id.as_bytes());
+        }
         engine.apply(self.batch)?;
-        depths.shift(self.depths);
+        digest.depths.shift(self.depths);
         Ok(())
+    }
+}
+
+/// Bits of the filter of tx.ids: 2^22, 512 KiB. A tx.id is a `t/` key of a message or of
+/// a confirm, so a store of a million messages holds up to two million; at that the
+/// filter still tells about half of the new ones without a look-up (three bits each, from
+/// the standard formulas), at a quarter of that nearly all.
+const TX_ID_BITS: u32 = 22;
+
+/// What the store keeps in memory about its index: built at open, moved by every batch a
+/// [`Staging`] applies.
+pub(super) struct Digest {
+    /// Messages listed per mailbox.
+    pub depths: MailboxDepths,
+    /// Which corr.ids more than one indexed message may share.
+    pub corr_ids: SharedCorrIds,
+    /// Every tx.id with a `t/` key (and some without): a tx.id it does not hold is new,
+    /// with no look-up of `t/`. Removals leave their bits until the next open.
+    pub tx_ids: Bloom,
+}
+
+impl Digest {
+    /// Reads the index's keys once (at open, after [`index_for_housekeeping`]): `x/` for
+    /// the depths, `c/` and `t/` for the filters. No record is read.
+    pub fn build<E: KvEngine + ?Sized>(engine: &E) -> Result<Digest, StoreError> {
+        let digest = Digest {
+            depths: MailboxDepths::count(engine)?,
+            corr_ids: SharedCorrIds::default(),
+            tx_ids: Bloom::with_bits(TX_ID_BITS),
+        };
+        for_each_page(engine, keys::CORR_PREFIX, |page| {
+            for (key, _) in page {
+                let corr_id = keys::corr_id_bytes(key)
+                    .ok_or_else(|| StoreError::Corrupt("malformed corr.id key".into()))?;
+                digest.corr_ids.note(corr_id);
+            }
+            Ok(())
+        })?;
+        for_each_page(engine, keys::TX_PREFIX, |page| {
+            for (key, _) in page {
+                digest.tx_ids.insert(&key[keys::TX_PREFIX.len()..]);
+            }
+            Ok(())
+        })?;
+        Ok(digest)
     }
 }
 
@@ -204,21 +252,6 @@ pub(super) fn mailbox_of(record: &MessageRecord) -> Result<Address, StoreError> 
             "message {} is {:?} without a mailbox",
             record.local_id, record.state
         ))
-    })
-}
-
-/// Notes every corr.id of the `c/` index (at open, after [`index_for_housekeeping`]).
-pub(super) fn note_corr_ids<E: KvEngine + ?Sized>(
-    engine: &E,
-    corr_ids: &SharedCorrIds,
-) -> Result<(), StoreError> {
-    for_each_page(engine, keys::CORR_PREFIX, |page| {
-        for (key, _) in page {
-            let corr_id = keys::corr_id_bytes(key)
-                .ok_or_else(|| StoreError::Corrupt("malformed corr.id key".into()))?;
-            corr_ids.note(corr_id);
-        }
-        Ok(())
     })
 }
 

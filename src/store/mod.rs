@@ -28,6 +28,7 @@ use crate::protocol::ErrorCode;
 use crate::protocol::urn::{Address, OrgNumber};
 
 pub mod admin;
+mod bloom;
 mod chunker;
 pub mod codec;
 pub mod error;

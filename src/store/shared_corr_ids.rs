@@ -13,19 +13,17 @@
 //! from the index. 2 × 512 KiB hold a million indexed messages with about 0.1 % of
 //! unshared corr.ids still looked up (three bits each, from the standard formulas).
 
-use std::hash::{DefaultHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-/// Bits per filter: a power of two.
-const BITS: usize = 1 << 22;
-/// Bits set per corr.id.
-const PROBES: u64 = 3;
+use super::bloom::Bloom;
+
+/// Bits per filter: 2^22, 512 KiB.
+const LOG2_BITS: u32 = 22;
 
 /// The two filters.
 pub(super) struct SharedCorrIds {
-    seen: Bits,
-    again: Bits,
+    seen: Bloom,
+    again: Bloom,
     /// Serialises notes: two notes of one new corr.id racing could both find a bit unset
     /// in `seen`, and neither would set `again`.
     noting: Mutex<()>,
@@ -34,8 +32,8 @@ pub(super) struct SharedCorrIds {
 impl Default for SharedCorrIds {
     fn default() -> Self {
         SharedCorrIds {
-            seen: Bits::new(BITS),
-            again: Bits::new(BITS),
+            seen: Bloom::with_bits(LOG2_BITS),
+            again: Bloom::with_bits(LOG2_BITS),
             noting: Mutex::new(()),
         }
     }
@@ -45,44 +43,15 @@ impl SharedCorrIds {
     /// Notes a message indexed under `corr_id`. Call before the index write is applied,
     /// so that whoever sees the key also sees the bits.
     pub(super) fn note(&self, corr_id: &[u8]) {
-        let probes = probes(corr_id);
         let _noting = self.noting.lock().unwrap_or_else(PoisonError::into_inner);
-        if probes.iter().all(|&bit| self.seen.get(bit)) {
-            probes.iter().for_each(|&bit| self.again.set(bit));
+        if self.seen.insert(corr_id) {
+            self.again.insert(corr_id);
         }
-        probes.iter().for_each(|&bit| self.seen.set(bit));
     }
 
     /// False only if at most one message was ever noted under `corr_id` since open.
     pub(super) fn may_be_shared(&self, corr_id: &[u8]) -> bool {
-        probes(corr_id).iter().all(|&bit| self.again.get(bit))
-    }
-}
-
-/// The bits of a corr.id: double hashing of one 64-bit hash (Kirsch and Mitzenmacher).
-fn probes(corr_id: &[u8]) -> [usize; PROBES as usize] {
-    let mut hasher = DefaultHasher::new();
-    hasher.write(corr_id);
-    let hash = hasher.finish();
-    let (first, step) = (hash, (hash >> 32) | 1);
-    let mask = (BITS - 1) as u64;
-    std::array::from_fn(|n| (first.wrapping_add(step.wrapping_mul(n as u64)) & mask) as usize)
-}
-
-/// A fixed array of bits that readers test without a lock.
-struct Bits(Box<[AtomicU64]>);
-
-impl Bits {
-    fn new(bits: usize) -> Bits {
-        Bits((0..bits.div_ceil(64)).map(|_| AtomicU64::new(0)).collect())
-    }
-
-    fn get(&self, bit: usize) -> bool {
-        self.0[bit / 64].load(Ordering::Acquire) & (1 << (bit % 64)) != 0
-    }
-
-    fn set(&self, bit: usize) {
-        self.0[bit / 64].fetch_or(1 << (bit % 64), Ordering::Release);
+        self.again.may_contain(corr_id)
     }
 }
 

@@ -548,3 +548,29 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     accept(&store, with_corr("tx-5", "alone"), SENDER, mailbox()).await;
     assert!(store.corr_id_may_be_shared("alone"));
 }
+
+/// tx.ids stored before a reopen are still duplicates after it (the filter of tx.ids is
+/// rebuilt from the `t/` index), for the same sender and for another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tx_id_stored_before_a_reopen_is_still_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let route = || Route::Mailbox(address("2120000142"));
+    let original = {
+        let store = open(dir.path());
+        accept(&store, summary("tx-kept"), SENDER, route()).await.0
+    };
+    let store = open(dir.path());
+    let again = |sender: &'static str| {
+        let store = &store;
+        async move {
+            let payload = upload(store, &[b"abc"]).await;
+            let message = new_message(summary("tx-kept"), sender, payload, route());
+            store.accept(message).await.unwrap()
+        }
+    };
+    assert_eq!(again(SENDER).await, Acceptance::Duplicate(original));
+    assert_eq!(
+        again(crate::store::conformance::OTHER_SENDER).await,
+        Acceptance::TxIdTakenByOtherSender
+    );
+}
