@@ -18,6 +18,9 @@
 //!   `codec/decode_record_json` read the same record in the forms earlier builds wrote
 //!   (version 2, MessagePack with field names; version 1, JSON), for comparison.
 //!
+//! Before the list benches the store is closed and opened again, and the time the open
+//! took is printed (a restart at that size).
+//!
 //! N is 100 000 by default; set `SHSD_BENCH_MAILBOX=1000000` for the spec's figure (§3.3).
 //! Run: `cargo bench --bench store`.
 
@@ -186,6 +189,16 @@ fn list_benches(c: &mut Criterion) {
     println!(
         "list: filled a mailbox with {size} messages in {:.1?}",
         started.elapsed()
+    );
+    // What a restart costs at this size: the store's scans of its index keys at open
+    // (mailbox depths, the filters of tx.ids and corr.ids), after the log's replay.
+    drop(store);
+    let reopening = Instant::now();
+    let store = open(dir.path());
+    println!(
+        "list: reopened the store of {} messages in {:.1?}",
+        size + 10,
+        reopening.elapsed()
     );
 
     let mut group = c.benchmark_group("list");

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use super::Addition;
 use super::codec::{decode, encode};
 use super::group_commit::{AfterSync, GroupCommit, Ticket};
+use super::key_filters::FillThread;
 use super::keys::{self, IndexEntry, JobEntry, TxEntry};
 use super::kv::{Batch, KvEngine};
 use super::kv_payload::{HeldPayloads, KvPayloadWriter};
@@ -55,6 +56,8 @@ pub(super) struct Inner<E> {
     write_lock: Mutex<()>,
     /// Mailbox depths and filters of the index's keys, moved by every committed batch.
     pub(super) digest: Digest,
+    /// Fills the filters after open; stopped and joined when the store closes.
+    _filling: FillThread,
     /// Small finished uploads kept in memory until a batch accepts them.
     pub(super) held: HeldPayloads,
     /// Where recently listed messages' records are, for the fetch and ack after a list.
@@ -72,6 +75,7 @@ impl<E: KvEngine> KvStore<E> {
         }
         lifecycle::index_for_housekeeping(&*engine)?;
         let digest = Digest::build(&*engine)?;
+        let filling = FillThread::start(Arc::clone(&engine), Arc::clone(&digest.filters))?;
         let sync_engine = Arc::clone(&engine);
         let commit = GroupCommit::start(Box::new(move || {
             sync_engine.sync().map_err(|err| err.to_string())
@@ -83,10 +87,17 @@ impl<E: KvEngine> KvStore<E> {
                 commit,
                 write_lock: Mutex::new(()),
                 digest,
+                _filling: filling,
                 held: HeldPayloads::default(),
                 listed: TxHints::default(),
             }),
         })
+    }
+
+    /// Waits until the key filters are filled (tests that check what they skip).
+    #[cfg(test)]
+    pub(crate) fn wait_for_key_filters(&self) {
+        self.inner.digest.filters.wait_until_filled();
     }
 
     /// The engine, for engine-specific checks in tests and tools.
@@ -389,7 +400,10 @@ impl<E: KvEngine> Store for KvStore<E> {
     }
 
     fn corr_id_may_be_shared(&self, corr_id: &str) -> bool {
-        self.inner.digest.corr_ids.may_be_shared(corr_id.as_bytes())
+        self.inner
+            .digest
+            .filters
+            .corr_id_may_be_shared(corr_id.as_bytes())
     }
 
     async fn note_answer(&self, id: LocalId, answer: Answer) -> Result<(), StoreError> {
@@ -453,7 +467,7 @@ impl<E: KvEngine> Inner<E> {
 
     /// The `t/` entry of `tx_id`; a tx.id the filter does not hold is not looked up.
     pub(super) fn tx_entry(&self, tx_id: &str) -> Result<Option<TxEntry>, StoreError> {
-        if !self.digest.tx_ids.may_contain(tx_id.as_bytes()) {
+        if !self.digest.filters.tx_id_may_exist(tx_id.as_bytes()) {
             return Ok(None);
         }
         self.value::<TxEntry>(&keys::tx(tx_id))

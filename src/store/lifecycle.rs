@@ -12,14 +12,13 @@
 //! the batch was applied.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use super::bloom::Bloom;
 use super::codec::encode;
+use super::key_filters::KeyFilters;
 use super::keys::{self, IndexEntry};
 use super::kv::{Batch, Direction, Entry, KvEngine};
 use super::record::{MessageRecord, State};
-use super::shared_corr_ids::SharedCorrIds;
 use super::{StoreError, record::LocalId};
 use crate::protocol::urn::Address;
 
@@ -89,10 +88,10 @@ impl Staging {
         digest: &Digest,
     ) -> Result<(), StoreError> {
         for tx_id in &self.seen_tx {
-            digest.tx_ids.insert(tx_id.as_bytes());
+            digest.filters.note_tx_id(tx_id.as_bytes());
         }
         for corr_id in &self.corr_ids {
-            digest.corr_ids.note(corr_id.as_bytes());
+            digest.filters.note_corr_id(corr_id.as_bytes());
         }
         engine.apply(self.batch)?;
         digest.depths.shift(self.depths);
@@ -100,48 +99,23 @@ impl Staging {
     }
 }
 
-/// Bits of the filter of tx.ids: 2^22, 512 KiB. A tx.id is a `t/` key of a message or of
-/// a confirm, so a store of a million messages holds up to two million; at that the
-/// filter still tells about half of the new ones without a look-up (three bits each, from
-/// the standard formulas), at a quarter of that nearly all.
-const TX_ID_BITS: u32 = 22;
-
-/// What the store keeps in memory about its index: built at open, moved by every batch a
-/// [`Staging`] applies.
+/// What the store keeps in memory about its index, moved by every batch a [`Staging`]
+/// applies.
 pub(super) struct Digest {
-    /// Messages listed per mailbox.
+    /// Messages listed per mailbox, counted at open.
     pub depths: MailboxDepths,
-    /// Which corr.ids more than one indexed message may share.
-    pub corr_ids: SharedCorrIds,
-    /// Every tx.id with a `t/` key (and some without): a tx.id it does not hold is new,
-    /// with no look-up of `t/`. Removals leave their bits until the next open.
-    pub tx_ids: Bloom,
+    /// Filters of the tx.ids and corr.ids, filled after open ([`KeyFilters`]).
+    pub filters: Arc<KeyFilters>,
 }
 
 impl Digest {
-    /// Reads the index's keys once (at open, after [`index_for_housekeeping`]): `x/` for
-    /// the depths, `c/` and `t/` for the filters. No record is read.
+    /// Counts the mailbox index (at open, after [`index_for_housekeeping`]); the filters
+    /// start empty, answering "maybe" until they are filled.
     pub fn build<E: KvEngine + ?Sized>(engine: &E) -> Result<Digest, StoreError> {
-        let digest = Digest {
+        Ok(Digest {
             depths: MailboxDepths::count(engine)?,
-            corr_ids: SharedCorrIds::default(),
-            tx_ids: Bloom::with_bits(TX_ID_BITS),
-        };
-        for_each_page(engine, keys::CORR_PREFIX, |page| {
-            for (key, _) in page {
-                let corr_id = keys::corr_id_bytes(key)
-                    .ok_or_else(|| StoreError::Corrupt("malformed corr.id key".into()))?;
-                digest.corr_ids.note(corr_id);
-            }
-            Ok(())
-        })?;
-        for_each_page(engine, keys::TX_PREFIX, |page| {
-            for (key, _) in page {
-                digest.tx_ids.insert(&key[keys::TX_PREFIX.len()..]);
-            }
-            Ok(())
-        })?;
-        Ok(digest)
+            filters: Arc::new(KeyFilters::default()),
+        })
     }
 }
 
@@ -301,7 +275,7 @@ pub(super) fn index_for_housekeeping<E: KvEngine + ?Sized>(engine: &E) -> Result
 }
 
 /// Calls `visit` with every entry under `prefix`, a bounded page at a time.
-fn for_each_page<E: KvEngine + ?Sized>(
+pub(super) fn for_each_page<E: KvEngine + ?Sized>(
     engine: &E,
     prefix: &[u8],
     mut visit: impl FnMut(&[Entry]) -> Result<(), StoreError>,

@@ -34,6 +34,7 @@ pub mod codec;
 pub mod error;
 pub mod group_commit;
 pub mod housekeeping;
+mod key_filters;
 mod keys;
 pub mod kv;
 mod kv_admin;

@@ -514,7 +514,7 @@ fn a_store_keeps_the_segment_size_it_was_created_with() {
 }
 
 /// The store knows which corr.ids only one indexed message has, also after a reopen (the
-/// filters are rebuilt from the `c/` index); management messages are not indexed.
+/// filters are filled again from the `c/` index); management messages are not indexed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -526,6 +526,7 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     };
     {
         let store = open(dir.path());
+        store.wait_for_key_filters();
         accept(&store, with_corr("tx-1", "shared"), SENDER, mailbox()).await;
         accept(&store, with_corr("tx-2", "alone"), SENDER, mailbox()).await;
         assert!(!store.corr_id_may_be_shared("shared"));
@@ -543,6 +544,7 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
         assert!(!store.corr_id_may_be_shared("never"));
     }
     let store = open(dir.path());
+    store.wait_for_key_filters();
     assert!(store.corr_id_may_be_shared("shared"));
     assert!(!store.corr_id_may_be_shared("alone"));
     accept(&store, with_corr("tx-5", "alone"), SENDER, mailbox()).await;
@@ -550,7 +552,7 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
 }
 
 /// tx.ids stored before a reopen are still duplicates after it (the filter of tx.ids is
-/// rebuilt from the `t/` index), for the same sender and for another one.
+/// filled again from the `t/` index), for the same sender and for another one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tx_id_stored_before_a_reopen_is_still_taken() {
     let dir = tempfile::tempdir().unwrap();
@@ -560,6 +562,8 @@ async fn a_tx_id_stored_before_a_reopen_is_still_taken() {
         accept(&store, summary("tx-kept"), SENDER, route()).await.0
     };
     let store = open(dir.path());
+    // Filled, the filter is what answers; before, every tx.id is looked up.
+    store.wait_for_key_filters();
     let again = |sender: &'static str| {
         let store = &store;
         async move {
