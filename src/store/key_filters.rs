@@ -97,7 +97,8 @@ impl KeyFilters {
                 return Err(closing);
             }
             for (key, _) in page {
-                self.tx_ids.insert(&key[keys::TX_PREFIX.len()..]);
+                self.tx_ids
+                    .insert(key.strip_prefix(keys::TX_PREFIX).unwrap_or(key));
             }
             Ok(())
         })?;
