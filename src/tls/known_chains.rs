@@ -377,6 +377,26 @@ mod tests {
         assert!(validity(&leaf, &[], earliest_end + 5).is_none());
     }
 
+    /// An intermediate that ends first ends the window, even where the leaf and the hour
+    /// would allow more.
+    #[test]
+    fn an_intermediate_ending_first_ends_the_window() {
+        let f = fixture();
+        let (_, leaf) = x509_parser::parse_x509_certificate(&f.pki.portal.cert_der).expect("leaf");
+        let short = ExamplePki::generate(PkiOptions {
+            validity: Duration::from_secs(2 * 3600),
+            ..PkiOptions::default()
+        })
+        .expect("short-lived pki");
+        let intermediate = short.ca.cert_der.clone();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&intermediate).expect("ca");
+        let short_end = parsed.validity().not_after.timestamp() as u64;
+        let now = short_end - 10;
+        let window = validity(&leaf, std::slice::from_ref(&intermediate), now).expect("window");
+        assert_eq!((window.from, window.until), (now, short_end + 1));
+        assert!(validity(&leaf, std::slice::from_ref(&intermediate), short_end + 1).is_none());
+    }
+
     #[test]
     fn a_full_cache_keeps_its_bound() {
         let f = fixture();
