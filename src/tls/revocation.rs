@@ -90,9 +90,8 @@ impl PreVerifiedCrls {
     /// Refuses `end_entity` if a taken-over CRL of its issuer lists its serial number.
     /// Call it after webpki has verified the chain.
     pub fn check(&self, end_entity: &X509Certificate<'_>) -> Result<(), Error> {
-        let cert = end_entity;
-        let issuer = cert.issuer().as_raw();
-        let serial = cert.raw_serial();
+        let issuer = end_entity.issuer().as_raw();
+        let serial = end_entity.raw_serial();
         let revoked = self
             .lists
             .iter()
