@@ -14,7 +14,11 @@
 //!
 //! Phases: (1) raw disk: 4 KiB write + `sync_data` in a loop; (2) intake: `LOAD_SENDERS`
 //! portal clients send messages to `urn:X-shs:2120000142.bygglov` for a warm-up, then for
-//! the measured window; (3) fetch+ack: `LOAD_FETCHERS` business-system clients each list
+//! the measured window; then, unless `LOAD_DRAIN=0`, it waits (up to two minutes, polling
+//! shsd's `/metrics`) until shsd's index (sled) has every write its log took during intake,
+//! and reports how long that took: shsd answers intake once the log is synced and moves
+//! the writes into sled afterwards, and without the wait fetch+ack would pay for intake's
+//! share of that work; (3) fetch+ack: `LOAD_FETCHERS` business-system clients each list
 //! (`maxhits=50`) one product of their own and fetch + acknowledge what they listed, until
 //! the mailbox is empty or the time is up. Senders spread their messages over one product
 //! per fetcher, so the fetchers' shares are disjoint without coordination. (4) the ceiling
@@ -55,8 +59,8 @@
 //! Layout: this file holds the parameters and runs the phases in order; `disk` probes
 //! fdatasync, `server` starts and stops `shsd` (PKI, configuration, port), `phases` drives
 //! the clients, `mixed` runs fetch+ack with intake alongside, `stats` records and
-//! summarises, `proc` reads /proc, `syncs` reads shsd's group-commit counters, `report`
-//! prints.
+//! summarises, `proc` reads /proc, `syncs` reads shsd's group-commit and backlog
+//! counters, `report` prints.
 
 mod ceiling;
 mod disk;
@@ -133,6 +137,9 @@ struct Params {
     handshakes: bool,
     /// Measure the ceiling server's intake too (phase 4).
     ceiling: bool,
+    /// Wait for shsd's index to take the intake's backlog before fetch+ack, so that
+    /// fetch+ack does not pay for intake's deferred index writes (`LOAD_DRAIN=0`: no wait).
+    drain: bool,
     /// The server's store sizes (sled's cache, the log's backlog).
     store: StoreSizes,
     dir: Option<PathBuf>,
@@ -158,6 +165,7 @@ impl Params {
                 huge: None,
                 handshakes: false,
                 ceiling: false,
+                drain: true,
                 store: StoreSizes::default(),
                 dir: None,
                 notes: Vec::new(),
@@ -209,6 +217,7 @@ impl Params {
             huge: huge.map(|bytes| bytes as usize),
             handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
             ceiling: !std::env::var("LOAD_CEILING").is_ok_and(|v| v.trim() == "0"),
+            drain: !std::env::var("LOAD_DRAIN").is_ok_and(|v| v.trim() == "0"),
             store: StoreSizes {
                 cache_mib,
                 backlog_mib,
@@ -242,8 +251,9 @@ impl Params {
         } else {
             ""
         };
+        let drain = if self.drain { "" } else { "LOAD_DRAIN=0 " };
         format!(
-            "{cache}{backlog}{handshakes}{huge}{mixed}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{cache}{backlog}{drain}{handshakes}{huge}{mixed}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -393,6 +403,18 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     eprintln!("load: phase 2, intake on {url} (server pid {pid})");
     let intake = runtime.block_on(intake(params, &url, &setup.portal_tls, &products, pid))?;
     let after_intake = scrape_syncs();
+    let drain = match (params.drain, admin_port, &before_intake, &after_intake) {
+        (true, Some(port), Some(before), Some(after)) => {
+            eprintln!("load: waiting for the index to take the intake's backlog");
+            syncs::drain(port, before, after)
+        }
+        _ => None,
+    };
+    let before_fetch = if drain.is_some() {
+        scrape_syncs()
+    } else {
+        after_intake
+    };
     eprintln!("load: phase 3, fetch+ack{}", alongside(params));
     let (fetch, mixed) = runtime.block_on(mixed::fetch_ack(
         params,
@@ -408,9 +430,10 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         intake: before_intake
             .zip(after_intake)
             .map(|(before, after)| syncs::PhaseSyncs::between(before, after)),
-        fetch: after_intake
+        fetch: before_fetch
             .zip(after_fetch)
             .map(|(before, after)| syncs::PhaseSyncs::between(before, after)),
+        drain,
     };
     let shsd = Measured {
         intake,

@@ -286,6 +286,27 @@ impl Report<'_> {
             describe(self.group_commit.intake),
             describe(self.group_commit.fetch)
         );
+        if let Some(drain) = &self.group_commit.drain {
+            const MIB: f64 = 1024.0 * 1024.0;
+            println!(
+                "- Index backlog (writes in shsd's log that sled does not have yet) when intake \
+                 ended: {:.1} of its {:.0} MiB; writes that waited for room during intake: {:.0}; \
+                 {}.",
+                drain.at_end.bytes / MIB,
+                drain.at_end.limit_bytes / MIB,
+                drain.waits_in_intake,
+                match drain.took {
+                    Some(took) => format!(
+                        "the index had all of it {:.1} s later, and fetch+ack started then",
+                        took.as_secs_f64()
+                    ),
+                    None => format!(
+                        "it was not empty {} s later; fetch+ack started anyway",
+                        crate::syncs::DRAIN_AT_MOST.as_secs()
+                    ),
+                }
+            );
+        }
         match (fetch.expected, &self.shsd.mixed) {
             (Some(expected), _) => println!(
                 "- Fetch+ack: {} of {expected} messages in {:.2} s{}; {} empty lists.",

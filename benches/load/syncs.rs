@@ -1,7 +1,9 @@
 //! The group commit as shsd reports it: its disk syncs and the writes they made durable
 //! (`shsd_store_sync_duration_seconds`, `shsd_store_synced_writes_total`), read from the
 //! admin listener's `/metrics` before and after a phase, so the report can say how many
-//! writes shared one sync.
+//! writes shared one sync. Also the index backlog (`shsd_store_index_backlog_bytes` and
+//! its companions): what the log holds that sled does not have yet, which the bench lets
+//! drain between intake and fetch+ack.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,6 +18,16 @@ pub struct SyncCounters {
     syncs: f64,
     seconds: f64,
     writes: f64,
+    /// `None` from a build without the backlog series.
+    pub backlog: Option<Backlog>,
+}
+
+/// The index backlog at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backlog {
+    pub bytes: f64,
+    pub limit_bytes: f64,
+    pub waits: f64,
 }
 
 /// shsd's syncs in the intake phase and in the fetch+ack phase (with the intake alongside
@@ -24,6 +36,8 @@ pub struct SyncCounters {
 pub struct ShsdSyncs {
     pub intake: Option<PhaseSyncs>,
     pub fetch: Option<PhaseSyncs>,
+    /// The wait for the index between the two (`LOAD_DRAIN`, on by default).
+    pub drain: Option<Drain>,
 }
 
 /// What the syncs did between two scrapes.
@@ -72,24 +86,72 @@ pub fn scrape(port: u16) -> Result<SyncCounters, String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(fail)?;
     let mut counters = SyncCounters::default();
-    let mut seen = 0;
+    let mut backlog = Backlog::default();
+    let (mut seen, mut seen_backlog) = (0, 0);
     for line in response.lines() {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
         };
-        let slot = match series {
-            "shsd_store_sync_duration_seconds_count" => &mut counters.syncs,
-            "shsd_store_sync_duration_seconds_sum" => &mut counters.seconds,
-            "shsd_store_synced_writes_total" => &mut counters.writes,
+        let (slot, counted) = match series {
+            "shsd_store_sync_duration_seconds_count" => (&mut counters.syncs, &mut seen),
+            "shsd_store_sync_duration_seconds_sum" => (&mut counters.seconds, &mut seen),
+            "shsd_store_synced_writes_total" => (&mut counters.writes, &mut seen),
+            "shsd_store_index_backlog_bytes" => (&mut backlog.bytes, &mut seen_backlog),
+            "shsd_store_index_backlog_limit_bytes" => (&mut backlog.limit_bytes, &mut seen_backlog),
+            "shsd_store_backlog_waits_total" => (&mut backlog.waits, &mut seen_backlog),
             _ => continue,
         };
         *slot = value
             .parse()
             .map_err(|_| format!("/metrics: {series} is not a number: {value}"))?;
-        seen += 1;
+        *counted += 1;
     }
     if seen < 3 {
         return Err("/metrics has no store sync series".to_owned());
     }
+    counters.backlog = (seen_backlog == 3).then_some(backlog);
     Ok(counters)
+}
+
+/// How the index caught up after intake: the backlog when intake ended, the writes that
+/// had waited for room during intake, and how long the backlog took to empty.
+#[derive(Debug, Clone, Copy)]
+pub struct Drain {
+    pub at_end: Backlog,
+    pub waits_in_intake: f64,
+    /// `None` if it did not empty within [`DRAIN_AT_MOST`].
+    pub took: Option<Duration>,
+}
+
+/// How long the bench waits for the backlog to empty before it goes on regardless.
+pub const DRAIN_AT_MOST: Duration = Duration::from_secs(120);
+
+/// Waits (polling `/metrics`) until the index backlog is empty.
+pub fn drain(
+    port: u16,
+    before_intake: &SyncCounters,
+    after_intake: &SyncCounters,
+) -> Option<Drain> {
+    let at_end = after_intake.backlog?;
+    let waits_in_intake = at_end.waits - before_intake.backlog.map_or(0.0, |b| b.waits);
+    let started = std::time::Instant::now();
+    let mut took = None;
+    while started.elapsed() < DRAIN_AT_MOST {
+        match scrape(port).map(|counters| counters.backlog) {
+            Ok(Some(backlog)) if backlog.bytes == 0.0 => {
+                took = Some(started.elapsed());
+                break;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(err) => {
+                eprintln!("load: {err}");
+                return None;
+            }
+        }
+    }
+    Some(Drain {
+        at_end,
+        waits_in_intake,
+        took,
+    })
 }

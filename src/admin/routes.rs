@@ -85,8 +85,10 @@ impl AdminServer {
     async fn store_gauges(&self) -> StoreGauges {
         let store = self.broker.store();
         let syncs = store.syncs();
+        let backlog = store.backlog();
         let without_reads = StoreGauges {
             syncs,
+            backlog,
             ..StoreGauges::default()
         };
         let read = async {
@@ -105,6 +107,7 @@ impl AdminServer {
                 pending_jobs: pending.len() as u64,
                 push_retries_pending: retrying as u64,
                 syncs,
+                backlog,
             })
         };
         match tokio::time::timeout(STORE_PROBE_TIMEOUT, read).await {

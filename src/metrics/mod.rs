@@ -67,6 +67,24 @@ pub struct StoreGauges {
     pub push_retries_pending: u64,
     /// The store's disk syncs, where it runs its own (the embedded store's group commit).
     pub syncs: Option<SyncSnapshot>,
+    /// Writes logged but not yet in the index, where the store keeps a log in front of
+    /// its index (the embedded store).
+    pub backlog: Option<BacklogSnapshot>,
+}
+
+/// The embedded store's index backlog: what its write-ahead log holds that the index
+/// (sled) does not have yet. Writers wait while it is at its limit, so a backlog near
+/// the limit means the index does not keep up with the traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BacklogSnapshot {
+    /// Bytes of writes awaiting or in a checkpoint, as the log counts them.
+    pub bytes: u64,
+    /// The limit (`[store] log_backlog_mib`).
+    pub limit_bytes: u64,
+    /// Checkpoints finished since start.
+    pub checkpoints: u64,
+    /// Writes that waited for room because the backlog was at its limit.
+    pub waits: u64,
 }
 
 impl Metrics {

@@ -12,7 +12,8 @@ use super::labels::{
     TlsFailure,
 };
 use super::{
-    HistogramSnapshot, LATENCY_BUCKETS, Metrics, SYNC_BUCKETS, StoreGauges, SyncSnapshot, read,
+    BacklogSnapshot, HistogramSnapshot, LATENCY_BUCKETS, Metrics, SYNC_BUCKETS, StoreGauges,
+    SyncSnapshot, read,
 };
 
 /// A label value as the exposition format wants it: backslash, double quote and newline
@@ -236,6 +237,43 @@ impl Exposition {
         }
         if let Some(syncs) = &store.syncs {
             self.syncs(syncs);
+        }
+        if let Some(backlog) = &store.backlog {
+            self.backlog(backlog);
+        }
+    }
+
+    fn backlog(&mut self, backlog: &BacklogSnapshot) {
+        let series: [(&str, &str, &str, u64); 4] = [
+            (
+                "shsd_store_index_backlog_bytes",
+                "gauge",
+                "Writes in the write-ahead log that the index (sled) does not have yet; \
+                 writers wait while this is at its limit.",
+                backlog.bytes,
+            ),
+            (
+                "shsd_store_index_backlog_limit_bytes",
+                "gauge",
+                "The limit of that backlog ([store] log_backlog_mib).",
+                backlog.limit_bytes,
+            ),
+            (
+                "shsd_store_checkpoints_total",
+                "counter",
+                "Checkpoints that moved the backlog into the index.",
+                backlog.checkpoints,
+            ),
+            (
+                "shsd_store_backlog_waits_total",
+                "counter",
+                "Writes that waited because the backlog was at its limit.",
+                backlog.waits,
+            ),
+        ];
+        for (name, kind, help, value) in series {
+            self.family(name, kind, help);
+            self.series(name, &[], value);
         }
     }
 

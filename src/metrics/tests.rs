@@ -140,6 +140,7 @@ fn admin_housekeeping_and_store_gauges_are_rendered() {
         pending_jobs: 2,
         push_retries_pending: 1,
         syncs: None,
+        backlog: None,
     };
     let text = metrics.render(&store);
     let get = |series: &str| value(&text, series).unwrap_or_else(|| panic!("{series}"));
@@ -169,6 +170,12 @@ fn the_store_syncs_render_as_a_cumulative_histogram_with_their_writes() {
     syncs.synced(Duration::from_secs(30), 2);
     let store = StoreGauges {
         syncs: Some(syncs.snapshot()),
+        backlog: Some(BacklogSnapshot {
+            bytes: 12_345,
+            limit_bytes: 64 << 20,
+            checkpoints: 7,
+            waits: 3,
+        }),
         ..StoreGauges::default()
     };
     let text = Metrics::new().render(&store);
@@ -188,6 +195,12 @@ fn the_store_syncs_render_as_a_cumulative_histogram_with_their_writes() {
     assert_eq!(get("shsd_store_sync_duration_seconds_count"), "4");
     assert_eq!(get("shsd_store_sync_duration_seconds_sum"), "30.0412");
     assert_eq!(get("shsd_store_synced_writes_total"), "67");
+    assert_eq!(get("shsd_store_index_backlog_bytes"), "12345");
+    assert_eq!(get("shsd_store_index_backlog_limit_bytes"), "67108864");
+    assert_eq!(get("shsd_store_checkpoints_total"), "7");
+    assert_eq!(get("shsd_store_backlog_waits_total"), "3");
+    assert!(text.contains("# TYPE shsd_store_index_backlog_bytes gauge"));
+    assert!(text.contains("# TYPE shsd_store_checkpoints_total counter"));
     assert!(text.contains("# TYPE shsd_store_sync_duration_seconds histogram"));
 
     let without = Metrics::new().render(&StoreGauges::default());
@@ -195,4 +208,5 @@ fn the_store_syncs_render_as_a_cumulative_histogram_with_their_writes() {
         !without.contains("shsd_store_sync"),
         "a store without syncs shows none"
     );
+    assert!(!without.contains("backlog"), "nor a backlog");
 }

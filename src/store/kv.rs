@@ -120,6 +120,12 @@ pub trait KvEngine: Send + Sync + 'static {
     /// A number larger than any returned before, also across restarts (gaps allowed).
     fn next_id(&self) -> Result<u64, EngineError>;
 
+    /// The writes a log in front of the index holds that the index does not have yet
+    /// (metrics); `None` for an engine without such a log.
+    fn backlog(&self) -> Option<crate::metrics::BacklogSnapshot> {
+        None
+    }
+
     /// The engine's size on disk in bytes; `None` for an engine without files.
     fn size_on_disk(&self) -> Result<Option<u64>, EngineError> {
         Ok(None)

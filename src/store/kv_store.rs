@@ -381,6 +381,10 @@ impl<E: KvEngine> Store for KvStore<E> {
         Some(self.inner.commit.syncs())
     }
 
+    fn backlog(&self) -> Option<crate::metrics::BacklogSnapshot> {
+        self.inner.engine.backlog()
+    }
+
     async fn with_corr_id(
         &self,
         corr_id: &str,

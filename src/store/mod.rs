@@ -267,6 +267,12 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// The writes the embedded store's log holds that its index does not have yet, for
+    /// the metrics (memory only, like [`Store::syncs`]); `None` for other stores.
+    fn backlog(&self) -> Option<crate::metrics::BacklogSnapshot> {
+        None
+    }
+
     /// Every message with `corr_id` (at most `limit`) except those in `except` and except
     /// management messages ([`MessageSummary::is_management`]), through the corr.id index:
     /// the candidates a confirm or error may answer (spec §4.4). The exceptions (the notice

@@ -250,8 +250,17 @@ async fn the_counters_count_exactly_the_traffic() {
     let syncs = sample("shsd_store_sync_duration_seconds_count");
     assert!(syncs >= 1.0, "{syncs} syncs rendered");
     assert!(sample("shsd_store_synced_writes_total") >= syncs);
+    // So do the checkpoints into the index, which also run on a timer.
+    let limit = sample("shsd_store_index_backlog_limit_bytes");
+    assert!(limit > 0.0, "the backlog's limit is rendered");
+    assert!(sample("shsd_store_index_backlog_bytes") <= limit);
+    assert_eq!(
+        sample("shsd_store_backlog_waits_total"),
+        0.0,
+        "nobody waited"
+    );
     for (series, value) in &samples {
-        if series.starts_with("shsd_store_sync") {
+        if series.starts_with("shsd_store_sync") || series.starts_with("shsd_store_checkpoints") {
             continue;
         }
         let counted = series.contains("_total");

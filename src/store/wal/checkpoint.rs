@@ -55,6 +55,7 @@ impl<E: KvEngine> Shared<E> {
         if !over() {
             return Ok(());
         }
+        self.waits.fetch_add(1, Ordering::Relaxed);
         let since = Instant::now();
         let mut signal = lock(&self.signal);
         while over() {
@@ -140,6 +141,7 @@ impl<E: KvEngine> Shared<E> {
         // Not synced here: until the index is synced (before segments are removed, and at
         // shutdown) a crash only means a longer replay, from the last durable mark.
         self.applied.store(upto, Ordering::Release);
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.index.write_back()?;
         tracing::debug!(upto, "checkpoint of the write-ahead log");
         Ok(())

@@ -47,7 +47,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -58,6 +58,7 @@ use self::overlay::{Layer, Lookup, Overlay};
 use self::value::{Pointer, SEPARATE_AT, Stored};
 use super::kv::{Batch, Direction, EngineError, Entry, KvEngine, Op};
 use super::sled::{SledConfig, SledEngine};
+use crate::metrics::BacklogSnapshot;
 
 /// The index key that holds the last LSN the index has (u64, little-endian).
 const APPLIED_KEY: &[u8] = b"w/applied";
@@ -149,6 +150,10 @@ struct Shared<E> {
     files: Mutex<HashMap<u64, Arc<File>>>,
     /// When unused segments were last looked for, and how long that took.
     last_gc: Mutex<(Instant, Duration)>,
+    /// Checkpoints finished.
+    checkpoints: AtomicU64,
+    /// Writers that waited for room.
+    waits: AtomicU64,
 }
 
 struct LogState {
@@ -241,6 +246,8 @@ impl<E: KvEngine> WalEngine<E> {
             position,
             files: Mutex::new(HashMap::new()),
             last_gc: Mutex::new((Instant::now(), Duration::ZERO)),
+            checkpoints: AtomicU64::new(0),
+            waits: AtomicU64::new(0),
         });
         shared.checkpoint()?;
         shared.sync_index()?;
@@ -325,6 +332,16 @@ impl<E: KvEngine> Drop for WalEngine<E> {
 }
 
 impl<E: KvEngine> KvEngine for WalEngine<E> {
+    fn backlog(&self) -> Option<BacklogSnapshot> {
+        let shared = &self.shared;
+        Some(BacklogSnapshot {
+            bytes: read(&shared.overlay).held_bytes() as u64,
+            limit_bytes: shared.config.max_pending_bytes as u64,
+            checkpoints: shared.checkpoints.load(Ordering::Relaxed),
+            waits: shared.waits.load(Ordering::Relaxed),
+        })
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let stored = match read(&self.shared.overlay).get(key) {
             Lookup::Written(stored) => stored,
