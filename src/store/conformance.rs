@@ -214,6 +214,7 @@ macro_rules! conformance_suite {
             expiry_unlists_and_stores_the_notice,
             shared_payload_goes_with_the_last_copy,
             messages_are_found_by_corr_id_and_answers_noted,
+            a_conversation_begun_under_its_own_tx_id_is_found_whole,
             a_logged_message_is_sent_at_once_without_job_or_mailbox,
         );
     };

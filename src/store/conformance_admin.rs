@@ -406,6 +406,65 @@ pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) 
     assert_eq!(left[0].local_id, one.local_id);
 }
 
+/// The first message of a conversation usually has its own tx.id as corr.id; the KV store
+/// indexes it by corr.id through its `t/` key instead of a `c/` key of its own.
+pub(super) async fn a_conversation_begun_under_its_own_tx_id_is_found_whole(f: Fixture) {
+    let store = &*f.store;
+    let with_corr = |tx_id: &str, corr_id: &str| {
+        let mut summary = summary(tx_id);
+        summary.corr_id = corr_id.into();
+        summary
+    };
+    let mailbox = || Route::Mailbox(address(MAILBOX));
+    let first = accept(store, with_corr("conv-1", "conv-1"), SENDER, mailbox())
+        .await
+        .0;
+    let reply = accept(store, with_corr("conv-2", "conv-1"), SENDER, mailbox())
+        .await
+        .0;
+    accept(store, with_corr("conv-x", "conv-1x"), SENDER, mailbox()).await;
+    let mut confirm = with_corr("conv-1", "conv-1");
+    confirm.tx_id = "conv-c".into();
+    confirm.sequence_type = "adm".into();
+    confirm.product = "urn:X-shs:confirm".into();
+    assert!(confirm.is_management());
+    accept(store, confirm, SENDER, mailbox()).await;
+    let ids = |records: Vec<MessageRecord>| -> Vec<LocalId> {
+        records.into_iter().map(|r| r.local_id).collect()
+    };
+    let mut whole = ids(store.with_corr_id("conv-1", 10, &[]).await.unwrap());
+    whole.sort();
+    assert_eq!(whole, [first.local_id, reply.local_id]);
+    assert_eq!(
+        ids(store
+            .with_corr_id("conv-1", 10, &[first.local_id])
+            .await
+            .unwrap()),
+        [reply.local_id]
+    );
+    assert_eq!(
+        ids(store
+            .with_corr_id("conv-1", 10, &[reply.local_id])
+            .await
+            .unwrap()),
+        [first.local_id]
+    );
+    assert_eq!(store.with_corr_id("conv-1", 1, &[]).await.unwrap().len(), 1);
+    assert!(
+        store
+            .with_corr_id("conv-2", 10, &[])
+            .await
+            .unwrap()
+            .is_empty(),
+        "the reply's tx.id is no corr.id"
+    );
+    store.remove(first.local_id).await.unwrap();
+    assert_eq!(
+        ids(store.with_corr_id("conv-1", 10, &[]).await.unwrap()),
+        [reply.local_id]
+    );
+}
+
 pub(super) async fn a_logged_message_is_sent_at_once_without_job_or_mailbox(f: Fixture) {
     let store = &*f.store;
     let (record, job) = accept(store, summary("tx-logged"), SENDER, Route::Logged).await;

@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use super::StoreError;
 use super::bloom::Bloom;
-use super::keys;
+use super::codec::decode;
+use super::keys::{self, TxEntry};
 use super::kv::KvEngine;
 use super::lifecycle::for_each_page;
 use super::shared_corr_ids::SharedCorrIds;
@@ -63,8 +64,8 @@ impl KeyFilters {
         !self.is_filled() || self.tx_ids.may_contain(tx_id)
     }
 
-    /// False only if at most one `c/` key of `corr_id` was written since the store opened
-    /// or existed when it did.
+    /// False only if at most one message was indexed by `corr_id` (a `c/` key, or a `t/`
+    /// key standing for one) since the store opened or when it did.
     pub(super) fn corr_id_may_be_shared(&self, corr_id: &[u8]) -> bool {
         !self.is_filled() || self.corr_ids.may_be_shared(corr_id)
     }
@@ -86,7 +87,8 @@ impl KeyFilters {
         }
     }
 
-    /// Reads the index's `t/` and `c/` keys into the filters, then marks them filled.
+    /// Reads the index's `t/` and `c/` keys into the filters (a `t/` entry standing for a
+    /// `c/` key counts as one), then marks them filled.
     /// Stops early (unfilled) once `stop` is set.
     fn fill<E: KvEngine + ?Sized>(&self, engine: &E, stop: &AtomicBool) -> Result<(), StoreError> {
         let stopped = || {
@@ -97,9 +99,12 @@ impl KeyFilters {
             if let Some(closing) = stopped() {
                 return Err(closing);
             }
-            for (key, _) in page {
-                self.tx_ids
-                    .insert(key.strip_prefix(keys::TX_PREFIX).unwrap_or(key));
+            for (key, value) in page {
+                let tx_id = key.strip_prefix(keys::TX_PREFIX).unwrap_or(key);
+                self.tx_ids.insert(tx_id);
+                if decode::<TxEntry>(value)?.corr_id_too {
+                    self.corr_ids.note(tx_id);
+                }
             }
             Ok(())
         })?;
@@ -175,11 +180,17 @@ mod tests {
     fn unfilled_filters_answer_maybe_and_filled_ones_know_the_keys() {
         let engine = Arc::new(MemoryEngine::default());
         let mut batch = Batch::default();
-        batch.put(keys::tx("tx-old"), vec![1]);
-        batch.put(
-            keys::corr("pair", crate::store::LocalId::random()),
-            Vec::new(),
-        );
+        let entry = |corr_id_too| TxEntry {
+            sender: "5565317129".parse().unwrap(),
+            local_id: crate::store::LocalId::random(),
+            corr_id_too,
+        };
+        let encoded = |entry: &TxEntry| crate::store::codec::encode(entry).unwrap();
+        batch.put(keys::tx("tx-old"), encoded(&entry(false)));
+        // A conversation's first message, indexed by corr.id through its `t/` key, and its
+        // reply with a `c/` key.
+        batch.put(keys::tx("pair"), encoded(&entry(true)));
+        batch.put(keys::tx("lone-too"), encoded(&entry(true)));
         batch.put(
             keys::corr("pair", crate::store::LocalId::random()),
             Vec::new(),
@@ -199,6 +210,8 @@ mod tests {
         assert!(!filters.tx_id_may_exist(b"tx-new"));
         assert!(filters.corr_id_may_be_shared(b"pair"));
         assert!(!filters.corr_id_may_be_shared(b"lone"));
+        assert!(!filters.corr_id_may_be_shared(b"lone-too"));
+        assert!(!filters.corr_id_may_be_shared(b"tx-old"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! | key | value | purpose |
 //! |---|---|---|
 //! | `m/<local id:16>` | [`MessageRecord`](super::MessageRecord) | the record |
-//! | `t/<tx.id>` | [`TxEntry`] | duplicate detection (spec §3.1); fetch and ack by tx.id |
+//! | `t/<tx.id>` | [`TxEntry`] | duplicate detection (spec §3.1); fetch and ack by tx.id; for a message whose corr.id is its tx.id, also its `c/` key |
 //! | `x/<mailbox>/<arrival seq:8 BE>` | [`IndexEntry`] | the mailbox list, oldest first |
 //! | `z/<mailbox>/<product>/<arrival seq:8 BE>` | [`IndexEntry`] | the same, per product |
 //! | `y/<mailbox>/<tx.id>` | local id | no longer written (fetch and ack use `t/`); deleted with its record |
@@ -12,7 +12,7 @@
 //! | `p/<payload:16><part:4 BE><chunk:4 BE>` | raw bytes | payload chunks |
 //! | `h/<class:1>/<since µs:8 BE><local id:16>` | empty | housekeeping: `r` unfetched, `f` fetched, `d` done (acked, sent, expired), by the time the state was entered |
 //! | `a/<seq:8 BE>` | [`AuditRecord`](super::AuditRecord) | the admin audit log |
-//! | `c/<corr.id>\0<local id:16>` | empty | messages by corr.id, for answers (spec §4.4); management messages are left out |
+//! | `c/<corr.id>\0<local id:16>` | empty | messages by corr.id, for answers (spec §4.4); management messages are left out, and so is a message whose corr.id is its own tx.id (its `t/` entry says so) |
 //! | `k/<name>` | marker | one-time migrations done |
 //!
 //! A mailbox is written in its bare form (`5565317129.bygglov`), which never contains `/`,
@@ -50,6 +50,20 @@ pub struct TxEntry {
     #[serde(with = "as_org")]
     pub sender: OrgNumber,
     pub local_id: LocalId,
+    /// The message is indexed by corr.id under this key instead of a `c/` key of its own
+    /// ([`indexed_by_tx_id`]). False in entries written before 2026-11-24, whose messages
+    /// have their `c/` key.
+    #[serde(default)]
+    pub corr_id_too: bool,
+}
+
+/// True when `record` is indexed by corr.id through its `t/` key rather than a `c/` key:
+/// its corr.id is its own tx.id, as for the first message of most conversations. A `c/`
+/// key is a random write into the index (corr.ids are random), one of the six each
+/// delivered message costs; this saves it (`BENCHMARKS.md`, issue 7). Management
+/// messages are not indexed by corr.id at all.
+pub fn indexed_by_tx_id(record: &MessageRecord) -> bool {
+    !record.summary.is_management() && record.summary.corr_id == record.tx_id
 }
 
 /// The value of a mailbox list entry: a covering index. It carries everything a list

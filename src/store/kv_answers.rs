@@ -1,5 +1,6 @@
 //! Answers for [`super::KvStore`] (spec §4.4): messages found by corr.id through the `c/`
-//! index, and the confirm or error that answered one noted on its record.
+//! index (and the `t/` entries that stand for `c/` keys), and the confirm or error that
+//! answered one noted on its record.
 
 use super::StoreError;
 use super::codec::encode;
@@ -9,8 +10,11 @@ use super::kv_store::Inner;
 use super::record::{Answer, LocalId, MessageRecord};
 
 impl<E: KvEngine> Inner<E> {
-    /// The ids of the messages with `corr_id` (at most `limit`) except those in `except`:
-    /// a scan of one conversation's keys in the `c/` index (empty values), no record read.
+    /// The ids of the messages with `corr_id` (at most `limit`) except those in `except`,
+    /// oldest first: a scan of one conversation's keys in the `c/` index (empty values),
+    /// and the `t/` entry of the tx.id equal to the corr.id, which stands for the `c/` key
+    /// of the message that began the conversation ([`keys::indexed_by_tx_id`]). No record
+    /// is read.
     pub(super) fn corr_id_members(
         &self,
         corr_id: &str,
@@ -25,6 +29,16 @@ impl<E: KvEngine> Inner<E> {
             if !except.contains(&id) {
                 ids.push(id);
             }
+        }
+        if let Some(entry) = self.tx_entry(corr_id)?
+            && entry.corr_id_too
+            && !except.contains(&entry.local_id)
+            && !ids.contains(&entry.local_id)
+        {
+            // Local ids are in arrival order, as the `c/` keys are.
+            let at = ids.partition_point(|id| *id < entry.local_id);
+            ids.insert(at, entry.local_id);
+            ids.truncate(limit);
         }
         Ok(ids)
     }

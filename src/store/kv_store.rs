@@ -669,6 +669,7 @@ impl<E: KvEngine> Inner<E> {
         let tx_entry = TxEntry {
             sender: record.sender,
             local_id: record.local_id,
+            corr_id_too: keys::indexed_by_tx_id(&record),
         };
         staging
             .batch

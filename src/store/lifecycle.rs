@@ -38,7 +38,7 @@ pub(super) struct Staging {
     pub unused_tx: Option<String>,
     /// Mailbox depth changes to apply once the batch is applied.
     depths: Vec<(Address, i64)>,
-    /// The corr.ids of the `c/` keys this batch adds.
+    /// The corr.ids this batch indexes (by `c/` keys, or by `t/` keys that stand for them).
     corr_ids: Vec<String>,
 }
 
@@ -51,8 +51,10 @@ impl Staging {
             // Management messages are not indexed (no answer looks for one): one index
             // write less for every confirm an ack makes.
             (None, Some(new)) if !new.summary.is_management() => {
-                let key = keys::corr(&new.summary.corr_id, new.local_id);
-                self.batch.put(key, Vec::new());
+                if !keys::indexed_by_tx_id(new) {
+                    let key = keys::corr(&new.summary.corr_id, new.local_id);
+                    self.batch.put(key, Vec::new());
+                }
                 self.corr_ids.push(new.summary.corr_id.clone());
             }
             // Unconditional: stores written before 2026-11-23 indexed management messages.

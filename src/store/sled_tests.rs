@@ -551,6 +551,44 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     assert!(store.corr_id_may_be_shared("alone"));
 }
 
+/// A conversation's first message indexed by corr.id through its `t/` key counts in the
+/// filters like a `c/` key, also when they are filled again after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corr_id_indexed_by_its_tx_id_counts_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mailbox = || Route::Mailbox(address("2120000142"));
+    let with_corr = |tx_id: &str, corr_id: &str| {
+        let mut summary = summary(tx_id);
+        summary.corr_id = corr_id.into();
+        summary
+    };
+    {
+        let store = open(dir.path());
+        store.wait_for_key_filters();
+        let first = accept(&store, with_corr("conv-1", "conv-1"), SENDER, mailbox())
+            .await
+            .0;
+        accept(&store, with_corr("conv-3", "conv-3"), SENDER, mailbox()).await;
+        assert!(!store.corr_id_may_be_shared("conv-1"));
+        accept(&store, with_corr("conv-2", "conv-1"), SENDER, mailbox()).await;
+        assert!(store.corr_id_may_be_shared("conv-1"));
+        let own_key = keys::corr("conv-1", first.local_id);
+        assert_eq!(store.engine().get(&own_key).unwrap(), None, "no c/ key");
+    }
+    let store = open(dir.path());
+    store.wait_for_key_filters();
+    assert!(store.corr_id_may_be_shared("conv-1"), "t/ and c/ together");
+    assert!(!store.corr_id_may_be_shared("conv-3"));
+    assert_eq!(
+        store.with_corr_id("conv-1", 10, &[]).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        store.with_corr_id("conv-3", 10, &[]).await.unwrap().len(),
+        1
+    );
+}
+
 /// tx.ids stored before a reopen are still duplicates after it (the filter of tx.ids is
 /// filled again from the `t/` index), for the same sender and for another one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
