@@ -400,6 +400,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         })
     };
     let before_intake = scrape_syncs();
+    let threads_before = proc::thread_cpu(pid);
     eprintln!("load: phase 2, intake on {url} (server pid {pid})");
     let intake = runtime.block_on(intake(params, &url, &setup.portal_tls, &products, pid))?;
     let after_intake = scrape_syncs();
@@ -415,6 +416,13 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     } else {
         after_intake
     };
+    let intake_threads = proc::thread_cpu(pid)
+        .into_iter()
+        .map(|(name, seconds)| {
+            let before = threads_before.get(&name).copied().unwrap_or(0.0);
+            (name, seconds - before)
+        })
+        .collect();
     eprintln!("load: phase 3, fetch+ack{}", alongside(params));
     let (fetch, mixed) = runtime.block_on(mixed::fetch_ack(
         params,
@@ -434,6 +442,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
             .zip(after_fetch)
             .map(|(before, after)| syncs::PhaseSyncs::between(before, after)),
         drain,
+        intake_threads,
     };
     let shsd = Measured {
         intake,

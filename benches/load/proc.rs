@@ -115,6 +115,27 @@ impl RssTrace {
     }
 }
 
+/// CPU seconds of each of the server's threads, summed by name with a trailing number
+/// dropped (`sled-io-3` counts as `sled-io`): Linux cuts names at 15 bytes, so the
+/// checkpoint thread shows as `shsd-store-chec`. Empty if unreadable.
+pub fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
+    let mut threads = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = read_trimmed(&format!("{}/comm", path.display()));
+        let Some(seconds) = cpu_seconds(&path.display().to_string()) else {
+            continue;
+        };
+        let group = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let group = group.strip_suffix('-').unwrap_or(group).to_owned();
+        *threads.entry(group).or_insert(0.0) += seconds;
+    }
+    threads
+}
+
 /// A whole small file such as `/proc/loadavg`, trimmed; empty if unreadable.
 pub fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path)

@@ -286,6 +286,29 @@ impl Report<'_> {
             describe(self.group_commit.intake),
             describe(self.group_commit.fetch)
         );
+        let threads = &self.group_commit.intake_threads;
+        if !threads.is_empty() && intake.accepted_total > 0 {
+            let per_message = |seconds: f64| seconds * 1e6 / intake.accepted_total as f64;
+            let total: f64 = threads.values().sum();
+            let mut split: Vec<(&String, &f64)> =
+                threads.iter().filter(|(_, s)| **s > 0.0).collect();
+            split.sort_by(|a, b| b.1.total_cmp(a.1));
+            let split: Vec<String> = split
+                .into_iter()
+                .map(|(name, seconds)| format!("{name} {:.0}", per_message(*seconds)))
+                .collect();
+            println!(
+                "- Intake's server CPU by thread, µs per accepted message (warm-up{} included): \
+                 {:.0} in all: {}.",
+                if self.group_commit.drain.is_some() {
+                    " and the index's catch-up"
+                } else {
+                    ""
+                },
+                per_message(total),
+                split.join(", ")
+            );
+        }
         if let Some(drain) = &self.group_commit.drain {
             const MIB: f64 = 1024.0 * 1024.0;
             println!(

@@ -38,6 +38,9 @@ pub struct ShsdSyncs {
     pub fetch: Option<PhaseSyncs>,
     /// The wait for the index between the two (`LOAD_DRAIN`, on by default).
     pub drain: Option<Drain>,
+    /// The server's CPU seconds by thread from intake's start to fetch+ack's (so with the
+    /// index's catch-up when the bench waits for it).
+    pub intake_threads: std::collections::BTreeMap<String, f64>,
 }
 
 /// What the syncs did between two scrapes.
