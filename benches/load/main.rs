@@ -416,13 +416,8 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     } else {
         after_intake
     };
-    let intake_threads = proc::thread_cpu(pid)
-        .into_iter()
-        .map(|(name, seconds)| {
-            let before = threads_before.get(&name).copied().unwrap_or(0.0);
-            (name, seconds - before)
-        })
-        .collect();
+    let threads_at_fetch = proc::thread_cpu(pid);
+    let intake_threads = proc::threads_between(&threads_before, threads_at_fetch.clone());
     eprintln!("load: phase 3, fetch+ack{}", alongside(params));
     let (fetch, mixed) = runtime.block_on(mixed::fetch_ack(
         params,
@@ -434,6 +429,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
         pid,
     ))?;
     let after_fetch = scrape_syncs();
+    let fetch_threads = proc::threads_between(&threads_at_fetch, proc::thread_cpu(pid));
     let group_commit = syncs::ShsdSyncs {
         intake: before_intake
             .zip(after_intake)
@@ -443,6 +439,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
             .map(|(before, after)| syncs::PhaseSyncs::between(before, after)),
         drain,
         intake_threads,
+        fetch_threads,
     };
     let shsd = Measured {
         intake,

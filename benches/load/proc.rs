@@ -136,6 +136,20 @@ pub fn thread_cpu(pid: u32) -> std::collections::BTreeMap<String, f64> {
     threads
 }
 
+/// What each thread group used from `before` to `after` (two [`thread_cpu`] readings).
+pub fn threads_between(
+    before: &std::collections::BTreeMap<String, f64>,
+    after: std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    after
+        .into_iter()
+        .map(|(name, seconds)| {
+            let earlier = before.get(&name).copied().unwrap_or(0.0);
+            (name, seconds - earlier)
+        })
+        .collect()
+}
+
 /// A whole small file such as `/proc/loadavg`, trimmed; empty if unreadable.
 pub fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path)

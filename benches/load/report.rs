@@ -286,29 +286,30 @@ impl Report<'_> {
             describe(self.group_commit.intake),
             describe(self.group_commit.fetch)
         );
-        let threads = &self.group_commit.intake_threads;
-        if !threads.is_empty() && intake.accepted_total > 0 {
-            let per_message = |seconds: f64| seconds * 1e6 / intake.accepted_total as f64;
-            let total: f64 = threads.values().sum();
-            let mut split: Vec<(&String, &f64)> =
-                threads.iter().filter(|(_, s)| **s > 0.0).collect();
-            split.sort_by(|a, b| b.1.total_cmp(a.1));
-            let split: Vec<String> = split
-                .into_iter()
-                .map(|(name, seconds)| format!("{name} {:.0}", per_message(*seconds)))
-                .collect();
-            println!(
-                "- Intake's server CPU by thread, µs per accepted message (warm-up{} included): \
-                 {:.0} in all: {}.",
+        thread_split(
+            &format!(
+                "Intake's server CPU by thread, µs per accepted message (warm-up{} included)",
                 if self.group_commit.drain.is_some() {
                     " and the index's catch-up"
                 } else {
                     ""
-                },
-                per_message(total),
-                split.join(", ")
-            );
-        }
+                }
+            ),
+            &self.group_commit.intake_threads,
+            intake.accepted_total,
+        );
+        thread_split(
+            &format!(
+                "Fetch+ack's server CPU by thread, µs per pair{}",
+                if self.shsd.mixed.is_some() {
+                    " (the intake alongside included)"
+                } else {
+                    ""
+                }
+            ),
+            &self.group_commit.fetch_threads,
+            fetch.pairs,
+        );
         if let Some(drain) = &self.group_commit.drain {
             const MIB: f64 = 1024.0 * 1024.0;
             println!(
@@ -511,4 +512,24 @@ fn first_three(loadavg: &str) -> String {
         .take(3)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// One line: CPU seconds by thread group as µs per operation, largest first.
+fn thread_split(title: &str, threads: &std::collections::BTreeMap<String, f64>, ops: u64) {
+    if threads.is_empty() || ops == 0 {
+        return;
+    }
+    let per_op = |seconds: f64| seconds * 1e6 / ops as f64;
+    let total: f64 = threads.values().sum();
+    let mut split: Vec<(&String, &f64)> = threads.iter().filter(|(_, s)| **s > 0.0).collect();
+    split.sort_by(|a, b| b.1.total_cmp(a.1));
+    let split: Vec<String> = split
+        .into_iter()
+        .map(|(name, seconds)| format!("{name} {:.0}", per_op(*seconds)))
+        .collect();
+    println!(
+        "- {title}: {:.0} in all: {}.",
+        per_op(total),
+        split.join(", ")
+    );
 }

@@ -41,6 +41,8 @@ pub struct ShsdSyncs {
     /// The server's CPU seconds by thread from intake's start to fetch+ack's (so with the
     /// index's catch-up when the bench waits for it).
     pub intake_threads: std::collections::BTreeMap<String, f64>,
+    /// The same for the fetch+ack phase (with the intake alongside under `LOAD_MIXED`).
+    pub fetch_threads: std::collections::BTreeMap<String, f64>,
 }
 
 /// What the syncs did between two scrapes.
