@@ -99,6 +99,14 @@ pub(super) fn summary(tx_id: &str) -> MessageSummary {
     }
 }
 
+/// [`summary`] with another corr.id.
+pub(super) fn summary_with_corr(tx_id: &str, corr_id: &str) -> MessageSummary {
+    MessageSummary {
+        corr_id: corr_id.into(),
+        ..summary(tx_id)
+    }
+}
+
 /// A label with ISO-8859-1 bytes, to check it is kept byte for byte.
 pub(super) fn label(tx_id: &str) -> Vec<u8> {
     let mut label =

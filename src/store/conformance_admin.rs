@@ -410,20 +410,31 @@ pub(super) async fn messages_are_found_by_corr_id_and_answers_noted(f: Fixture) 
 /// indexes it by corr.id through its `t/` key instead of a `c/` key of its own.
 pub(super) async fn a_conversation_begun_under_its_own_tx_id_is_found_whole(f: Fixture) {
     let store = &*f.store;
-    let with_corr = |tx_id: &str, corr_id: &str| {
-        let mut summary = summary(tx_id);
-        summary.corr_id = corr_id.into();
-        summary
-    };
     let mailbox = || Route::Mailbox(address(MAILBOX));
-    let first = accept(store, with_corr("conv-1", "conv-1"), SENDER, mailbox())
-        .await
-        .0;
-    let reply = accept(store, with_corr("conv-2", "conv-1"), SENDER, mailbox())
-        .await
-        .0;
-    accept(store, with_corr("conv-x", "conv-1x"), SENDER, mailbox()).await;
-    let mut confirm = with_corr("conv-1", "conv-1");
+    let first = accept(
+        store,
+        summary_with_corr("conv-1", "conv-1"),
+        SENDER,
+        mailbox(),
+    )
+    .await
+    .0;
+    let reply = accept(
+        store,
+        summary_with_corr("conv-2", "conv-1"),
+        SENDER,
+        mailbox(),
+    )
+    .await
+    .0;
+    accept(
+        store,
+        summary_with_corr("conv-x", "conv-1x"),
+        SENDER,
+        mailbox(),
+    )
+    .await;
+    let mut confirm = summary_with_corr("conv-1", "conv-1");
     confirm.tx_id = "conv-c".into();
     confirm.sequence_type = "adm".into();
     confirm.product = "urn:X-shs:confirm".into();

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::{INDEX_SEGMENT_SIZE, SEGMENT_SIZE, SledConfig, SledEngine, created_segment_size};
 use crate::store::conformance::{
-    SENDER, accept, address, new_message, read_part, sled_config, summary, upload, upload_in,
+    SENDER, accept, address, new_message, read_part, sled_config, summary, summary_with_corr,
+    upload, upload_in,
 };
 use crate::store::kv::{Batch, KvEngine, Op};
 use crate::store::lifecycle;
@@ -519,19 +520,32 @@ fn a_store_keeps_the_segment_size_it_was_created_with() {
 async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mailbox = || Route::Mailbox(address("2120000142"));
-    let with_corr = |tx_id: &str, corr_id: &str| {
-        let mut summary = summary(tx_id);
-        summary.corr_id = corr_id.into();
-        summary
-    };
     {
         let store = open(dir.path());
         store.wait_for_key_filters();
-        accept(&store, with_corr("tx-1", "shared"), SENDER, mailbox()).await;
-        accept(&store, with_corr("tx-2", "alone"), SENDER, mailbox()).await;
+        accept(
+            &store,
+            summary_with_corr("tx-1", "shared"),
+            SENDER,
+            mailbox(),
+        )
+        .await;
+        accept(
+            &store,
+            summary_with_corr("tx-2", "alone"),
+            SENDER,
+            mailbox(),
+        )
+        .await;
         assert!(!store.corr_id_may_be_shared("shared"));
-        accept(&store, with_corr("tx-3", "shared"), SENDER, mailbox()).await;
-        let mut confirm = with_corr("tx-4", "alone");
+        accept(
+            &store,
+            summary_with_corr("tx-3", "shared"),
+            SENDER,
+            mailbox(),
+        )
+        .await;
+        let mut confirm = summary_with_corr("tx-4", "alone");
         confirm.sequence_type = "adm".into();
         confirm.product = "urn:X-shs:confirm".into();
         assert!(confirm.is_management());
@@ -547,7 +561,13 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     store.wait_for_key_filters();
     assert!(store.corr_id_may_be_shared("shared"));
     assert!(!store.corr_id_may_be_shared("alone"));
-    accept(&store, with_corr("tx-5", "alone"), SENDER, mailbox()).await;
+    accept(
+        &store,
+        summary_with_corr("tx-5", "alone"),
+        SENDER,
+        mailbox(),
+    )
+    .await;
     assert!(store.corr_id_may_be_shared("alone"));
 }
 
@@ -557,20 +577,32 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
 async fn a_corr_id_indexed_by_its_tx_id_counts_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mailbox = || Route::Mailbox(address("2120000142"));
-    let with_corr = |tx_id: &str, corr_id: &str| {
-        let mut summary = summary(tx_id);
-        summary.corr_id = corr_id.into();
-        summary
-    };
     {
         let store = open(dir.path());
         store.wait_for_key_filters();
-        let first = accept(&store, with_corr("conv-1", "conv-1"), SENDER, mailbox())
-            .await
-            .0;
-        accept(&store, with_corr("conv-3", "conv-3"), SENDER, mailbox()).await;
+        let first = accept(
+            &store,
+            summary_with_corr("conv-1", "conv-1"),
+            SENDER,
+            mailbox(),
+        )
+        .await
+        .0;
+        accept(
+            &store,
+            summary_with_corr("conv-3", "conv-3"),
+            SENDER,
+            mailbox(),
+        )
+        .await;
         assert!(!store.corr_id_may_be_shared("conv-1"));
-        accept(&store, with_corr("conv-2", "conv-1"), SENDER, mailbox()).await;
+        accept(
+            &store,
+            summary_with_corr("conv-2", "conv-1"),
+            SENDER,
+            mailbox(),
+        )
+        .await;
         assert!(store.corr_id_may_be_shared("conv-1"));
         let own_key = keys::corr("conv-1", first.local_id);
         assert_eq!(store.engine().get(&own_key).unwrap(), None, "no c/ key");
