@@ -59,7 +59,7 @@ pub struct TxEntry {
 
 /// True when `record` is indexed by corr.id through its `t/` key rather than a `c/` key:
 /// its corr.id is its own tx.id, as for the first message of most conversations. A `c/`
-/// key is a random write into the index (corr.ids are random), one of the six each
+/// key is a random write into the index (corr.ids are random), one of the seven each
 /// delivered message costs; this saves it (`BENCHMARKS.md`, issue 7). Management
 /// messages are not indexed by corr.id at all.
 pub fn indexed_by_tx_id(record: &MessageRecord) -> bool {
