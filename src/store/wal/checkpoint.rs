@@ -131,6 +131,9 @@ impl<E: KvEngine> Shared<E> {
         batch.put(APPLIED_KEY.to_vec(), frozen.upto.to_le_bytes().to_vec());
         batch.put(IDS_KEY.to_vec(), frozen.id_ceiling.to_le_bytes().to_vec());
         self.index.apply(batch)?;
+        // Counted before the writers waiting for room are woken, so that one of them sees
+        // the checkpoint that made its room.
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
         let upto = frozen.upto;
         let moved = pending.take();
         let released = write(&self.overlay).release_frozen();
@@ -141,7 +144,6 @@ impl<E: KvEngine> Shared<E> {
         // Not synced here: until the index is synced (before segments are removed, and at
         // shutdown) a crash only means a longer replay, from the last durable mark.
         self.applied.store(upto, Ordering::Release);
-        self.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.index.write_back()?;
         tracing::debug!(upto, "checkpoint of the write-ahead log");
         Ok(())
