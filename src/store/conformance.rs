@@ -107,6 +107,18 @@ pub(super) fn summary_with_corr(tx_id: &str, corr_id: &str) -> MessageSummary {
     }
 }
 
+/// A confirm's summary (a management message, never indexed by corr.id) in conversation
+/// `corr_id`.
+pub(super) fn confirm_summary(tx_id: &str, corr_id: &str) -> MessageSummary {
+    let confirm = MessageSummary {
+        sequence_type: "adm".into(),
+        product: "urn:X-shs:confirm".into(),
+        ..summary_with_corr(tx_id, corr_id)
+    };
+    assert!(confirm.is_management());
+    confirm
+}
+
 /// A label with ISO-8859-1 bytes, to check it is kept byte for byte.
 pub(super) fn label(tx_id: &str) -> Vec<u8> {
     let mut label =

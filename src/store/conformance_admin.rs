@@ -434,12 +434,13 @@ pub(super) async fn a_conversation_begun_under_its_own_tx_id_is_found_whole(f: F
         mailbox(),
     )
     .await;
-    let mut confirm = summary_with_corr("conv-1", "conv-1");
-    confirm.tx_id = "conv-c".into();
-    confirm.sequence_type = "adm".into();
-    confirm.product = "urn:X-shs:confirm".into();
-    assert!(confirm.is_management());
-    accept(store, confirm, SENDER, mailbox()).await;
+    accept(
+        store,
+        confirm_summary("conv-c", "conv-1"),
+        SENDER,
+        mailbox(),
+    )
+    .await;
     let ids = |records: Vec<MessageRecord>| -> Vec<LocalId> {
         records.into_iter().map(|r| r.local_id).collect()
     };

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::{INDEX_SEGMENT_SIZE, SEGMENT_SIZE, SledConfig, SledEngine, created_segment_size};
 use crate::store::conformance::{
-    SENDER, accept, address, new_message, read_part, sled_config, summary, summary_with_corr,
-    upload, upload_in,
+    SENDER, accept, address, confirm_summary, new_message, read_part, sled_config, summary,
+    summary_with_corr, upload, upload_in,
 };
 use crate::store::kv::{Batch, KvEngine, Op};
 use crate::store::lifecycle;
@@ -545,11 +545,7 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
             mailbox(),
         )
         .await;
-        let mut confirm = summary_with_corr("tx-4", "alone");
-        confirm.sequence_type = "adm".into();
-        confirm.product = "urn:X-shs:confirm".into();
-        assert!(confirm.is_management());
-        accept(&store, confirm, SENDER, mailbox()).await;
+        accept(&store, confirm_summary("tx-4", "alone"), SENDER, mailbox()).await;
         assert!(store.corr_id_may_be_shared("shared"));
         assert!(
             !store.corr_id_may_be_shared("alone"),
