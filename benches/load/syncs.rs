@@ -3,7 +3,8 @@
 //! admin listener's `/metrics` before and after a phase, so the report can say how many
 //! writes shared one sync. Also the index backlog (`shsd_store_index_backlog_bytes` and
 //! its companions): what the log holds that sled does not have yet, which the bench lets
-//! drain between intake and fetch+ack.
+//! drain between intake and fetch+ack. The histogram's buckets also give the slow syncs
+//! of each phase, so a latency stall in the report can be told from a slow disk.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,6 +19,9 @@ pub struct SyncCounters {
     syncs: f64,
     seconds: f64,
     writes: f64,
+    /// Syncs that took longer than 10 ms and than 50 ms (the histogram's buckets).
+    over_10ms: f64,
+    over_50ms: f64,
     /// `None` from a build without the backlog series.
     pub backlog: Option<Backlog>,
 }
@@ -51,6 +55,8 @@ pub struct PhaseSyncs {
     pub syncs: u64,
     pub writes: u64,
     pub seconds: f64,
+    pub over_10ms: u64,
+    pub over_50ms: u64,
 }
 
 impl PhaseSyncs {
@@ -59,21 +65,26 @@ impl PhaseSyncs {
             syncs: (after.syncs - before.syncs).max(0.0) as u64,
             writes: (after.writes - before.writes).max(0.0) as u64,
             seconds: (after.seconds - before.seconds).max(0.0),
+            over_10ms: (after.over_10ms - before.over_10ms).max(0.0) as u64,
+            over_50ms: (after.over_50ms - before.over_50ms).max(0.0) as u64,
         }
     }
 
-    /// "N syncs made M writes durable: K writes per sync, each X ms on average".
+    /// "N syncs made M writes durable: K writes per sync, each X ms on average, A over
+    /// 10 ms, B over 50 ms".
     pub fn describe(&self) -> String {
         if self.syncs == 0 {
             return "no disk sync".to_owned();
         }
         format!(
             "{} disk syncs made {} writes durable: {:.1} writes per sync, {:.2} ms per sync \
-             on average",
+             on average, {} over 10 ms, {} over 50 ms",
             self.syncs,
             self.writes,
             self.writes as f64 / self.syncs as f64,
-            self.seconds * 1e3 / self.syncs as f64
+            self.seconds * 1e3 / self.syncs as f64,
+            self.over_10ms,
+            self.over_50ms
         )
     }
 }
@@ -93,10 +104,21 @@ pub fn scrape(port: u16) -> Result<SyncCounters, String> {
     let mut counters = SyncCounters::default();
     let mut backlog = Backlog::default();
     let (mut seen, mut seen_backlog) = (0, 0);
+    // Cumulative bucket counts; a sync over a bound is the count minus its bucket.
+    let (mut within_10ms, mut within_50ms) = (None, None);
     for line in response.lines() {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
         };
+        let bucket = match series {
+            r#"shsd_store_sync_duration_seconds_bucket{le="0.01"}"# => Some(&mut within_10ms),
+            r#"shsd_store_sync_duration_seconds_bucket{le="0.05"}"# => Some(&mut within_50ms),
+            _ => None,
+        };
+        if let Some(bucket) = bucket {
+            *bucket = value.parse::<f64>().ok();
+            continue;
+        }
         let (slot, counted) = match series {
             "shsd_store_sync_duration_seconds_count" => (&mut counters.syncs, &mut seen),
             "shsd_store_sync_duration_seconds_sum" => (&mut counters.seconds, &mut seen),
@@ -114,6 +136,11 @@ pub fn scrape(port: u16) -> Result<SyncCounters, String> {
     if seen < 3 {
         return Err("/metrics has no store sync series".to_owned());
     }
+    let (Some(within_10ms), Some(within_50ms)) = (within_10ms, within_50ms) else {
+        return Err("/metrics has no sync buckets for 10 and 50 ms".to_owned());
+    };
+    counters.over_10ms = counters.syncs - within_10ms;
+    counters.over_50ms = counters.syncs - within_50ms;
     counters.backlog = (seen_backlog == 3).then_some(backlog);
     Ok(counters)
 }
