@@ -514,38 +514,38 @@ fn a_store_keeps_the_segment_size_it_was_created_with() {
     );
 }
 
+/// Accepts a message from [`SENDER`] with `tx_id` and `corr_id` into the municipality's
+/// mailbox.
+async fn accept_in_conversation(
+    store: &KvStore<SledStoreEngine>,
+    tx_id: &str,
+    corr_id: &str,
+) -> MessageRecord {
+    let route = Route::Mailbox(address("2120000142"));
+    accept(store, summary_with_corr(tx_id, corr_id), SENDER, route)
+        .await
+        .0
+}
+
 /// The store knows which corr.ids only one indexed message has, also after a reopen (the
 /// filters are filled again from the `c/` index); management messages are not indexed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let mailbox = || Route::Mailbox(address("2120000142"));
     {
         let store = open(dir.path());
         store.wait_for_key_filters();
-        accept(
-            &store,
-            summary_with_corr("tx-1", "shared"),
-            SENDER,
-            mailbox(),
-        )
-        .await;
-        accept(
-            &store,
-            summary_with_corr("tx-2", "alone"),
-            SENDER,
-            mailbox(),
-        )
-        .await;
+        accept_in_conversation(&store, "tx-1", "shared").await;
+        accept_in_conversation(&store, "tx-2", "alone").await;
         assert!(!store.corr_id_may_be_shared("shared"));
+        accept_in_conversation(&store, "tx-3", "shared").await;
         accept(
             &store,
-            summary_with_corr("tx-3", "shared"),
+            confirm_summary("tx-4", "alone"),
             SENDER,
-            mailbox(),
+            Route::Mailbox(address("2120000142")),
         )
         .await;
-        accept(&store, confirm_summary("tx-4", "alone"), SENDER, mailbox()).await;
         assert!(store.corr_id_may_be_shared("shared"));
         assert!(
             !store.corr_id_may_be_shared("alone"),
@@ -557,13 +557,7 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
     store.wait_for_key_filters();
     assert!(store.corr_id_may_be_shared("shared"));
     assert!(!store.corr_id_may_be_shared("alone"));
-    accept(
-        &store,
-        summary_with_corr("tx-5", "alone"),
-        SENDER,
-        mailbox(),
-    )
-    .await;
+    accept_in_conversation(&store, "tx-5", "alone").await;
     assert!(store.corr_id_may_be_shared("alone"));
 }
 
@@ -572,33 +566,13 @@ async fn corr_ids_shared_by_two_messages_are_known_across_a_reopen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corr_id_indexed_by_its_tx_id_counts_across_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let mailbox = || Route::Mailbox(address("2120000142"));
     {
         let store = open(dir.path());
         store.wait_for_key_filters();
-        let first = accept(
-            &store,
-            summary_with_corr("conv-1", "conv-1"),
-            SENDER,
-            mailbox(),
-        )
-        .await
-        .0;
-        accept(
-            &store,
-            summary_with_corr("conv-3", "conv-3"),
-            SENDER,
-            mailbox(),
-        )
-        .await;
+        let first = accept_in_conversation(&store, "conv-1", "conv-1").await;
+        accept_in_conversation(&store, "conv-3", "conv-3").await;
         assert!(!store.corr_id_may_be_shared("conv-1"));
-        accept(
-            &store,
-            summary_with_corr("conv-2", "conv-1"),
-            SENDER,
-            mailbox(),
-        )
-        .await;
+        accept_in_conversation(&store, "conv-2", "conv-1").await;
         assert!(store.corr_id_may_be_shared("conv-1"));
         let own_key = keys::corr("conv-1", first.local_id);
         assert_eq!(store.engine().get(&own_key).unwrap(), None, "no c/ key");
