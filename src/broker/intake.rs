@@ -180,9 +180,11 @@ impl Broker {
                         envelope,
                     };
                     if synch {
-                        let reply = self
-                            .synch(label, &mut reader, &mut body, &mut received)
-                            .await?;
+                        // Boxed, as is inline routing below: both are off the common
+                        // path and would otherwise make every intake's future larger.
+                        let reply =
+                            Box::pin(self.synch(label, &mut reader, &mut body, &mut received))
+                                .await?;
                         return Ok(Answer::Reply(reply));
                     }
                     checked = Some(label);
@@ -367,7 +369,7 @@ impl Broker {
                         message: record,
                         retry: Retry::default(),
                     };
-                    if let Err(err) = self.run_job_inline(&job).await {
+                    if let Err(err) = Box::pin(self.run_job_inline(&job)).await {
                         tracing::warn!(shs.txid = %job.message.tx_id, error = %err, "routing deferred to the router task");
                         self.nudge_router();
                     }
