@@ -49,7 +49,9 @@
 //! write-ahead log holds in memory until sled has it), `LOAD_MIXED` (unset: fetch+ack alone; a
 //! number of messages per second, ≤ 50 000: during phases 3 and 5 the senders keep sending
 //! open loop at that rate, as `LOAD_RATE` does, after a `LOAD_WARMUP` of their own, so
-//! fetch+ack is measured with durable intake alongside and ends at time-up — see `mixed`).
+//! fetch+ack is measured with durable intake alongside and ends at time-up — see `mixed`),
+//! `LOAD_REQUEST_LOG` (unset: shsd logs warnings only; `1`: at its default level, `info`,
+//! a JSON line per request and per accepted message, which the bench reads and drops).
 //!
 //! Without `--bench` (as `cargo test --all-targets` runs it) this is a smoke run of a few
 //! seconds, fetch+ack with intake alongside (`LOAD_MIXED=50`), against the binary beside
@@ -82,7 +84,7 @@ use disk::raw_disk;
 use phases::intake;
 use proc::read_trimmed;
 use report::{Measured, Report};
-use server::{Server, StoreSizes, server_binary};
+use server::{Server, ServerOptions, server_binary};
 
 fn main() -> ExitCode {
     if let Some(dir) = std::env::var_os(ceiling::CEILING_ENV) {
@@ -140,8 +142,8 @@ struct Params {
     /// Wait for shsd's index to take the intake's backlog before fetch+ack, so that
     /// fetch+ack does not pay for intake's deferred index writes (`LOAD_DRAIN=0`: no wait).
     drain: bool,
-    /// The server's store sizes (sled's cache, the log's backlog).
-    store: StoreSizes,
+    /// The server's store sizes (sled's cache, the log's backlog) and log level.
+    server: ServerOptions,
     dir: Option<PathBuf>,
     notes: Vec<String>,
 }
@@ -166,7 +168,7 @@ impl Params {
                 handshakes: false,
                 ceiling: false,
                 drain: true,
-                store: StoreSizes::default(),
+                server: ServerOptions::default(),
                 dir: None,
                 notes: Vec::new(),
             });
@@ -218,9 +220,10 @@ impl Params {
             handshakes: std::env::var("LOAD_HANDSHAKES").is_ok_and(|v| v.trim() == "1"),
             ceiling: !std::env::var("LOAD_CEILING").is_ok_and(|v| v.trim() == "0"),
             drain: !std::env::var("LOAD_DRAIN").is_ok_and(|v| v.trim() == "0"),
-            store: StoreSizes {
+            server: ServerOptions {
                 cache_mib,
                 backlog_mib,
+                request_log: std::env::var("LOAD_REQUEST_LOG").is_ok_and(|v| v.trim() == "1"),
             },
             dir: std::env::var_os("LOAD_DIR").map(PathBuf::from),
             notes,
@@ -239,11 +242,11 @@ impl Params {
             .huge
             .map_or(String::new(), |bytes| format!("LOAD_HUGE={bytes} "));
         let cache = self
-            .store
+            .server
             .cache_mib
             .map_or(String::new(), |mib| format!("LOAD_CACHE_MIB={mib} "));
         let backlog = self
-            .store
+            .server
             .backlog_mib
             .map_or(String::new(), |mib| format!("LOAD_BACKLOG_MIB={mib} "));
         let handshakes = if self.handshakes {
@@ -252,8 +255,13 @@ impl Params {
             ""
         };
         let drain = if self.drain { "" } else { "LOAD_DRAIN=0 " };
+        let request_log = if self.server.request_log {
+            "LOAD_REQUEST_LOG=1 "
+        } else {
+            ""
+        };
         format!(
-            "{cache}{backlog}{drain}{handshakes}{huge}{mixed}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
+            "{cache}{backlog}{drain}{request_log}{handshakes}{huge}{mixed}{rate}LOAD_SENDERS={} LOAD_FETCHERS={} LOAD_SECONDS={} LOAD_WARMUP={} LOAD_SIZE={} \
              LOAD_DISK_SECONDS={}",
             self.senders,
             self.fetchers,
@@ -323,7 +331,7 @@ fn run(binary: &Path, params: &Params) -> Result<(), String> {
     let disk = raw_disk(dir.path(), params.disk).map_err(|err| format!("raw disk: {err}"))?;
 
     let identity_limit = params.senders.max(params.fetchers).max(64);
-    let setup = server::prepare(dir.path(), identity_limit, params.store)?;
+    let setup = server::prepare(dir.path(), identity_limit, params.server)?;
 
     let server = Server::start(binary, &setup.config)?;
     let url = format!("https://127.0.0.1:{}", server.port);

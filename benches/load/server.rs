@@ -41,21 +41,25 @@ pub struct Setup {
 
 /// Generates a fresh example PKI into `dir/certs` and writes `dir/shsd.toml`, so that the
 /// run depends on no fixture and leaves nothing behind.
-/// The server's `[store]` sizes for a run; `None`: shsd's default.
+/// The server's settings for a run that differ from the bench's defaults: `[store]` sizes
+/// (`None`: shsd's default) and whether the request log is on.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StoreSizes {
+pub struct ServerOptions {
     /// `cache_mib`, sled's page cache.
     pub cache_mib: Option<u64>,
     /// `log_backlog_mib`, the log's writes held until they are in sled.
     pub backlog_mib: Option<u64>,
+    /// Log at shsd's default level (`info`: a line per request and per accepted message,
+    /// which the bench reads and drops) instead of warnings only.
+    pub request_log: bool,
 }
 
-pub fn prepare(dir: &Path, identity_limit: usize, sizes: StoreSizes) -> Result<Setup, String> {
+pub fn prepare(dir: &Path, identity_limit: usize, options: ServerOptions) -> Result<Setup, String> {
     let pki = ExamplePki::generate(PkiOptions::default()).map_err(|err| err.to_string())?;
     pki.write_to(&dir.join("certs"), false)
         .map_err(|err| err.to_string())?;
     let config = dir.join("shsd.toml");
-    std::fs::write(&config, config_text(identity_limit, sizes)).map_err(|err| err.to_string())?;
+    std::fs::write(&config, config_text(identity_limit, options)).map_err(|err| err.to_string())?;
     let portal_tls = pki
         .client_config(Some(&pki.portal))
         .map_err(|e| e.to_string())?;
@@ -227,15 +231,20 @@ fn listening_port(line: &str, listener: &str) -> Option<u16> {
 }
 
 /// The server's configuration: the two example organisations, a sled store in the
-/// temporary folder (with the `sizes` given, or shsd's defaults), and JSON logs at warning
-/// level plus the line naming the port.
-fn config_text(identity_limit: usize, sizes: StoreSizes) -> String {
-    let cache = sizes
+/// temporary folder (with the sizes given, or shsd's defaults), and JSON logs at warning
+/// level plus the line naming the port, or at shsd's default level (`request_log`).
+fn config_text(identity_limit: usize, options: ServerOptions) -> String {
+    let cache = options
         .cache_mib
         .map_or(String::new(), |mib| format!("cache_mib = {mib}\n"));
-    let backlog = sizes
+    let backlog = options
         .backlog_mib
         .map_or(String::new(), |mib| format!("log_backlog_mib = {mib}\n"));
+    let filter = if options.request_log {
+        "info"
+    } else {
+        "warn,shsd::app=info"
+    };
     format!(
         r#"# Written by benches/load (server.rs).
 [node]
@@ -264,8 +273,8 @@ address = "127.0.0.1:0"
 max_requests_per_identity = {identity_limit}
 [log]
 format = "json"
-# Warnings, plus the lines naming the ports.
-filter = "warn,shsd::app=info"
+# Warnings plus the lines naming the ports, or shsd's default (LOAD_REQUEST_LOG=1).
+filter = "{filter}"
 "#
     )
 }
