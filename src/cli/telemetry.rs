@@ -1,21 +1,35 @@
 //! Logging setup: human-readable lines by default, JSON with `log.format = "json"`.
 
+use std::io::BufWriter;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
 /// Installs the global subscriber. `RUST_LOG` overrides `filter`. Logs go to stderr, so a
 /// client command's stdout stays clean for scripts.
-pub fn init(format: LogFormat, filter: &str) {
+///
+/// Lines are handed to a writer thread (`shsd-log`), which writes them in batches: at the
+/// default level the daemon logs a line per request and per accepted message, and writing
+/// each one to stderr from the request's own thread took a quarter of intake's rate
+/// (`BENCHMARKS.md`). Nothing is dropped: when the queue is full, the logging thread waits.
+/// Keep the returned guard until the process ends; dropping it writes out what is queued.
+pub fn init(format: LogFormat, filter: &str) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("shsd-log")
+        .finish(BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    guard
 }
