@@ -39,8 +39,6 @@ pub struct Setup {
     pub bygglov_tls: Arc<rustls::ClientConfig>,
 }
 
-/// Generates a fresh example PKI into `dir/certs` and writes `dir/shsd.toml`, so that the
-/// run depends on no fixture and leaves nothing behind.
 /// The server's settings for a run that differ from the bench's defaults: `[store]` sizes
 /// (`None`: shsd's default) and whether the request log is on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,6 +52,8 @@ pub struct ServerOptions {
     pub request_log: bool,
 }
 
+/// Generates a fresh example PKI into `dir/certs` and writes `dir/shsd.toml`, so that the
+/// run depends on no fixture and leaves nothing behind.
 pub fn prepare(dir: &Path, identity_limit: usize, options: ServerOptions) -> Result<Setup, String> {
     let pki = ExamplePki::generate(PkiOptions::default()).map_err(|err| err.to_string())?;
     pki.write_to(&dir.join("certs"), false)

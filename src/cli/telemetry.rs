@@ -12,8 +12,8 @@ use crate::config::LogFormat;
 ///
 /// Lines are handed to a writer thread (`shsd-log`), which writes them in batches: at the
 /// default level the daemon logs a line per request and per accepted message, and writing
-/// each one to stderr from the request's own thread took a quarter of intake's rate
-/// (`BENCHMARKS.md`). Nothing is dropped: when the queue is full, the logging thread waits.
+/// each one to stderr from the request's own thread cost a fifth to a quarter of intake's
+/// rate (`BENCHMARKS.md`). Nothing is dropped: when the queue is full, the logging thread waits.
 /// Keep the returned guard until the process ends; dropping it writes out what is queued.
 pub fn init(format: LogFormat, filter: &str) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env()
