@@ -52,6 +52,9 @@ fn main() -> ExitCode {
             Command::Ack(args) => client_commands::ack(args).await.map_err(other),
         }
     });
+    // Every task is gone with the runtime; then the log's last lines, before any error.
+    drop(runtime);
+    shsd::cli::telemetry::finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::BadConfig(errors)) => {

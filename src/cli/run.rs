@@ -30,7 +30,7 @@ impl Failure {
 /// `shsd serve`: runs the broker until SIGTERM or SIGINT, then drains and flushes.
 pub async fn serve(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
-    let _log = super::telemetry::init(config.log.format, &config.log.filter);
+    super::telemetry::init(config.log.format, &config.log.filter);
     // Signal handlers first: a signal that arrives during start-up is then handled, not
     // acted on with its default action (which would end the process abruptly).
     let shutdown = shutdown_signal();
@@ -76,7 +76,7 @@ pub fn check_config(path: &Path) -> Result<(), Failure> {
 pub async fn demo(path: &Path, once: bool) -> Result<(), Failure> {
     let config = Config::load(path)?;
     // The demo's story goes to stdout; only warnings from the daemon (RUST_LOG overrides).
-    let _log = super::telemetry::init(config.log.format, "warn");
+    super::telemetry::init(config.log.format, "warn");
     super::demo::run(config, once, shutdown_signal())
         .await
         .map_err(Failure::Other)

@@ -1,6 +1,7 @@
 //! Logging setup: human-readable lines by default, JSON with `log.format = "json"`.
 
-use std::io::BufWriter;
+use std::io::{BufWriter, IsTerminal};
+use std::sync::{Mutex, PoisonError};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
@@ -14,8 +15,8 @@ use crate::config::LogFormat;
 /// default level the daemon logs a line per request and per accepted message, and writing
 /// each one to stderr from the request's own thread cost a fifth to a quarter of intake's
 /// rate (`BENCHMARKS.md`). Nothing is dropped: when the queue is full, the logging thread waits.
-/// Keep the returned guard until the process ends; dropping it writes out what is queued.
-pub fn init(format: LogFormat, filter: &str) -> WorkerGuard {
+/// [`finish`] writes out what is still queued.
+pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -26,10 +27,22 @@ pub fn init(format: LogFormat, filter: &str) -> WorkerGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        // Colours only on a terminal: in the journal or a file they are escape codes.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    guard
+    *WRITER.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
+}
+
+/// The writer thread's guard: dropping it writes out the queued lines and ends the thread.
+static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
+/// Writes out the lines still queued and stops the writer thread. Called last, once the
+/// runtime and every task that could log are gone; lines logged after it are lost.
+pub fn finish() {
+    let guard = WRITER.lock().unwrap_or_else(PoisonError::into_inner).take();
+    drop(guard);
 }
