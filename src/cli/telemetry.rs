@@ -14,13 +14,15 @@ use crate::config::LogFormat;
 /// Lines are handed to a writer thread (`shsd-log`), which writes them in batches: at the
 /// default level the daemon logs a line per request and per accepted message, and writing
 /// each one to stderr from the request's own thread cost a fifth to a quarter of intake's
-/// rate (`BENCHMARKS.md`). Nothing is dropped: when the queue is full, the logging thread waits.
+/// rate (`BENCHMARKS.md`). Nothing is dropped: when the queue ([`QUEUED_LINES`]) is full,
+/// the logging thread waits.
 /// [`finish`] writes out what is still queued.
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
+        .buffered_lines_limit(QUEUED_LINES)
         .lossy(false)
         .thread_name("shsd-log")
         .finish(BufWriter::new(std::io::stderr()));
@@ -36,6 +38,12 @@ pub fn init(format: LogFormat, filter: &str) {
     };
     *WRITER.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
 }
+
+/// Lines queued for the writer at most: about half a second of the request log at full
+/// intake (two lines a message), and at an estimated 500 bytes a line about 8 MiB, where
+/// tracing-appender's default (128 000 lines) would let a stalled journal hold eight times
+/// that in the daemon.
+const QUEUED_LINES: usize = 16 * 1024;
 
 /// The writer thread's guard: dropping it writes out the queued lines and ends the thread.
 static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
