@@ -15,8 +15,7 @@ use crate::config::LogFormat;
 /// default level the daemon logs a line per request and per accepted message, and writing
 /// each one to stderr from the request's own thread cost a fifth to a quarter of intake's
 /// rate (`BENCHMARKS.md`). Nothing is dropped: when the queue ([`QUEUED_LINES`]) is full,
-/// the logging thread waits.
-/// [`finish`] writes out what is still queued.
+/// the logging thread waits. [`finish`] writes out what is still queued.
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
@@ -32,11 +31,15 @@ pub fn init(format: LogFormat, filter: &str) {
         // Colours only on a terminal: in the journal or a file they are escape codes.
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    let _ = match format {
+    let installed = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
-    *WRITER.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
+    // Only the installed subscriber's writer is kept: replacing its guard would end the
+    // thread that the subscriber still writes to.
+    if installed.is_ok() {
+        *WRITER.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
+    }
 }
 
 /// Lines queued for the writer at most: about half a second of the request log at full
