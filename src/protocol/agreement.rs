@@ -104,7 +104,8 @@ impl Agreement {
     /// Parses an `shs.agreement` document (encoding from its declaration, DOCTYPE
     /// ignored, no entity expanded: the rules of every SHS document here).
     pub fn parse(bytes: &[u8]) -> Result<Agreement, ProtocolError> {
-        let document = xml::parse(DOCUMENT, bytes)?;
+        let decoded = xml::decode(DOCUMENT, bytes)?;
+        let document = xml::parse(DOCUMENT, &decoded)?;
         let root = &document.root;
         let id = root.required_attr(DOCUMENT, "uuid")?.trim().to_owned();
         let transfer_text = root.required_attr(DOCUMENT, "transfer-type")?;
@@ -178,7 +179,7 @@ pub fn parse_date(text: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()
 }
 
-fn child<'a>(element: &'a Element, name: &str) -> Result<&'a Element, ProtocolError> {
+fn child<'a, 't>(element: &'a Element<'t>, name: &str) -> Result<&'a Element<'t>, ProtocolError> {
     element
         .children
         .iter()

@@ -183,7 +183,8 @@ impl ManagementDocument {
     /// declaration; DOCTYPE ignored, entities refused, as for labels). Unknown attributes
     /// are ignored; unknown elements are refused.
     pub fn parse(bytes: &[u8]) -> Result<ManagementDocument, ProtocolError> {
-        let root = xml::parse(DOC, bytes)?.root;
+        let decoded = xml::decode(DOC, bytes)?;
+        let root = xml::parse(DOC, &decoded)?.root;
         root.no_text(DOC)?;
         let (datetime, body) = match root.children.as_slice() {
             [datetime, body] => (datetime, body),
@@ -213,7 +214,7 @@ impl ManagementDocument {
             .map(appinfo_from)
             .collect::<Result<Vec<_>, _>>()?;
         body.no_text(DOC)?;
-        let body = match body.name.as_str() {
+        let body = match body.name {
             "confirmation" => ManagementBody::Confirmation { appinfo },
             "error" => {
                 let code = body.required_attr(DOC, "errorcode")?;

@@ -129,12 +129,13 @@ impl MessageList {
     /// DOCTYPE and comments ignored, entities refused, as for labels). Unknown attributes
     /// are ignored; unknown elements are refused.
     pub fn parse(bytes: &[u8]) -> Result<MessageList, ProtocolError> {
-        let root = xml::parse(DOC, bytes)?.root;
+        let decoded = xml::decode(DOC, bytes)?;
+        let root = xml::parse(DOC, &decoded)?.root;
         root.no_text(DOC)?;
         let messages = root
             .children
             .iter()
-            .map(|el| match el.name.as_str() {
+            .map(|el| match el.name {
                 "message" => message_from(el),
                 other => Err(xml_error!(DOC, "unknown element <{other}> in <{DOC}>")),
             })
@@ -150,7 +151,7 @@ fn message_from(el: &Element) -> Result<ListedMessage, ProtocolError> {
     let mut subject = None;
     let mut data = Vec::new();
     for child in &el.children {
-        match child.name.as_str() {
+        match child.name {
             "meta" if subject.is_some() || !data.is_empty() => {
                 return Err(error(DOC, "<meta> is out of order in <message>"));
             }

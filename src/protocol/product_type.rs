@@ -42,7 +42,8 @@ pub struct ProductType {
 impl ProductType {
     /// Parses an `shs.product` document.
     pub fn parse(bytes: &[u8]) -> Result<ProductType, ProtocolError> {
-        let document = xml::parse(DOCUMENT, bytes)?;
+        let decoded = xml::decode(DOCUMENT, bytes)?;
+        let document = xml::parse(DOCUMENT, &decoded)?;
         let root = &document.root;
         let uuid = root.required_attr(DOCUMENT, "uuid")?;
         let id = uuid

@@ -62,13 +62,12 @@ impl Label {
     /// Parses a label as [`Label::parse`] does and notes where history entries go in
     /// `bytes`, for [`append_history_at`].
     pub fn parse_for_history(bytes: &[u8]) -> Result<(Label, HistorySplice), ProtocolError> {
-        let document = xml::parse("shs.label", bytes)?;
+        let decoded = xml::decode("shs.label", bytes)?;
+        let document = xml::parse("shs.label", &decoded)?;
         let label = super::read::label_from(&document.root)?;
         let splice = HistorySplice {
-            at: document
-                .root_end
-                .map(|end| document.decoded.byte_offset(end)),
-            encoding: document.decoded.encoding,
+            at: document.root_end.map(|end| decoded.byte_offset(end)),
+            encoding: decoded.encoding,
             len: bytes.len(),
         };
         Ok((label, splice))

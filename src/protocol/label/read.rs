@@ -53,7 +53,8 @@ impl Label {
     /// asynch, `status` production) except `message-type`/`document-type`, which stay
     /// `None`. See the module documentation for what is refused.
     pub fn parse(bytes: &[u8]) -> Result<Label, ProtocolError> {
-        let document = xml::parse(DOC, bytes)?;
+        let decoded = xml::decode(DOC, bytes)?;
+        let document = xml::parse(DOC, &decoded)?;
         label_from(&document.root)
     }
 }
@@ -136,7 +137,7 @@ struct Children {
 
 impl Children {
     fn add(&mut self, el: &Element) -> Result<(), ProtocolError> {
-        match el.name.as_str() {
+        match el.name {
             "originator" => {
                 self.originator = Some(Originator {
                     value: el.text_only(DOC)?,
@@ -255,7 +256,7 @@ fn content_from(el: &Element) -> Result<Content, ProtocolError> {
                 format!("<{}> after <comment> in <content>", child.name),
             ));
         }
-        match child.name.as_str() {
+        match child.name {
             "data" if compound.is_some() => {
                 return Err(error(DOC, "<content> holds both <data> and <compound>"));
             }
@@ -296,7 +297,7 @@ fn history_from(el: &Element) -> Result<History, ProtocolError> {
     let mut datetime = None;
     let mut comment = None;
     for child in &el.children {
-        match child.name.as_str() {
+        match child.name {
             "datetime" if datetime.is_some() => {
                 return Err(error(DOC, "duplicate <datetime> in <history>"));
             }

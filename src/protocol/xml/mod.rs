@@ -1,8 +1,11 @@
 //! Shared XML helpers: encoding from the XML declaration, entity refusal, escaping.
 //!
 //! The three SHS documents (`shs.label`, `shs.management`, `shs.message-list`) are small,
-//! flat and read whole, so they are parsed in two steps: [`parse`] turns the bytes into a
-//! tiny element tree under the policy below, and each document interprets that tree.
+//! flat and read whole, so they are parsed in steps: [`decode`] turns the bytes into text,
+//! [`parse`] turns the text into a tiny element tree under the policy below, and each
+//! document interprets that tree. The tree borrows names, values and text from the
+//! decoded text wherever they need no change, so that reading a label allocates little
+//! more than the label it makes.
 //!
 //! Policy, shared by every document:
 //! - **Encoding** comes from the XML declaration only (`UTF-8`, `ISO-8859-1` and its
@@ -105,16 +108,17 @@ impl Encoding {
 
 /// A document decoded to UTF-8, remembering how to map positions back to its bytes.
 #[derive(Debug, Clone)]
-pub(crate) struct Decoded {
-    /// The text after the byte order mark.
-    pub(crate) text: String,
+pub(crate) struct Decoded<'b> {
+    /// The text after the byte order mark: borrowed from the bytes when they are UTF-8 or
+    /// ASCII already (nearly every document), decoded into a new string otherwise.
+    pub(crate) text: Cow<'b, str>,
     /// The encoding the bytes were in.
     pub(crate) encoding: Encoding,
     /// Length of the byte order mark in the original bytes (0 or 3).
     bom_len: usize,
 }
 
-impl Decoded {
+impl Decoded<'_> {
     /// The offset in the original bytes of the character at `offset` in [`Decoded::text`].
     pub(crate) fn byte_offset(&self, offset: usize) -> usize {
         byte_offset(&self.text, self.encoding, self.bom_len, offset)
@@ -150,10 +154,13 @@ pub(crate) fn quote(text: &str) -> String {
 }
 
 /// Decodes `bytes` according to their XML declaration (see the module policy).
-pub(crate) fn decode(document: &'static str, bytes: &[u8]) -> Result<Decoded, ProtocolError> {
+pub(crate) fn decode<'b>(
+    document: &'static str,
+    bytes: &'b [u8],
+) -> Result<Decoded<'b>, ProtocolError> {
     let (text, encoding, bom_len) = decode_borrowed(document, bytes)?;
     Ok(Decoded {
-        text: text.into_owned(),
+        text,
         encoding,
         bom_len,
     })

@@ -3,31 +3,34 @@
 use std::borrow::Cow;
 
 use quick_xml::escape::{EscapeError, resolve_predefined_entity};
+use quick_xml::events::attributes::Attributes;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
 use super::*;
 
-/// One element of a parsed document.
+/// One element of a parsed document, borrowing from the decoded text `'t`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Element {
+pub(crate) struct Element<'t> {
     /// The element name as written (no namespace processing: SHS uses none).
-    pub(crate) name: String,
-    /// Attributes in document order, values decoded and normalised.
-    pub(crate) attrs: Vec<(String, String)>,
+    pub(crate) name: &'t str,
+    /// Attributes in document order, values decoded and normalised (borrowed unless
+    /// normalising changed them).
+    pub(crate) attrs: Vec<(&'t str, Cow<'t, str>)>,
     /// Child elements in document order.
-    pub(crate) children: Vec<Element>,
-    /// All character data directly inside this element, concatenated, references resolved.
-    pub(crate) text: String,
+    pub(crate) children: Vec<Element<'t>>,
+    /// All character data directly inside this element, concatenated, references resolved
+    /// (borrowed when it is one piece of text as written).
+    pub(crate) text: Cow<'t, str>,
 }
 
-impl Element {
+impl Element<'_> {
     /// The value of attribute `name`, if present.
     pub(crate) fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_ref())
     }
 
     /// The value of attribute `name`, owned, if present.
@@ -54,7 +57,7 @@ impl Element {
                 self.name,
                 child.name
             )),
-            None => Ok(self.text.clone()),
+            None => Ok(self.text.as_ref().to_owned()),
         }
     }
 
@@ -89,20 +92,20 @@ impl Element {
 
 /// A parsed document: its root element and where the root's end tag starts.
 #[derive(Debug, Clone)]
-pub(crate) struct Document {
+pub(crate) struct Document<'t> {
     /// The root element.
-    pub(crate) root: Element,
+    pub(crate) root: Element<'t>,
     /// Offset in [`Decoded::text`] of the `<` of the root's end tag; `None` for `<root/>`.
     pub(crate) root_end: Option<usize>,
-    /// The decoded text and its encoding.
-    pub(crate) decoded: Decoded,
 }
 
-/// Parses `bytes` into an element tree under the module policy and checks that the root
-/// element is named `document`.
-pub(crate) fn parse(document: &'static str, bytes: &[u8]) -> Result<Document, ProtocolError> {
-    let decoded = decode(document, bytes)?;
-    let (root, root_end) = build_tree(document, &decoded)?;
+/// Parses a decoded document into an element tree under the module policy and checks
+/// that the root element is named `document`.
+pub(crate) fn parse<'t>(
+    document: &'static str,
+    decoded: &'t Decoded<'_>,
+) -> Result<Document<'t>, ProtocolError> {
+    let (root, root_end) = build_tree(document, decoded)?;
     if root.name != document {
         return Err(xml_error!(
             document,
@@ -110,27 +113,24 @@ pub(crate) fn parse(document: &'static str, bytes: &[u8]) -> Result<Document, Pr
             root.name
         ));
     }
-    Ok(Document {
-        root,
-        root_end,
-        decoded,
-    })
+    Ok(Document { root, root_end })
 }
 
 /// Reads the events of a decoded document into a tree.
-fn build_tree(
+fn build_tree<'t>(
     document: &'static str,
-    decoded: &Decoded,
-) -> Result<(Element, Option<usize>), ProtocolError> {
-    let mut reader = Reader::from_str(&decoded.text);
+    decoded: &'t Decoded<'_>,
+) -> Result<(Element<'t>, Option<usize>), ProtocolError> {
+    let input: &'t str = &decoded.text;
+    let mut reader = Reader::from_str(input);
     let config = reader.config_mut();
     config.check_comments = true;
     config.check_end_names = true;
     config.expand_empty_elements = false;
     config.trim_text(false);
 
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<(Element, Option<usize>)> = None;
+    let mut stack: Vec<Element<'t>> = Vec::new();
+    let mut root: Option<(Element<'t>, Option<usize>)> = None;
     let mut seen_doctype = false;
     loop {
         let start = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
@@ -166,9 +166,9 @@ fn build_tree(
                     None => xml_error!(document, "elements nested deeper than {MAX_DEPTH} levels"),
                 });
             }
-            Event::Start(start_tag) => stack.push(element(document, &start_tag)?),
+            Event::Start(start_tag) => stack.push(element(document, input, &start_tag)?),
             Event::Empty(start_tag) => {
-                let el = element(document, &start_tag)?;
+                let el = element(document, input, &start_tag)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some((el, None)),
@@ -185,14 +185,14 @@ fn build_tree(
                 }
             }
             Event::Text(text) => {
-                character_data(document, &mut stack, &root, &text.xml10_content())?;
+                character_data(document, &mut stack, &root, text.xml10_content())?;
             }
             Event::CData(cdata) => {
-                character_data(document, &mut stack, &root, &cdata.xml10_content())?;
+                character_data(document, &mut stack, &root, cdata.xml10_content())?;
             }
             Event::GeneralRef(reference) => {
                 let resolved = resolve_reference(document, &reference)?;
-                character_data(document, &mut stack, &root, &resolved)?;
+                character_data(document, &mut stack, &root, resolved)?;
             }
             Event::Eof => break,
         }
@@ -208,19 +208,24 @@ fn build_tree(
 }
 
 /// Appends character data to the open element; outside the root only white space may
-/// appear.
-fn character_data(
+/// appear. The first piece is kept as it came (borrowed from the input when it needed no
+/// change); only a second piece makes the element's text a string of its own.
+fn character_data<'t>(
     document: &'static str,
-    stack: &mut [Element],
-    root: &Option<(Element, Option<usize>)>,
-    text: &str,
+    stack: &mut [Element<'t>],
+    root: &Option<(Element<'t>, Option<usize>)>,
+    text: Cow<'t, str>,
 ) -> Result<(), ProtocolError> {
     match stack.last_mut() {
-        Some(open) => {
-            open.text.push_str(text);
+        Some(open) if open.text.is_empty() => {
+            open.text = text;
             Ok(())
         }
-        None if is_blank(text) => Ok(()),
+        Some(open) => {
+            open.text.to_mut().push_str(&text);
+            Ok(())
+        }
+        None if is_blank(&text) => Ok(()),
         None => Err(error(
             document,
             match root {
@@ -269,14 +274,25 @@ fn entity_refused(document: &'static str, name: &str) -> ProtocolError {
     )
 }
 
-/// Builds an element (without children yet) from a start tag.
-fn element(document: &'static str, tag: &BytesStart<'_>) -> Result<Element, ProtocolError> {
-    let name = tag.name().as_ref().to_owned();
+/// Builds an element (without children yet) from a start tag of `input`.
+fn element<'t>(
+    document: &'static str,
+    input: &'t str,
+    tag: &BytesStart<'_>,
+) -> Result<Element<'t>, ProtocolError> {
+    let name_len = tag.name().as_ref().len();
+    let Some(content) = within(input, tag) else {
+        return Err(xml_error!(
+            document,
+            "the parser returned a tag that is not in the document"
+        ));
+    };
+    let name = content.get(..name_len).unwrap_or(content);
     let mut attrs = Vec::new();
-    for attr in tag.attributes() {
+    for attr in Attributes::new(content, name_len) {
         let attr =
             attr.map_err(|e| xml_error!(document, "malformed attribute in <{name}>: {e}"))?;
-        let key = attr.key.as_ref().to_owned();
+        let key: &'t str = attr.key.into_inner();
         if attr.value.contains('<') {
             return Err(xml_error!(
                 document,
@@ -291,19 +307,34 @@ fn element(document: &'static str, tag: &BytesStart<'_>) -> Result<Element, Prot
                 }
                 other => xml_error!(document, "attribute {key} of <{name}>: {other}"),
             })?;
-        if let Some(bad) = value.chars().find(|&c| !is_xml_char(c)) {
+        // A value as written was checked with the whole text ([`super::decode`]); only
+        // one that character references changed can hold a character XML refuses.
+        let refused = match &value {
+            Cow::Owned(changed) => changed.chars().find(|&c| !is_xml_char(c)),
+            Cow::Borrowed(_) => None,
+        };
+        if let Some(bad) = refused {
             return Err(xml_error!(
                 document,
                 "attribute {key} of <{name}> refers to character U+{:04X}, not allowed in XML",
                 u32::from(bad),
             ));
         }
-        attrs.push((key, value.into_owned()));
+        attrs.push((key, value));
     }
     Ok(Element {
         name,
         attrs,
         children: Vec::new(),
-        text: String::new(),
+        text: Cow::Borrowed(""),
     })
+}
+
+/// `piece` as a slice of `input` with `input`'s lifetime, if it lies within it. quick-xml
+/// reading from a string hands out tags as slices of that string, but tied to the event;
+/// the tree keeps them for as long as the text lives instead of copying each one.
+fn within<'t>(input: &'t str, piece: &str) -> Option<&'t str> {
+    let start = (piece.as_ptr() as usize).checked_sub(input.as_ptr() as usize)?;
+    let slice = input.get(start..start.checked_add(piece.len())?)?;
+    (slice.as_ptr() == piece.as_ptr()).then_some(slice)
 }
